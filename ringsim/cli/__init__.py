@@ -1,0 +1,144 @@
+"""The ``ringsim`` command line: argument parsing, dispatch, and the error contract.
+
+Every subcommand imports its modules lazily. A :class:`~ringsim.errors.RingsimError` becomes one
+line ``error: …`` on stderr and exit status 2; nothing is written on error (outputs are atomic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ringsim.errors import RingsimError
+
+EXAMPLES = """examples:
+  ringsim run --ring fnal -o out/                       # simulate, fit, correct: a_mu vs truth
+  ringsim simulate --ring jparc --positrons 1000000 -o jparc.root
+  ringsim fit run.root --tree run1/hits --time-branch t --time-unit us --energy-branch E --energy-unit GeV --unblind
+  ringsim amu --ratio 0.0037072063 --ratio-err 2.0e-9 --form e821
+  ringsim precision --ring jparc --positrons 5.7e11 --energy-window 200,275
+"""
+
+
+def _positive_count(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not (value > 0 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="simulate → ROOT → fit → corrections → a_μ, with plots and a report")
+    run.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
+    run.add_argument("--config", help="TOML file laid over the ring preset")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one configuration value (repeatable)")
+    run.add_argument("--mode", choices=("fast", "track"), default="fast")
+    run.add_argument("--positrons", type=_positive_count, default=2_000_000, help="recorded positrons to simulate (default 2e6)")
+    run.add_argument("--seed", type=_nonneg_int, default=1)
+    run.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
+    run.add_argument("--json", help="also write the result keys to this JSON file")
+    run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.add_argument("-o", "--output", required=True, help="output folder")
+
+    sim = sub.add_parser("simulate", help="generate decay positrons (and truth) into a ROOT file")
+    sim.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
+    sim.add_argument("--config", help="TOML file laid over the ring preset")
+    sim.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    sim.add_argument("--mode", choices=("fast", "track"), default="fast")
+    count = sim.add_mutually_exclusive_group(required=True)
+    count.add_argument("--muons", type=_positive_count, help="muons to inject")
+    count.add_argument("--positrons", type=_positive_count, help="recorded positrons to produce")
+    sim.add_argument("--seed", type=_nonneg_int, default=1)
+    sim.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
+    sim.add_argument("--force", action="store_true", help="replace an existing output file")
+    sim.add_argument("-o", "--output", required=True, help="output ROOT file")
+
+    fit = sub.add_parser("fit", help="fit ω_a from any ROOT file (tree of hits or a time histogram)")
+    fit.add_argument("files", nargs="+", metavar="FILE.root")
+    fit.add_argument("--ring", choices=("fnal", "jparc"), help="analysis preset (default: from the file's provenance, else fnal)")
+    fit.add_argument("--tree", help="tree path, e.g. dir/sub/hits (default: the file's only tree)")
+    fit.add_argument("--time-branch", default="time_ns")
+    fit.add_argument("--energy-branch")
+    fit.add_argument("--calo-branch")
+    fit.add_argument("--time-unit", default="ns", help="ns, us or s")
+    fit.add_argument("--energy-unit", default="MeV", help="MeV or GeV")
+    fit.add_argument("--hist", help="fit this TH1 time histogram instead of a tree")
+    fit.add_argument("--method", default="T", choices=("T", "A", "Q", "R"))
+    fit.add_argument("--model", default="5", help="fit model (available now: 5)")
+    fit.add_argument("--threshold", type=float, help="energy threshold in MeV (default: the ring's window)")
+    fit.add_argument("--start", type=float, help="fit start in μs")
+    fit.add_argument("--end", type=float, help="fit end in μs")
+    fit.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fast-rotation randomisation")
+    blind = fit.add_mutually_exclusive_group()
+    blind.add_argument("--blind", metavar="STRING", help="blind ω_a with this secret string")
+    blind.add_argument("--unblind", action="store_true", help="report ω_a unblinded (the default when --blind is absent)")
+    fit.add_argument("--json", help="write the fit result to this JSON file")
+    fit.add_argument("--plot", help="write the wiggle plot to this PNG file")
+    fit.add_argument("--force", action="store_true", help="replace existing --json/--plot files")
+
+    amu = sub.add_parser("amu", help="a_μ from a frequency ratio")
+    amu.add_argument("--ratio", type=float, required=True, help="R'_μ = ω_a/ω̃'_p(T_r) (fnal) or R = ω_a/ω_p (e821)")
+    amu.add_argument("--ratio-err", type=float, default=0.0)
+    amu.add_argument("--form", choices=("fnal", "e821"), default="fnal")
+    amu.add_argument("--lambda", dest="lam", type=float, help="μ_μ/μ_p for the e821 form (default 3.18334539)")
+    amu.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
+    amu.add_argument("--json")
+    amu.add_argument("--force", action="store_true")
+
+    prec = sub.add_parser("precision", help="Fisher-information statistical precision of ω_a")
+    prec.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
+    prec.add_argument("--positrons", type=float, required=True, help="positrons in the energy window over all times")
+    prec.add_argument("--polarization", type=float, help="default: the ring preset's")
+    prec.add_argument("--energy-window", help="LO,HI in MeV (default: the ring's analysis window)")
+    prec.add_argument("--start", type=float, default=0.0, help="fit start in μs (default 0)")
+    prec.add_argument("--end", type=float, default=float("inf"), help="fit end in μs (default unbounded)")
+    prec.add_argument("--json")
+    prec.add_argument("--force", action="store_true")
+    return parser
+
+
+def _version() -> str:
+    from ringsim import __version__
+
+    return f"ringsim {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ringsim`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from ringsim.cli.run import cmd_run as handler
+        else:
+            from ringsim.cli import commands
+
+            handler = getattr(commands, f"cmd_{args.command}")
+        return handler(args)
+    except RingsimError as exc:
+        message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; finished outputs are kept, nothing partial was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Handlers of ``ringsim simulate``, ``fit``, ``amu`` and ``precision`` (``run`` is in :mod:`ringsim.cli.run`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from ringsim.errors import ConfigError
+
+
+def _check_outputs(args: argparse.Namespace, *names: str) -> None:
+    """Refuse, before any work, output files that exist (unless --force) or whose folder is missing."""
+    from ringsim.io import check_output_path
+
+    for name in names:
+        path = getattr(args, name, None)
+        if path:
+            check_output_path(path, overwrite=args.force)
+
+
+def _emit(args: argparse.Namespace, result: dict) -> None:
+    """Print the result as JSON on stdout and write it to --json if asked."""
+    from ringsim.io import write_json_atomic
+
+    print(json.dumps(result, indent=2))
+    if args.json:
+        write_json_atomic(args.json, result, overwrite=args.force)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ringsim.config import load_config
+    from ringsim.simulate import simulate_to_file
+
+    _check_outputs(args, "output")
+    cfg = load_config(args.ring, args.config, args.overrides)
+    prov = simulate_to_file(args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force)
+    print(f"wrote {prov['n_positrons']} positrons ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
+    return 0
+
+
+def _fit_ring(args: argparse.Namespace, provenance: dict) -> str:
+    if args.ring:
+        return args.ring
+    ring = provenance.get("config", {}).get("ring", {}).get("name")
+    return ring if ring in ("fnal", "jparc") else "fnal"
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from analysis.blinding import Blinder
+    from analysis.fitting import fit_five_parameter
+    from analysis.ingest import read_events, read_histogram
+    from analysis.plots import wiggle_plot
+    from analysis.wiggle import METHODS_AVAILABLE, histogram_and_fit, ring_settings, select_energy
+
+    if args.method not in METHODS_AVAILABLE:
+        raise ConfigError(f"method: {args.method}-method fits are not available in this version; use --method T")
+    if args.model != "5":
+        raise ConfigError(f"model: unknown model {args.model!r}; available: 5")
+    _check_outputs(args, "json", "plot")
+    if args.hist:
+        if len(args.files) != 1:
+            raise ConfigError("hist: --hist reads one file")
+        hist = read_histogram(args.files[0], args.hist, time_unit=args.time_unit)
+        settings = ring_settings(args.ring or "fnal", args.start, args.end, args.threshold)
+        if isinstance(hist.edges, tuple):
+            raise ConfigError(f"hist: {args.hist} is two-dimensional; give a TH1 of times")
+        counts, edges = hist.counts, hist.edges * 1e-3
+    else:
+        events = read_events(args.files, tree=args.tree, time_branch=args.time_branch, energy_branch=args.energy_branch, calo_branch=args.calo_branch, time_unit=args.time_unit, energy_unit=args.energy_unit)
+        settings = ring_settings(_fit_ring(args, events.provenance), args.start, args.end, args.threshold)
+        t_us = select_energy(events.time_ns, events.energy_mev, settings)
+    blinder = Blinder(args.blind, settings.omega_ref_rad_per_us) if args.blind is not None else None
+    if args.hist:
+        fit = fit_five_parameter(counts, edges, settings.start_us, settings.end_us, settings.omega_ref_rad_per_us, settings.gamma_tau_us, blinder=blinder)
+    else:
+        fit, counts, edges = histogram_and_fit(t_us, settings, blinder, seed=args.seed)
+    if args.plot:
+        wiggle_plot(counts, edges, fit, fit.expected_counts, args.plot)
+    _emit(args, fit.to_dict())
+    return 0
+
+
+def cmd_amu(args: argparse.Namespace) -> int:
+    from calibration.amu import amu_e821, amu_fnal
+    from ringsim.constants import LAMBDA_E821
+
+    _check_outputs(args, "json")
+    if args.form == "e821":
+        result = amu_e821(args.ratio, args.ratio_err, lam=LAMBDA_E821 if args.lam is None else args.lam)
+    else:
+        if args.lam is not None:
+            raise ConfigError("lambda: --lambda applies to --form e821 only")
+        result = amu_fnal(args.ratio, args.ratio_err, codata_edition=args.codata)
+    _emit(args, result.to_dict())
+    return 0
+
+
+def _energy_window(text: str | None, default: tuple[float, float]) -> tuple[float, float]:
+    if text is None:
+        return default
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"energy-window: expected LO,HI in MeV, got {text!r}") from None
+    if not (0.0 <= lo < hi and math.isfinite(hi)):
+        raise ConfigError(f"energy-window: expected 0 ≤ LO < HI (MeV), got {text!r}")
+    return lo, hi
+
+
+def cmd_precision(args: argparse.Namespace) -> int:
+    from analysis.precision import fisher_omega_precision
+    from ringsim.config import load_config
+    from ringsim.constants import codata
+    from ringsim.decay import lab_fraction_and_asymmetry
+    from ringsim.rings import ring_kinematics
+
+    _check_outputs(args, "json")
+    cfg = load_config(args.ring)
+    kin = ring_kinematics(cfg)
+    lo, hi = _energy_window(args.energy_window, (cfg.analysis.energy_min_mev, cfg.analysis.energy_max_mev))
+    polarization = cfg.beam.polarization if args.polarization is None else args.polarization
+    if not (math.isfinite(args.positrons) and args.positrons > 0):
+        raise ConfigError(f"positrons: expected a number > 0, got {args.positrons}")
+    if not (0.0 < abs(polarization) <= 1.0):
+        raise ConfigError(f"polarization: expected 0 < |P| ≤ 1, got {polarization}")
+    if not (0.0 <= args.start < args.end):
+        raise ConfigError(f"start/end: expected 0 ≤ start < end (μs), got {args.start}, {args.end}")
+    fraction, asymmetry = lab_fraction_and_asymmetry(kin.gamma, lo, hi, codata().muon_mass_mev)
+    if asymmetry == 0.0:
+        raise ConfigError(f"energy-window: {lo}–{hi} MeV holds no decays or no asymmetry at this ring's momentum")
+    rel = fisher_omega_precision(args.positrons, asymmetry, polarization, kin.omega_a_rad_per_us, kin.gamma_tau_us, args.start, args.end)
+    _emit(
+        args,
+        {
+            "delta_omega_over_omega": rel,
+            "delta_omega_over_omega_ppb": rel * 1e9,
+            "asymmetry": asymmetry,
+            "fraction": fraction,
+            "polarization": polarization,
+            "energy_window_mev": [lo, hi],
+            "window_us": [args.start, args.end if math.isfinite(args.end) else None],
+            "ring": args.ring,
+        },
+    )
+    return 0

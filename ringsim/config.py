@@ -1,0 +1,219 @@
+"""Configuration: TOML presets and user files → frozen, validated dataclasses.
+
+A configuration starts from a ring preset (``ringsim/presets/<ring>.toml``); a user file and
+``section.key=value`` overrides are laid over it. Every value is checked; a bad one raises
+:class:`~ringsim.errors.ConfigError` naming the key (``beam.momentum_spread``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ringsim.errors import ConfigError
+
+RINGS = ("fnal", "jparc")
+
+# Checks named in each field's metadata: predicate and the phrase used in the error message.
+_CHECKS = {
+    "positive": (lambda v: v > 0, "a number > 0"),
+    "nonnegative": (lambda v: v >= 0, "a number ≥ 0"),
+    "open_unit": (lambda v: 0 < v < 1, "a number in the open interval (0, 1)"),
+    "unit": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "polarization": (lambda v: -1 <= v <= 1, "a number in [-1, 1]"),
+    "any": (lambda v: True, "a finite number"),
+}
+
+
+def _num(check: str) -> Any:
+    return field(metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class RingConfig:
+    """Ring geometry and guide field."""
+
+    name: str
+    radius_m: float = _num("positive")
+    field_t: float = _num("positive")
+    field_index: float = _num("open_unit")
+    focusing: str = field(metadata={"choices": ("electric", "magnetic")})
+    aperture_radius_m: float = _num("positive")
+    n_detectors: int = _num("positive")
+
+
+@dataclass(frozen=True)
+class MuonConfig:
+    """Muon properties given to the simulation as truth."""
+
+    a_mu: float = _num("positive")
+    edm_eta: float = _num("any")
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Stored-beam phase space, time profile and polarisation."""
+
+    momentum_offset: float = _num("any")
+    momentum_spread: float = _num("nonnegative")
+    radial_betatron_width_m: float = _num("nonnegative")
+    vertical_width_m: float = _num("nonnegative")
+    bunch_length_ns: float = _num("nonnegative")
+    polarization: float = _num("polarization")
+    spin_phase_rad: float = _num("any")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """First detector model: energy resolution and an energy-independent efficiency."""
+
+    energy_resolution_stochastic: float = _num("nonnegative")
+    energy_resolution_constant: float = _num("nonnegative")
+    efficiency: float = _num("unit")
+    energy_min_mev: float = _num("nonnegative")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Default ω_a analysis of the ring: histogram, fit window, energy selection, blinding reference."""
+
+    bin_width_ns: float = _num("positive")
+    fit_start_us: float = _num("nonnegative")
+    fit_end_us: float = _num("positive")
+    energy_min_mev: float = _num("nonnegative")
+    energy_max_mev: float = _num("positive")
+    blinding_reference_mhz: float = _num("positive")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Integrator and field-measurement settings."""
+
+    steps_per_turn: int = _num("positive")
+    temperature_c: float = _num("any")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """A complete, validated configuration."""
+
+    ring: RingConfig
+    muon: MuonConfig
+    beam: BeamConfig
+    detector: DetectorConfig
+    analysis: AnalysisConfig
+    tracking: TrackingConfig
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+_SECTION_CLASSES = {
+    "ring": RingConfig,
+    "muon": MuonConfig,
+    "beam": BeamConfig,
+    "detector": DetectorConfig,
+    "analysis": AnalysisConfig,
+    "tracking": TrackingConfig,
+}
+
+
+def _read_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+
+
+def preset_dict(ring: str) -> dict[str, Any]:
+    """The raw preset of a ring as nested dicts."""
+    if ring not in RINGS:
+        raise ConfigError(f"ring: unknown ring {ring!r}; expected one of {', '.join(RINGS)}")
+    text = resources.files("ringsim.presets").joinpath(f"{ring}.toml").read_text(encoding="utf-8")
+    return _read_toml(text, f"preset {ring}.toml")
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any], origin: str) -> None:
+    for section, values in overlay.items():
+        if section not in _SECTION_CLASSES:
+            raise ConfigError(f"{origin}: unknown section [{section}]; expected one of {', '.join(_SECTION_CLASSES)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table of key = value pairs")
+        known = {f.name for f in fields(_SECTION_CLASSES[section])}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{origin}: unknown key {section}.{key}; expected one of {', '.join(sorted(known))}")
+            base[section][key] = value
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"override {item!r}: expected section.key=value")
+    dotted, raw = item.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key, value
+
+
+def _build_section(section: str, values: dict[str, Any]) -> Any:
+    cls = _SECTION_CLASSES[section]
+    kwargs = {}
+    for f in fields(cls):
+        name = f"{section}.{f.name}"
+        if f.name not in values:
+            raise ConfigError(f"{name}: missing")
+        value = values[f.name]
+        if "choices" in f.metadata:
+            if value not in f.metadata["choices"]:
+                raise ConfigError(f"{name}: expected one of {', '.join(f.metadata['choices'])}, got {value!r}")
+        elif "check" in f.metadata:
+            ok, phrase = _CHECKS[f.metadata["check"]]
+            is_int = f.type in ("int", int)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int and not isinstance(value, int)):
+                kind = "an integer" if is_int else "a number"
+                raise ConfigError(f"{name}: expected {kind}, got {value!r}")
+            if not math.isfinite(value) or not ok(value):
+                raise ConfigError(f"{name}: expected {phrase}, got {value!r}")
+            value = int(value) if is_int else float(value)
+        elif not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: list[str] | None = None) -> SimConfig:
+    """Build a validated configuration.
+
+    Parameters
+    ----------
+    ring : preset to start from, ``"fnal"`` or ``"jparc"``.
+    path : optional user TOML file laid over the preset (same sections and keys).
+    overrides : ``"section.key=value"`` strings laid over both (values parsed as TOML literals).
+    """
+    data = preset_dict(ring)
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: invalid TOML: not UTF-8 text") from None
+        _merge(data, _read_toml(text, str(path)), str(path))
+    for item in overrides or []:
+        section, key, value = _parse_override(item)
+        _merge(data, {section: {key: value}}, "override")
+    cfg = SimConfig(**{s: _build_section(s, data[s]) for s in _SECTION_CLASSES})
+    if cfg.analysis.fit_end_us <= cfg.analysis.fit_start_us:
+        raise ConfigError("analysis.fit_end_us: must exceed analysis.fit_start_us")
+    if cfg.analysis.energy_max_mev <= cfg.analysis.energy_min_mev:
+        raise ConfigError("analysis.energy_max_mev: must exceed analysis.energy_min_mev")
+    return cfg

@@ -1,0 +1,163 @@
+"""Command line: the end-to-end run closes on truth, fits are independent of the file layout,
+blinding hides and restores ω_a, precision equals a direct Fisher calculation, bad input exits 2."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import uproot
+
+from analysis.blinding import Blinder
+from ringsim.cli import main
+from ringsim.config import load_config
+from ringsim.constants import codata
+from ringsim.decay import lab_fraction_and_asymmetry
+from ringsim.rings import ring_kinematics
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim") / "events.root"
+    assert main(["simulate", "--ring", "fnal", "--positrons", "400000", "--seed", "3", "-o", str(path)]) == 0
+    return path
+
+
+def _fit_json(tmp_path, name, *args):
+    out = tmp_path / f"{name}.json"
+    assert main(["fit", *map(str, args), "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_run_closes_on_the_true_a_mu(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--ring", "fnal", "--positrons", "1000000", "--seed", "5", "-o", str(out), "--json", str(tmp_path / "r.json")]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert json.loads((tmp_path / "r.json").read_text()) == result
+    for key in ("a_mu", "a_mu_err", "a_mu_true", "omega_a", "omega_a_err", "pull"):
+        assert key in result
+    assert abs(result["a_mu"] - result["a_mu_true"]) < 3 * result["a_mu_err"]
+    assert sorted(p.name for p in out.iterdir()) == ["events.root", "fit.json", "report.txt", "result.json", "wiggle.png"]
+    assert "pull" in capsys.readouterr().out
+
+
+def test_fit_is_the_same_for_another_file_layout(sample, tmp_path):
+    with uproot.open(sample) as f:
+        d = f["events"].arrays(["time_ns", "energy_mev"], library="np")
+    other = tmp_path / "foreign.root"
+    with uproot.recreate(other) as f:
+        f.mktree("run1/calo/hits", {"t": np.float64, "E": np.float64})
+        f["run1/calo/hits"].extend({"t": d["time_ns"] * 1e-3, "E": d["energy_mev"].astype(np.float64) * 1e-3})
+    ours = _fit_json(tmp_path, "a", sample, "--unblind")
+    theirs = _fit_json(tmp_path, "b", other, "--tree", "run1/calo/hits", "--time-branch", "t", "--time-unit", "us", "--energy-branch", "E", "--energy-unit", "GeV", "--unblind")
+    assert theirs["omega_a"] == pytest.approx(ours["omega_a"], abs=1e-3 * ours["omega_a_err"])
+    assert theirs["omega_a_err"] == pytest.approx(ours["omega_a_err"], rel=1e-3)
+
+
+def test_blinding_hides_omega_a_and_unblinding_restores_it(sample, tmp_path):
+    open_fit = _fit_json(tmp_path, "open", sample, "--unblind")
+    blind_fit = _fit_json(tmp_path, "blind", sample, "--blind", "muon g-2 secret")
+    assert blind_fit["blinded"] and not open_fit["blinded"]
+    # a ppm-scale offset (|ΔR| ≤ ~27 ppm): the reported ω_a is not the true one
+    assert abs(blind_fit["omega_a"] / open_fit["omega_a"] - 1) > 1e-7
+    assert repr(open_fit["omega_a"]) not in json.dumps(blind_fit)
+    omega_ref = 2 * math.pi * load_config("fnal").analysis.blinding_reference_mhz
+    restored = Blinder("muon g-2 secret", omega_ref).unblind_r(blind_fit["R_ppm"])
+    assert restored == pytest.approx(open_fit["omega_a"], rel=1e-12)
+
+
+def _fisher_precision(n, asym, omega, tau, start, end):
+    """Direct Fisher information of N(t) = N0 e^{-t/τ}(1 + A cos(ωt + φ)) on a fine grid."""
+    t = np.linspace(start, end, 400_001)
+    n0, phi = n / tau, 0.0
+    e = np.exp(-t / tau)
+    c, s = np.cos(omega * t + phi), np.sin(omega * t + phi)
+    f = n0 * e * (1 + asym * c)
+    grads = [f / n0, f * t / tau**2, n0 * e * c, -n0 * e * asym * t * s, -n0 * e * asym * s]
+    info = np.array([[np.trapezoid(gi * gj / f, t) for gj in grads] for gi in grads])
+    return math.sqrt(np.linalg.inv(info)[3, 3]) / omega
+
+
+@pytest.mark.parametrize("ring, window, start, end", [("jparc", "200,275", 0.0, 40.0), ("fnal", "1700,3200", 30.2, 650.0)])
+def test_precision_matches_a_direct_fisher_calculation(ring, window, start, end, tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["precision", "--ring", ring, "--positrons", "5.7e11", "--polarization", "0.5", "--energy-window", window, "--start", str(start), "--end", str(end), "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    kin = ring_kinematics(load_config(ring))
+    lo, hi = map(float, window.split(","))
+    frac, asym = lab_fraction_and_asymmetry(kin.gamma, lo, hi, codata().muon_mass_mev)
+    assert got["asymmetry"] == pytest.approx(asym) and got["fraction"] == pytest.approx(frac)
+    expected = _fisher_precision(5.7e11, 0.5 * asym, kin.omega_a_rad_per_us, kin.gamma_tau_us, start, end)
+    assert got["delta_omega_over_omega"] == pytest.approx(expected, rel=2e-3)
+
+
+def _random_bytes(path):
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+
+
+def _truncated(path, source):
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "case, extra, message",
+    [
+        ("random", [], "foo.root"),
+        ("empty", [], "foo.root"),
+        ("truncated", [], "foo.root"),
+        ("copy", ["--tree", "nope"], "nope"),
+        ("copy", ["--time-branch", "t_missing"], "t_missing"),
+        ("copy", ["--energy-branch", "E_missing"], "E_missing"),
+        ("copy", ["--time-unit", "fortnight"], "fortnight"),
+    ],
+)
+def test_fit_bad_inputs_follow_the_error_contract(case, extra, message, sample, tmp_path, capsys):
+    bad = tmp_path / "foo.root"
+    {"random": _random_bytes, "empty": lambda p: p.write_bytes(b""), "truncated": lambda p: _truncated(p, sample), "copy": lambda p: p.write_bytes(sample.read_bytes())}[case](bad)
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(bad), "--json", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["amu", "--ratio", "-0.0037"], "ratio"),
+        (["simulate", "--set", "ring.field_t=-1.45", "--positrons", "10", "-o", "{tmp}/x.root"], "ring.field_t"),
+        (["simulate", "--config", "{tmp}/bad.toml", "--positrons", "10", "-o", "{tmp}/x.root"], "invalid TOML"),
+        (["precision", "--positrons", "1e9", "--energy-window", "300,200"], "energy-window"),
+        (["run", "--set", "beam.momentum_spread=-1", "-o", "{tmp}/run"], "beam.momentum_spread"),
+    ],
+)
+def test_command_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text("[ring\nfield_t = 1\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_existing_outputs_are_not_overwritten_without_force(sample, tmp_path, capsys):
+    before = sample.read_bytes()
+    assert main(["simulate", "--positrons", "10", "-o", str(sample)]) == 2
+    assert sample.read_bytes() == before
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert main(["run", "--positrons", "1000", "-o", str(folder)]) == 2
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert "exists" in capsys.readouterr().err
+
+
+def test_amu_command_forms(tmp_path, capsys):
+    assert main(["amu", "--ratio", "0.0037072063", "--ratio-err", "2.0e-9", "--form", "e821"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["a_mu"] == pytest.approx(0.0037072063 / (3.18334539 - 0.0037072063), rel=1e-14)
+    out = tmp_path / "a.json"
+    assert main(["amu", "--ratio", "0.0037073", "--codata", "2022", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["codata"] == "CODATA 2022"
