@@ -171,8 +171,5 @@ def pitch_correction_from_amplitudes(
     (float, float)
         C_p and its error (dimensionless).
     """
-    n, radius = _check_ring(field_index, radius_m)
-    amplitude = _samples("y_amplitude_m", y_amplitude_m)
-    mean_sq, mean_sq_err = _mean_and_error("y_amplitude_m", amplitude**2, weights)
-    prefactor = n / (4.0 * radius**2)
-    return prefactor * mean_sq, prefactor * mean_sq_err
+    # over a betatron period ⟨y²⟩ = A_y²/2
+    return pitch_correction(_samples("y_amplitude_m", y_amplitude_m) / np.sqrt(2.0), field_index, radius_m, weights)

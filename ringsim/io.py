@@ -276,7 +276,8 @@ class EventWriter:
         self.basket_rows = int(basket_rows)
         self.n_entries = 0
         self._overwrite = overwrite
-        self._provenance_json = _to_json(dict(provenance), f"{self.path}: provenance")
+        self.provenance = dict(provenance)  # may be completed before the writer closes
+        _to_json(self.provenance, f"{self.path}: provenance")  # fail early on what cannot be stored
         self._buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.dtypes}
         self._n_buffered = 0
         self._stack: ExitStack | None = None
@@ -310,7 +311,7 @@ class EventWriter:
                 return
             with stack:
                 self._write_baskets(final=True)
-                self._file[PROVENANCE_KEY] = self._provenance_json
+                self._file[PROVENANCE_KEY] = _to_json(self.provenance, f"{self.path}: provenance")
         finally:
             self._file = self._tree = None
 

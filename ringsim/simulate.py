@@ -151,5 +151,5 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite) as writer:
         for chunk in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress):
             writer.extend(chunk)
-        provenance["n_positrons"] = writer.n_entries
-    return provenance
+        writer.provenance["n_positrons"] = writer.n_entries
+    return writer.provenance

@@ -161,3 +161,12 @@ def test_amu_command_forms(tmp_path, capsys):
     out = tmp_path / "a.json"
     assert main(["amu", "--ratio", "0.0037073", "--codata", "2022", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["codata"] == "CODATA 2022"
+
+
+def test_simulated_file_carries_its_provenance(sample):
+    from ringsim.io import read_provenance
+
+    prov = read_provenance(sample)
+    assert prov["n_positrons"] == 400_000 and prov["seed"] == 3 and prov["codata"] == "CODATA 2018"
+    assert prov["a_mu_truth"] == load_config("fnal").muon.a_mu and "unblinded" in prov["blinding"]
+    assert prov["config"]["ring"]["name"] == "fnal"
