@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ringsim.config import SimConfig
-from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
+from ringsim.constants import codata
 from ringsim.rings import RingKinematics
-from ringsim.tracker import FOCUSING_CODES, N_STATE
+from ringsim.fields import ring_parameters  # noqa: F401  (the tracker input lives with the fields)
+from ringsim.tracker import N_STATE
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def vertical_amplitude_m(beam: Beam, field_index: float, radius_m: float) -> np.
 
 
 def initial_states(cfg: SimConfig, kin: RingKinematics, beam: Beam) -> np.ndarray:
-    """Tracker state rows (n, 10) at the injection azimuth φ = 0, at each muon's own time zero.
+    """Tracker state rows (n, 10) at the injection azimuth φ = 0, at each muon's injection time.
 
     Spin: in the horizontal plane at ``beam.spin_phase_rad`` to the momentum (rest-frame unit vector).
     """
@@ -82,8 +83,10 @@ def initial_states(cfg: SimConfig, kin: RingKinematics, beam: Beam) -> np.ndarra
     # direction: mostly +Z at (R₀ + x, y, 0), slopes in radial (X) and vertical (Y)
     dx, dy = beam.xp_beta, beam.yp
     norm = np.sqrt(1.0 + dx**2 + dy**2)
-    st[:, 0] = cfg.ring.radius_m + beam.x_e_m + beam.x_beta_m
+    offset = cfg.kicker.injection_offset_m if cfg.kicker.enabled else 0.0  # inflector exit, before the kick
+    st[:, 0] = cfg.ring.radius_m + beam.x_e_m + beam.x_beta_m + offset
     st[:, 1] = beam.y_m
+    st[:, 9] = beam.t0_ns * 1e-9  # lab time: the bunch centre passes the injection point at t = 0
     st[:, 3] = p_abs * dx / norm
     st[:, 4] = p_abs * dy / norm
     st[:, 5] = p_abs / norm
@@ -94,14 +97,6 @@ def initial_states(cfg: SimConfig, kin: RingKinematics, beam: Beam) -> np.ndarra
     st[:, 6] = math.cos(phase) * ux - math.sin(phase) * uz
     st[:, 8] = math.cos(phase) * uz + math.sin(phase) * ux
     return st
-
-
-def ring_parameters(cfg: SimConfig, kin: RingKinematics) -> np.ndarray:
-    """The tracker's ring array: (B₀ [T], n, R₀ [m], focusing code, κ [V/m²], aperture [m])."""
-    kappa = cfg.ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * cfg.ring.field_t / cfg.ring.radius_m
-    return np.array(
-        [cfg.ring.field_t, cfg.ring.field_index, cfg.ring.radius_m, FOCUSING_CODES[cfg.ring.focusing], kappa, cfg.ring.aperture_radius_m]
-    )
 
 
 def muon_charge_over_mass(codata_edition: int = 2018) -> float:

@@ -34,6 +34,11 @@ def _num(check: str) -> Any:
     return field(metadata={"check": check})
 
 
+def _nums(check: str) -> Any:
+    """A list of numbers, each passing ``check`` (stored as a tuple)."""
+    return field(metadata={"check": check, "list": True})
+
+
 @dataclass(frozen=True)
 class RingConfig:
     """Ring geometry and guide field."""
@@ -99,6 +104,50 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class EsqConfig:
+    """Electrostatic quadrupoles: continuous (smooth) or discrete stations of short and long plates."""
+
+    model: str = field(metadata={"choices": ("continuous", "discrete", "none")})
+    station_start_deg: tuple = _nums("nonnegative")
+    short_deg: float = _num("nonnegative")
+    gap_deg: float = _num("nonnegative")
+    long_deg: float = _num("nonnegative")
+    rc_fraction: float = _num("any")  # κ(t) = κ₀(1 − rc_fraction·e^{−t/τ_RC})
+    rc_tau_us: float = _num("positive")
+
+
+@dataclass(frozen=True)
+class KickerConfig:
+    """Injection: offset at the inflector exit and the pulsed kicker that moves the beam onto orbit."""
+
+    enabled: bool = field(metadata={"bool": True})
+    injection_offset_m: float = _num("any")
+    start_deg: float = _num("nonnegative")
+    end_deg: float = _num("nonnegative")
+    strength: float = _num("nonnegative")  # 1 = the kick that centres the design muon
+    pulse_ns: float = _num("positive")  # full width of the half-sine pulse
+
+
+@dataclass(frozen=True)
+class CollimatorConfig:
+    """Circular collimators (radius ring.aperture_radius_m) at fixed azimuths; empty: aperture everywhere."""
+
+    azimuth_deg: tuple = _nums("nonnegative")
+
+
+@dataclass(frozen=True)
+class PerturbationConfig:
+    """Static field errors: B_y + iB_x += B₀Σ(b_k + i a_k)((x+iy)/r₀)^k (ppm), B_y·(1 + ε cos mφ), radial B."""
+
+    reference_radius_m: float = _num("positive")
+    normal_ppm: tuple = _nums("any")  # b_1 (quadrupole), b_2 (sextupole), …
+    skew_ppm: tuple = _nums("any")
+    azimuthal_ppm: float = _num("any")
+    azimuthal_harmonic: int = _num("nonnegative")
+    radial_field_ppm: float = _num("any")
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """A complete, validated configuration."""
 
@@ -108,6 +157,10 @@ class SimConfig:
     detector: DetectorConfig
     analysis: AnalysisConfig
     tracking: TrackingConfig
+    esq: EsqConfig
+    kicker: KickerConfig
+    collimators: CollimatorConfig
+    perturbations: PerturbationConfig
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -120,6 +173,10 @@ _SECTION_CLASSES = {
     "detector": DetectorConfig,
     "analysis": AnalysisConfig,
     "tracking": TrackingConfig,
+    "esq": EsqConfig,
+    "kicker": KickerConfig,
+    "collimators": CollimatorConfig,
+    "perturbations": PerturbationConfig,
 }
 
 
@@ -174,6 +231,17 @@ def _build_section(section: str, values: dict[str, Any]) -> Any:
         if "choices" in f.metadata:
             if value not in f.metadata["choices"]:
                 raise ConfigError(f"{name}: expected one of {', '.join(f.metadata['choices'])}, got {value!r}")
+        elif f.metadata.get("bool"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        elif f.metadata.get("list"):
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: expected a list of numbers, got {value!r}")
+            ok, phrase = _CHECKS[f.metadata["check"]]
+            for item in value:
+                if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or not ok(item):
+                    raise ConfigError(f"{name}: every element must be {phrase}, got {item!r}")
+            value = tuple(float(v) for v in value)
         elif "check" in f.metadata:
             ok, phrase = _CHECKS[f.metadata["check"]]
             is_int = f.type in ("int", int)
@@ -216,4 +284,10 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
         raise ConfigError("analysis.fit_end_us: must exceed analysis.fit_start_us")
     if cfg.analysis.energy_max_mev <= cfg.analysis.energy_min_mev:
         raise ConfigError("analysis.energy_max_mev: must exceed analysis.energy_min_mev")
+    if cfg.esq.model != "none" and cfg.ring.focusing != "electric":
+        raise ConfigError(f"esq.model: {cfg.esq.model!r} needs ring.focusing = 'electric'; use 'none' for a magnetic ring")
+    if cfg.esq.model == "discrete" and not cfg.esq.station_start_deg:
+        raise ConfigError("esq.station_start_deg: discrete quadrupoles need at least one station")
+    if cfg.kicker.end_deg <= cfg.kicker.start_deg and cfg.kicker.enabled:
+        raise ConfigError("kicker.end_deg: must exceed kicker.start_deg")
     return cfg

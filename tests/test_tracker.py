@@ -12,6 +12,8 @@ from ringsim.rings import ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded
 
 Q_OVER_M = muon_charge_over_mass()
+UNIFORM = ["esq.model='none'", "kicker.enabled=false", "collimators.azimuth_deg=[]"]
+SMOOTH = ["esq.model='continuous'", "kicker.enabled=false", "collimators.azimuth_deg=[]"]
 
 
 def _single(x_beta=0.0, y=0.0, delta=0.0):
@@ -29,10 +31,9 @@ def _period_s(ring):
 
 @pytest.mark.parametrize("steps_per_turn", [16, 64])
 def test_spin_advance_per_turn_is_2pi_a_gamma_in_a_uniform_field(steps_per_turn):
-    cfg = load_config("fnal")
+    cfg = load_config("fnal", overrides=UNIFORM)
     kin = ring_kinematics(cfg)
     ring = ring_parameters(cfg, kin)
-    ring[4] = 0.0  # no electric focusing: uniform B
     period, gamma = _period_s("fnal")
     n_turns = 5000
     rec = track_recorded(initial_states(cfg, kin, _single()), n_turns * steps_per_turn, period / steps_per_turn, steps_per_turn, ring, Q_OVER_M, cfg.muon.a_mu, 0.0)
@@ -58,7 +59,7 @@ def _tune(signal, samples_per_turn):
 
 @pytest.mark.parametrize("ring, n_turns", [("fnal", 600), ("jparc", 2500)])
 def test_betatron_tunes_match_smooth_focusing(ring, n_turns):
-    cfg = load_config(ring)
+    cfg = load_config(ring, overrides=SMOOTH if ring == "fnal" else [])
     kin = ring_kinematics(cfg)
     period, _ = _period_s(ring)
     steps, every = 64, 4
@@ -104,3 +105,93 @@ def test_edm_tilts_the_precession_plane_by_atan_eta_beta_over_2a():
     omega_a = a * Q_OVER_M * cfg.ring.field_t
     delta = math.atan(eta * beta / (2 * a))
     assert omega_eff == pytest.approx(omega_a / math.cos(delta), rel=2e-3)
+
+
+def _hill_tune(cfg, plane):
+    """Independent tune: integrate Hill's equation over one turn (scipy) for the two principal solutions."""
+    from scipy.integrate import solve_ivp
+
+    from ringsim.optics import focusing_sections
+
+    r0 = cfg.ring.radius_m
+    parts = focusing_sections(cfg)
+    m = np.eye(2)
+    for a, b, n_loc in parts:
+        k = ((1 - n_loc) if plane == "x" else n_loc) / r0**2
+        seg = []
+        for col in range(2):
+            sol = solve_ivp(lambda s, v: [v[1], -k * v[0]], (0, r0 * math.radians(b - a)), m[:, col], rtol=1e-11, atol=1e-14)
+            seg.append(sol.y[:, -1])
+        m = np.array(seg).T
+    mu = math.acos(0.5 * np.trace(m)) / (2 * math.pi)
+    return 1 - mu if plane == "x" else mu
+
+
+def test_discrete_esq_tunes_match_an_independent_one_turn_calculation():
+    cfg = load_config("fnal", overrides=["kicker.enabled=false", "collimators.azimuth_deg=[]"])
+    kin = ring_kinematics(cfg)
+    period, _ = _period_s("fnal")
+    steps = 64
+    rec = track_recorded(initial_states(cfg, kin, _single(x_beta=1e-3, y=1e-3)), 600 * steps, period / steps, 1, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+    x, y = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
+    nu_x, nu_y = _hill_tune(cfg, "x"), _hill_tune(cfg, "y")
+    # discrete stations differ from the smooth √(1−n), √n, and the tracker follows them
+    assert abs(nu_y - math.sqrt(cfg.ring.field_index)) > 5e-4
+    assert _tune(x, steps) == pytest.approx(nu_x, abs=2e-4)
+    assert _tune(y, steps) == pytest.approx(nu_y, abs=2e-4)
+    from ringsim.optics import one_turn_tunes
+
+    assert one_turn_tunes(cfg) == pytest.approx((nu_x, nu_y), abs=1e-8)
+
+
+@pytest.mark.parametrize("steps_per_turn", [32, 64])
+def test_electric_field_and_pitch_shifts_of_omega_a_match_the_formulas(steps_per_turn):
+    from ringsim.tracker import track_diagnostics
+
+    cfg = load_config("fnal", overrides=SMOOTH)
+    kin = ring_kinematics(cfg)
+    period, gamma = _period_s("fnal")
+    n, r0 = cfg.ring.field_index, cfg.ring.radius_m
+    beta = math.sqrt(1 - 1 / gamma**2)
+    delta = np.array([1e-3, -1e-3, 2e-3, 0, 0, 0])
+    y = np.array([0, 0, 0, 0.005, 0.01, 0.02])
+    z = np.zeros(6)
+    beam = Beam(delta, r0 * delta / (1 - n), z, z, y, z, z)
+    d = track_diagnostics(initial_states(cfg, kin, beam), 300 * steps_per_turn, period / steps_per_turn, 4, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+    shift = d[:, 0] / (cfg.muon.a_mu * Q_OVER_M * cfg.ring.field_t) - 1
+    c_e = 2 * n * (1 - n) * beta**2 * d[:, 1] ** 2 / r0**2  # x_e measured as the mean radius
+    c_p = n * d[:, 4] / (2 * r0**2)
+    np.testing.assert_allclose(-shift[:3], c_e[:3], rtol=2e-2)
+    np.testing.assert_allclose(-shift[3:], c_p[3:], rtol=2e-2)
+
+
+def test_lost_fraction_rises_as_the_collimator_radius_shrinks():
+    from ringsim.beam import sample_beam
+    from ringsim.tracker import track_to_times
+
+    period, _ = _period_s("fnal")
+    lost = []
+    for radius in (0.045, 0.035, 0.025):
+        cfg = load_config("fnal", overrides=[f"ring.aperture_radius_m={radius}"])
+        kin = ring_kinematics(cfg)
+        # the same injected beam each time (sampled for the 45 mm ring), scraped by smaller collimators
+        beam = sample_beam(load_config("fnal"), 1500, np.random.default_rng(4))
+        t_loss = track_to_times(initial_states(cfg, kin, beam), np.full(1500, 30 * period), period / 32, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+        lost.append(np.isfinite(t_loss).mean())
+    assert lost[0] < lost[1] < lost[2]
+
+
+def test_gamma_is_constant_in_the_field_free_gaps_of_the_discrete_ring():
+    cfg = load_config("fnal", overrides=["kicker.enabled=false", "collimators.azimuth_deg=[]"])
+    kin = ring_kinematics(cfg)
+    period, _ = _period_s("fnal")
+    steps = 128
+    rec = track_recorded(initial_states(cfg, kin, _single(x_beta=0.01, y=0.01, delta=1e-3)), 3 * steps, period / steps, 1, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+    gam = np.sqrt(1 + np.sum(rec[0, :, 3:6] ** 2, axis=1))
+    phi = np.degrees(np.arctan2(rec[0, :, 2], rec[0, :, 0])) % 360
+    in_gap = (phi > 73 + 3) & (phi < 120 - 3)  # between station 1 (ends at 73°) and station 2
+    passes = np.split(np.flatnonzero(in_gap), np.flatnonzero(np.diff(np.flatnonzero(in_gap)) > 1) + 1)
+    assert len(passes) == 3 and all(p.size > 10 for p in passes)
+    for p in passes:  # each pass through the gap keeps its energy
+        assert np.ptp(gam[p]) / gam[p].mean() < 1e-13
+    assert np.ptp(gam) / gam.mean() > 1e-7  # inside the plates the electric field does work

@@ -1,0 +1,160 @@
+"""Ring fields for the tracker: one float64 array describes a ring; one numba function evaluates it.
+
+Coordinates: ring in the X–Z plane, Y vertical; x = ρ − R₀ (radial), y = Y, φ = atan2(Z, X).
+
+- Focusing: continuous electrostatic (E = κ(x r̂ − y ŷ) everywhere, κ = nβcB₀/R₀), discrete
+  electrostatic stations (local κ = κ̄/coverage inside the plates, zero in the gaps), magnetic weak
+  focusing (B_y = B₀(1 − n x/R₀), B_r = −B₀ n y/R₀), or none.
+- The ESQ voltage may recover during the fill: κ(t) = κ₀(1 − f e^{−t/τ_RC}) (Run-1 RC effect).
+- Kicker: ΔB_y = −B_k sin(π(t − t₀)/w) inside its azimuth range during the pulse (an outward kick).
+- Static perturbations: 2-D multipoles B_y + iB_x += B₀Σ(b_k + i a_k)((x + iy)/r₀)^k, an azimuthal
+  modulation B₀ ε cos(mφ) of B_y, and a uniform radial field.
+
+Hard edges (ESQ plates, kicker) enter through the fraction of the kick interval's azimuth span that
+lies inside them, so the integrated focusing is right for any step size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ringsim.config import SimConfig
+from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
+from ringsim.rings import RingKinematics
+
+FOCUSING_CODES = {"continuous": 0, "magnetic": 1, "discrete": 2, "none": 3}
+
+# layout of the ring array (header, then collimator azimuths, ESQ sections, multipoles)
+B0, NIDX, R0, FOC, KAPPA, APERTURE = 0, 1, 2, 3, 4, 5
+RC_FRAC, RC_TAU = 6, 7
+KICK_ON, KICK_PHI1, KICK_PHI2, KICK_B, KICK_T0, KICK_WIDTH = 8, 9, 10, 11, 12, 13
+MULT_R0, AZ_EPS, AZ_M, B_RADIAL = 14, 15, 16, 17
+N_COLL, N_SEC, N_MULT, OMEGA_C = 18, 19, 20, 21
+HEADER = 24
+TWO_PI = 2.0 * math.pi
+
+
+def focusing_code(cfg: SimConfig) -> int:
+    if cfg.ring.focusing == "magnetic":
+        return FOCUSING_CODES["magnetic"]
+    return FOCUSING_CODES[cfg.esq.model]
+
+
+def design_kick_rad(cfg: SimConfig) -> float:
+    """Kick that cancels the slope of a muon injected at the offset, at the kicker centre (smooth tunes)."""
+    nu_x = math.sqrt(1.0 - cfg.ring.field_index)
+    phi_c = math.radians(0.5 * (cfg.kicker.start_deg + cfg.kicker.end_deg))
+    return cfg.kicker.injection_offset_m * nu_x / cfg.ring.radius_m * math.sin(nu_x * phi_c)
+
+
+def ring_parameters(cfg: SimConfig, kin: RingKinematics) -> np.ndarray:
+    """The tracker's description of the ring (see the module docstring and the index constants)."""
+    ring, esq, kick, pert = cfg.ring, cfg.esq, cfg.kicker, cfg.perturbations
+    code = focusing_code(cfg)
+    kappa = ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m
+    sections: list[tuple[float, float]] = []
+    if code == FOCUSING_CODES["discrete"]:
+        for start in esq.station_start_deg:
+            short_end = start + esq.short_deg
+            long_start = short_end + esq.gap_deg
+            sections += [(start, short_end), (long_start, long_start + esq.long_deg)]
+        coverage = sum(b - a for a, b in sections) / 360.0
+        kappa /= coverage
+    head = np.zeros(HEADER)
+    head[[B0, NIDX, R0, FOC, KAPPA, APERTURE]] = [ring.field_t, ring.field_index, ring.radius_m, code, kappa, ring.aperture_radius_m]
+    head[[RC_FRAC, RC_TAU]] = [esq.rc_fraction, esq.rc_tau_us * 1e-6]
+    if kick.enabled and kick.strength > 0.0:
+        phi1, phi2 = math.radians(kick.start_deg), math.radians(kick.end_deg)
+        b_kick = design_kick_rad(cfg) * kick.strength * ring.field_t / (phi2 - phi1)
+        width = kick.pulse_ns * 1e-9
+        t_pass = 0.5 * (phi1 + phi2) / kin.omega_c_rad_per_s
+        head[[KICK_ON, KICK_PHI1, KICK_PHI2, KICK_B, KICK_T0, KICK_WIDTH]] = [1.0, phi1, phi2, b_kick, t_pass - 0.5 * width, width]
+    n_mult = max(len(pert.normal_ppm), len(pert.skew_ppm))
+    normal = np.zeros(n_mult)
+    skew = np.zeros(n_mult)
+    normal[: len(pert.normal_ppm)] = pert.normal_ppm
+    skew[: len(pert.skew_ppm)] = pert.skew_ppm
+    head[[MULT_R0, AZ_EPS, AZ_M, B_RADIAL]] = [pert.reference_radius_m, pert.azimuthal_ppm * 1e-6, pert.azimuthal_harmonic, pert.radial_field_ppm * 1e-6 * ring.field_t]
+    head[[N_COLL, N_SEC, N_MULT, OMEGA_C]] = [len(cfg.collimators.azimuth_deg), len(sections), n_mult, kin.omega_c_rad_per_s]
+    collimators = np.radians(np.asarray(cfg.collimators.azimuth_deg, dtype=float)) % TWO_PI
+    sec = np.radians(np.asarray(sections, dtype=float).reshape(-1))
+    mult = np.stack([normal, skew], axis=1).reshape(-1) * 1e-6
+    return np.concatenate([head, collimators, sec, mult])
+
+
+@njit(cache=True, inline="always")
+def _overlap(lo, hi, a, b):
+    """Length of [lo, hi] ∩ ([a, b] + 2πk) for the k nearest."""
+    total = 0.0
+    for k in (-1.0, 0.0, 1.0):
+        s = max(lo, a + k * TWO_PI)
+        e = min(hi, b + k * TWO_PI)
+        if e > s:
+            total += e - s
+    return total
+
+
+@njit(cache=True)
+def fields_at(px, py, pz, t, h, ring):
+    """E [V/m] and B [T] acting over a kick of length h [s] centred at time t [s] at position (px, py, pz)."""
+    rho = math.sqrt(px * px + pz * pz)
+    rx, rz = px / rho, pz / rho
+    x = rho - ring[R0]
+    b0 = ring[B0]
+    code = int(ring[FOC])
+    e_r = 0.0
+    e_y = 0.0
+    b_y = b0
+    b_r = ring[B_RADIAL]
+    need_phi = code == 2 or ring[KICK_ON] > 0.0 or ring[AZ_EPS] != 0.0
+    phi = math.atan2(pz, px) % TWO_PI if need_phi else 0.0
+    half_span = 0.5 * abs(h) * ring[OMEGA_C]
+    if code == 0 or code == 2:
+        kappa = ring[KAPPA]
+        if ring[RC_FRAC] != 0.0:
+            kappa *= 1.0 - ring[RC_FRAC] * math.exp(-t / ring[RC_TAU])
+        if code == 2:
+            inside = 0.0
+            base = HEADER + int(ring[N_COLL])
+            for s in range(int(ring[N_SEC])):
+                inside += _overlap(phi - half_span, phi + half_span, ring[base + 2 * s], ring[base + 2 * s + 1])
+            kappa *= inside / (2.0 * half_span) if half_span > 0.0 else 0.0
+        e_r = kappa * x
+        e_y = -kappa * py
+    elif code == 1:
+        b_y = b0 * (1.0 - ring[NIDX] * x / ring[R0])
+        b_r += -b0 * ring[NIDX] * py / ring[R0]
+    if ring[AZ_EPS] != 0.0:
+        b_y += b0 * ring[AZ_EPS] * math.cos(ring[AZ_M] * phi)
+    n_mult = int(ring[N_MULT])
+    if n_mult > 0:
+        base = HEADER + int(ring[N_COLL]) + 2 * int(ring[N_SEC])
+        zr, zi = x / ring[MULT_R0], py / ring[MULT_R0]
+        pr, pi = 1.0, 0.0
+        for k in range(n_mult):
+            pr, pi = pr * zr - pi * zi, pr * zi + pi * zr  # ((x + iy)/r₀)^(k+1)
+            bn, an = ring[base + 2 * k], ring[base + 2 * k + 1]
+            b_y += b0 * (bn * pr - an * pi)
+            b_r += b0 * (bn * pi + an * pr)
+    if ring[KICK_ON] > 0.0:
+        tau = t - ring[KICK_T0]
+        if 0.0 < tau < ring[KICK_WIDTH]:
+            frac = _overlap(phi - half_span, phi + half_span, ring[KICK_PHI1], ring[KICK_PHI2]) / (2.0 * half_span) if half_span > 0.0 else 0.0
+            b_y -= ring[KICK_B] * math.sin(math.pi * tau / ring[KICK_WIDTH]) * frac
+    return e_r * rx, e_y, e_r * rz, b_r * rx, b_y, b_r * rz
+
+
+@njit(cache=True)
+def collimator_crossed(phi_before, phi_after, ring):
+    """Whether a collimator azimuth lies in (φ_before, φ_after] (moving forward less than a turn)."""
+    n = int(ring[N_COLL])
+    for c in range(n):
+        az = ring[HEADER + c]
+        d_after = (phi_after - az) % TWO_PI
+        d_before = (phi_before - az) % TWO_PI
+        if d_after < d_before:
+            return True
+    return False
