@@ -173,3 +173,16 @@ def pitch_correction_from_amplitudes(
     """
     # over a betatron period ⟨y²⟩ = A_y²/2
     return pitch_correction(_samples("y_amplitude_m", y_amplitude_m) / np.sqrt(2.0), field_index, radius_m, weights)
+
+
+def omega_a_shift_from_spins(omega_a_rad_per_s, omega_a0_rad_per_s: float) -> tuple[float, float]:
+    """Relative ω_a shift of a tracked beam, ⟨ω_a,i⟩/ω_a0 − 1, and its statistical error.
+
+    ``omega_a_rad_per_s`` holds each muon's precession rate measured from its spin (the tracker's
+    diagnostics); the shift is −(C_e + C_p + …) of that beam, measured without decays.
+    """
+    omega = _samples("omega_a_rad_per_s", omega_a_rad_per_s)
+    if not (math.isfinite(omega_a0_rad_per_s) and omega_a0_rad_per_s > 0.0):
+        raise ConfigError(f"omega_a0_rad_per_s: must be a positive finite frequency, got {omega_a0_rad_per_s!r}")
+    rel = omega / omega_a0_rad_per_s - 1.0
+    return float(rel.mean()), float(rel.std(ddof=1) / math.sqrt(rel.size))

@@ -170,3 +170,13 @@ def test_simulated_file_carries_its_provenance(sample):
     assert prov["n_positrons"] == 400_000 and prov["seed"] == 3 and prov["codata"] == "CODATA 2018"
     assert prov["a_mu_truth"] == load_config("fnal").muon.a_mu and "unblinded" in prov["blinding"]
     assert prov["config"]["ring"]["name"] == "fnal"
+
+
+def test_validate_passes_and_reports_every_check(tmp_path, capsys):
+    out = tmp_path / "checks.json"
+    assert main(["validate", "--json", str(out)]) == 0
+    checks = json.loads(out.read_text())
+    names = " ".join(c["name"] for c in checks)
+    for topic in ("tune x", "tune y", "spin advance", "C_e", "C_p", "EDM tilt", "Michel asymmetry"):
+        assert topic in names
+    assert all({"measured", "expected", "tolerance", "ok"} <= set(c) and c["ok"] for c in checks)

@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   ringsim fit run.root --tree run1/hits --time-branch t --time-unit us --energy-branch E --energy-unit GeV --unblind
   ringsim amu --ratio 0.0037072063 --ratio-err 2.0e-9 --form e821
   ringsim precision --ring jparc --positrons 5.7e11 --energy-window 200,275
+  ringsim validate --json checks.json
 """
 
 
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     prec.add_argument("--end", type=float, default=float("inf"), help="fit end in μs (default unbounded)")
     prec.add_argument("--json")
     prec.add_argument("--force", action="store_true")
+    val = sub.add_parser("validate", help="physics self-checks (tunes, spin advance, C_e, C_p, EDM tilt, Michel asymmetry)")
+    val.add_argument("--json", help="write the checks to this JSON file")
+    val.add_argument("--force", action="store_true")
     return parser
 
 
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             from ringsim.cli.run import cmd_run as handler
+        elif args.command == "validate":
+            from ringsim.cli.validate import cmd_validate as handler
         else:
             from ringsim.cli import commands
 
