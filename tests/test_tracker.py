@@ -195,3 +195,63 @@ def test_gamma_is_constant_in_the_field_free_gaps_of_the_discrete_ring():
     for p in passes:  # each pass through the gap keeps its energy
         assert np.ptp(gam[p]) / gam[p].mean() < 1e-13
     assert np.ptp(gam) / gam.mean() > 1e-7  # inside the plates the electric field does work
+
+
+def _orbit(overrides, beam, turns, steps=64, every=4):
+    cfg = load_config("fnal", overrides=overrides)
+    kin = ring_kinematics(cfg)
+    period, _ = _period_s("fnal")
+    rec = track_recorded(initial_states(cfg, kin, beam), turns * steps, period / steps, every, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+    return cfg, rec
+
+
+def test_radial_field_shifts_the_vertical_closed_orbit():
+    ppm = 20.0
+    cfg, rec = _orbit([*SMOOTH, f"perturbations.radial_field_ppm={ppm}"], _single(), 200)
+    _, y = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
+    # vertical force balance q v B_r = q κ y with κ = nβcB₀/R₀:  y = R₀ B_r/(n B₀)
+    expected = cfg.ring.radius_m * ppm * 1e-6 / cfg.ring.field_index
+    assert y.mean() == pytest.approx(expected, rel=1e-2)
+
+
+def test_normal_quadrupole_multipole_shifts_the_tunes():
+    b1_ppm = 200.0
+    cfg, rec = _orbit([*SMOOTH, f"perturbations.normal_ppm=[{b1_ppm}]"], _single(x_beta=1e-3, y=1e-3), 600, every=1)
+    x, y = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
+    # B_y = B₀ b₁ x/r₀ is a magnetic gradient of field index −R₀b₁/r₀, added to the electric n
+    n_total = cfg.ring.field_index - cfg.ring.radius_m * b1_ppm * 1e-6 / cfg.perturbations.reference_radius_m
+    assert _tune(x, 64) == pytest.approx(math.sqrt(1 - n_total), abs=1e-3)
+    assert _tune(y, 64) == pytest.approx(math.sqrt(n_total), abs=1e-3)
+
+
+def test_esq_rc_recovery_makes_the_tune_drift_during_the_fill():
+    frac, tau_us = 0.3, 20.0
+    cfg, rec = _orbit([*SMOOTH, f"esq.rc_fraction={frac}", f"esq.rc_tau_us={tau_us}"], _single(y=1e-3), 1400, every=4)
+    _, y = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
+    t_us = rec[0, :, 9] * 1e6
+    n = cfg.ring.field_index
+    period_us = _period_s("fnal")[0] * 1e6
+    for lo, hi in ((0.0, 40.0), (120.0, 200.0)):
+        sel = (t_us >= lo) & (t_us < hi)
+        ys, ts = y[sel], t_us[sel]
+        up = np.flatnonzero(np.diff(np.sign(ys)) > 0)  # upward zero crossings: the mean frequency of a chirp
+        tune = (up.size - 1) / (ts[up[-1]] - ts[up[0]]) * period_us
+        n_mean = n * (1 - frac * np.mean(np.exp(-ts / tau_us)))
+        assert tune == pytest.approx(math.sqrt(n_mean), abs=1e-3)
+    assert math.sqrt(n * (1 - frac)) < 0.3  # the drift is large compared with the tolerance
+
+
+def test_under_kick_leaves_a_larger_coherent_betatron_oscillation():
+    from ringsim.beam import sample_beam
+    from ringsim.fields import design_kick_rad
+
+    assert design_kick_rad(load_config("fnal")) == pytest.approx(10e-3, rel=0.1)  # SPEC §3: ~10 mrad
+    amplitude = {}
+    for strength in (1.0, 0.8):
+        cfg = load_config("fnal", overrides=[f"kicker.strength={strength}", "collimators.azimuth_deg=[]", "ring.aperture_radius_m=0.2"])
+        beam = sample_beam(load_config("fnal"), 400, np.random.default_rng(8))
+        _, rec = _orbit([f"kicker.strength={strength}", "collimators.azimuth_deg=[]", "ring.aperture_radius_m=0.2"], beam, 60)
+        x, _ = radial_vertical_offsets_m(rec[:, :, :3], cfg.ring.radius_m)
+        centroid = x.mean(axis=0)[40:]  # after the kicker pulse
+        amplitude[strength] = np.ptp(centroid) / 2
+    assert amplitude[0.8] > 1.5 * amplitude[1.0]
