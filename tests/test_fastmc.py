@@ -15,8 +15,8 @@ from ringsim.rings import ring_kinematics
 from ringsim.simulate import generate
 
 
-def _sample(cfg, n_positrons, seed, mode="fast"):
-    chunks = list(generate(cfg, mode, n_positrons=n_positrons, seed=seed, progress=False))
+def _sample(cfg, seed, mode="fast", **count):
+    chunks = list(generate(cfg, mode, seed=seed, progress=False, **count))
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
@@ -41,7 +41,7 @@ def test_five_parameter_pulls_over_seeds_are_standard_normal():
     omega_true = cfg.muon.a_mu * SPEED_OF_LIGHT_M_PER_S**2 / (codata().muon_mass_mev * 1e6) * cfg.ring.field_t * 1e-6
     pulls = []
     for seed in range(60):
-        d = _sample(cfg, 300_000, seed)
+        d = _sample(cfg, seed, n_positrons=300_000)
         fit, _, _ = histogram_and_fit(select_energy(d["time_ns"], d["energy_mev"], settings), settings, seed=seed)
         pulls.append((fit.omega_a - omega_true) / fit.omega_a_err)
     pulls = np.array(pulls)
@@ -50,22 +50,22 @@ def test_five_parameter_pulls_over_seeds_are_standard_normal():
     assert pulls.std(ddof=1) == pytest.approx(1.0, abs=0.25)
 
 
-@pytest.mark.parametrize("mode, n", [("fast", 150_000), ("track", 300)])
-def test_samples_are_identical_for_one_and_two_threads(mode, n):
+@pytest.mark.parametrize("mode, count", [("fast", {"n_positrons": 150_000}), ("track", {"n_muons": 120})])
+def test_samples_are_identical_for_one_and_two_threads(mode, count):
     cfg = load_config("fnal")
     numba.set_num_threads(1)
     try:
-        one = _sample(cfg, n, 11, mode)
+        one = _sample(cfg, 11, mode, **count)
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    two = _sample(cfg, n, 11, mode)
+    two = _sample(cfg, 11, mode, **count)
     for key in one:
         np.testing.assert_array_equal(one[key], two[key])
 
 
 def test_track_mode_positrons_match_fast_mode_energy_spectrum():
     cfg = load_config("fnal")
-    fast = _sample(cfg, 200_000, 1)["truth_energy_mev"]
-    track = _sample(cfg, 2000, 1, "track")["truth_energy_mev"]
+    fast = _sample(cfg, 1, n_positrons=200_000)["truth_energy_mev"]
+    track = _sample(cfg, 1, "track", n_muons=700)["truth_energy_mev"]
     # same decay physics: mean lab energy agrees within the track sample's error
     assert track.mean() == pytest.approx(fast.mean(), abs=4 * track.std() / math.sqrt(track.size))
