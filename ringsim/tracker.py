@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S as C_LIGHT
-from ringsim.fields import APERTURE, N_COLL, R0, collimator_crossed, fields_at
+from ringsim.fields import APERTURE, B0, N_COLL, R0, collimator_crossed, fields_at
 
 N_STATE = 10
 
@@ -123,8 +123,9 @@ def _advance(st, n_steps, dt, record, rec_every, ring, q_over_m, a_mu, eta):
             f = fields_at(px, py, pz, t, dt, ring)
         ux, uy, uz, sx, sy, sz = kick(ux, uy, uz, sx, sy, sz, f[0], f[1], f[2], f[3], f[4], f[5], dt, q_over_m, a_mu, eta)
         g = math.sqrt(1.0 + ux * ux + uy * uy + uz * uz)
-        # the chord of an exact rotation by θ is shorter than the arc by sin(θ/2)/(θ/2)
-        half_theta = 0.5 * abs(q_over_m) * math.sqrt(f[3] * f[3] + f[4] * f[4] + f[5] * f[5]) / g * dt
+        # the chord of an exact rotation by θ is shorter than the arc by sin(θ/2)/(θ/2); θ from the
+        # central field B₀: a factor that depended on the position would break symplecticity
+        half_theta = 0.5 * abs(q_over_m) * ring[B0] / g * dt
         drift = C_LIGHT * dt / g * (math.sin(half_theta) / half_theta if half_theta > 0.0 else 1.0)
         px += ux * drift
         py += uy * drift

@@ -255,3 +255,13 @@ def test_under_kick_leaves_a_larger_coherent_betatron_oscillation():
         centroid = x.mean(axis=0)[40:]  # after the kicker pulse
         amplitude[strength] = np.ptp(centroid) / 2
     assert amplitude[0.8] > 1.5 * amplitude[1.0]
+
+
+@pytest.mark.parametrize("steps_per_turn", [8, 32])
+def test_betatron_amplitude_is_conserved_with_magnetic_focusing(steps_per_turn):
+    # a symplectic integrator keeps the Courant–Snyder amplitude: no artificial damping
+    overrides = ["ring.focusing='magnetic'", "esq.model='none'", "kicker.enabled=false", "collimators.azimuth_deg=[]"]
+    cfg, rec = _orbit(overrides, _single(x_beta=0.016), 3000, steps=steps_per_turn, every=1)
+    x, _ = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
+    first, last = x[: 100 * steps_per_turn], x[-100 * steps_per_turn :]
+    assert np.ptp(last) / np.ptp(first) == pytest.approx(1.0, abs=0.02)
