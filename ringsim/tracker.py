@@ -43,14 +43,43 @@ def rotate(vx, vy, vz, wx, wy, wz, h):
 
 
 @njit(cache=True, inline="always")
-def _follow(sx, sy, sz, ax, ay, az, bx, by, bz):
-    """Rotate the spin by the minimal rotation that takes direction a to direction b."""
+def _q_axis(wx, wy, wz, h):
+    """Unit quaternion of the rotation about ω by the angle |ω|·h."""
+    w = math.sqrt(wx * wx + wy * wy + wz * wz)
+    if w == 0.0:
+        return 1.0, 0.0, 0.0, 0.0
+    half = 0.5 * w * h
+    s = math.sin(half) / w
+    return math.cos(half), wx * s, wy * s, wz * s
+
+
+@njit(cache=True, inline="always")
+def _q_between(ax, ay, az, bx, by, bz):
+    """Unit quaternion of the minimal rotation taking the direction of a to the direction of b."""
     cx, cy, cz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
-    cn = math.sqrt(cx * cx + cy * cy + cz * cz)
-    if cn == 0.0:
-        return sx, sy, sz
-    angle = math.atan2(cn, ax * bx + ay * by + az * bz)
-    return rotate(sx, sy, sz, cx / cn * angle, cy / cn * angle, cz / cn * angle, 1.0)
+    w = math.sqrt((ax * ax + ay * ay + az * az) * (bx * bx + by * by + bz * bz)) + ax * bx + ay * by + az * bz
+    n = math.sqrt(w * w + cx * cx + cy * cy + cz * cz)
+    return w / n, cx / n, cy / n, cz / n
+
+
+@njit(cache=True, inline="always")
+def _q_mul(a0, a1, a2, a3, b0, b1, b2, b3):
+    """Hamilton product a·b (rotation b first, then a)."""
+    return (
+        a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3,
+        a0 * b1 + a1 * b0 + a2 * b3 - a3 * b2,
+        a0 * b2 - a1 * b3 + a2 * b0 + a3 * b1,
+        a0 * b3 + a1 * b2 - a2 * b1 + a3 * b0,
+    )
+
+
+@njit(cache=True, inline="always")
+def _q_apply(q0, q1, q2, q3, vx, vy, vz):
+    """Rotate v by the unit quaternion q."""
+    tx = 2.0 * (q2 * vz - q3 * vy)
+    ty = 2.0 * (q3 * vx - q1 * vz)
+    tz = 2.0 * (q1 * vy - q2 * vx)
+    return vx + q0 * tx + (q2 * tz - q3 * ty), vy + q0 * ty + (q3 * tx - q1 * tz), vz + q0 * tz + (q1 * ty - q2 * tx)
 
 
 @njit(cache=True, inline="always")
@@ -64,14 +93,16 @@ def kick(ux, uy, uz, sx, sy, sz, ex, ey, ez, bx, by, bz, h, q_over_m, a_mu, eta)
     ω_a = −(q/m)[aB − (aγ/(γ+1))(β·B)β − (a − 1/(γ²−1))(β×E)/c
                  + (η/2)(E/c + β×B − (γ/(γ+1))(β·E/c)β)].
     Only the small ω_a is discretised: the spin follows the momentum exactly, and the magic
-    cancellation of the electric term holds for any step size.
+    cancellation of the electric term holds for any step size. Rotations are composed as
+    quaternions and applied to the spin once.
     """
     k = 0.5 * q_over_m * h / C_LIGHT
     ox, oy, oz = ux, uy, uz
     ax, ay, az = ux + k * ex, uy + k * ey, uz + k * ez
     g = math.sqrt(1.0 + ax * ax + ay * ay + az * az)
-    wbx, wby, wbz = -q_over_m * bx / g, -q_over_m * by / g, -q_over_m * bz / g
-    rx, ry, rz = rotate(ax, ay, az, wbx, wby, wbz, h)
+    hb = _q_axis(-q_over_m * bx / g, -q_over_m * by / g, -q_over_m * bz / g, 0.5 * h)  # half the magnetic rotation
+    fb = _q_mul(hb[0], hb[1], hb[2], hb[3], hb[0], hb[1], hb[2], hb[3])
+    rx, ry, rz = _q_apply(fb[0], fb[1], fb[2], fb[3], ax, ay, az)
     ux, uy, uz = rx + k * ex, ry + k * ey, rz + k * ez
     # anomalous precession vector at the mid-step velocity: direction of u_old + u_new, magnitude
     # of |u| (the chord average would be short by cos(θ/2) and spoil a − 1/(γ²−1) at order θ²)
@@ -93,11 +124,14 @@ def kick(ux, uy, uz, sx, sy, sz, ex, ey, ez, bx, by, bz, h, q_over_m, a_mu, eta)
     wx = -q_over_m * (a_mu * bx - c_bb * btx - c_e * bxe_x + he * (ex / C_LIGHT + bty * bz - btz * by - c_edm * btx))
     wy = -q_over_m * (a_mu * by - c_bb * bty - c_e * bxe_y + he * (ey / C_LIGHT + btz * bx - btx * bz - c_edm * bty))
     wz = -q_over_m * (a_mu * bz - c_bb * btz - c_e * bxe_z + he * (ez / C_LIGHT + btx * by - bty * bx - c_edm * btz))
-    sx, sy, sz = _follow(sx, sy, sz, ox, oy, oz, ax, ay, az)
-    sx, sy, sz = rotate(sx, sy, sz, wbx, wby, wbz, 0.5 * h)
-    sx, sy, sz = rotate(sx, sy, sz, wx, wy, wz, h)  # at mid-step, where ω_a is evaluated
-    sx, sy, sz = rotate(sx, sy, sz, wbx, wby, wbz, 0.5 * h)
-    sx, sy, sz = _follow(sx, sy, sz, rx, ry, rz, ux, uy, uz)
+    qa = _q_axis(wx, wy, wz, h)
+    q = _q_between(ox, oy, oz, ax, ay, az)  # first electric half kick
+    q = _q_mul(hb[0], hb[1], hb[2], hb[3], q[0], q[1], q[2], q[3])
+    q = _q_mul(qa[0], qa[1], qa[2], qa[3], q[0], q[1], q[2], q[3])
+    q = _q_mul(hb[0], hb[1], hb[2], hb[3], q[0], q[1], q[2], q[3])
+    f2 = _q_between(rx, ry, rz, ux, uy, uz)  # second electric half kick
+    q = _q_mul(f2[0], f2[1], f2[2], f2[3], q[0], q[1], q[2], q[3])
+    sx, sy, sz = _q_apply(q[0], q[1], q[2], q[3], sx, sy, sz)
     return ux, uy, uz, sx, sy, sz
 
 
@@ -131,11 +165,11 @@ def _advance(st, n_steps, dt, record, rec_every, ring, q_over_m, a_mu, eta):
         py += uy * drift
         pz += uz * drift
         t += dt
-        new_phi = math.atan2(pz, px)
+        new_phi = phi if check_everywhere else math.atan2(pz, px)
         if check_everywhere or collimator_crossed(phi, new_phi, ring):
             xr = math.sqrt(px * px + pz * pz) - r0
             if xr * xr + py * py > aperture * aperture:
-                lost_t, lost_phi = t, new_phi % (2.0 * math.pi)
+                lost_t, lost_phi = t, math.atan2(pz, px) % (2.0 * math.pi)
                 break
         phi = new_phi
         if record.shape[0] > 0 and (i + 1) % rec_every == 0 and n_rec < record.shape[0]:
