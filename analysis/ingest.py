@@ -24,6 +24,7 @@ NS_PER_TIME_UNIT = {"ns": 1.0, "us": 1.0e3, "s": 1.0e9}
 MEV_PER_ENERGY_UNIT = {"mev": 1.0, "gev": 1.0e3}
 DEFAULT_ENERGY_BRANCH = "energy_mev"
 DEFAULT_CALO_BRANCH = "calo"
+DEFAULT_FILL_BRANCH = "fill"
 
 _TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD")
 _TH1 = re.compile(r"TH1[CSILFD]")
@@ -66,6 +67,9 @@ class EventData:
         Number of hits (after the selection).
     provenance
         Provenance dict of the first file, ``{}`` if it has none.
+    fill
+        Fill number per hit (int64, read from a ``fill`` branch when the tree has one), or None.
+        Times restart at every fill; pileup pairs hits of one fill only.
     """
 
     time_ns: np.ndarray
@@ -74,6 +78,7 @@ class EventData:
     source: str
     n_entries: int
     provenance: dict = field(default_factory=dict)
+    fill: np.ndarray | None = None
 
 
 class Histogram(NamedTuple):
@@ -103,14 +108,20 @@ def _listing(names: Sequence[str]) -> str:
     return shown if len(names) <= _MAX_LISTED else f"{shown}, … ({len(names)} in all)"
 
 
+DEFAULT_TREE = "events"
+
+
 def _find_tree(root_file: uproot.ReadOnlyDirectory, path: str, tree: str | None) -> str:
-    """The tree's path in the file: ``tree`` checked, or the file's only TTree if ``tree`` is None."""
+    """The tree's path in the file: ``tree`` checked; if ``tree`` is None, the file's only TTree, or
+    its tree ``events`` (the positron tree of ringsim run files) when it holds several."""
     classnames = root_file.classnames(cycle=False)
     trees = sorted(name for name, classname in classnames.items() if classname in _TREE_CLASSES)
     if tree is None:
         if not trees:
             objects = [f"{name} ({classname})" for name, classname in sorted(classnames.items())]
             raise InputError(f"{path}: holds no TTree; objects in the file: {_listing(objects)}")
+        if len(trees) > 1 and DEFAULT_TREE in trees:
+            return DEFAULT_TREE
         if len(trees) > 1:
             raise InputError(f"{path}: holds {len(trees)} TTrees ({_listing(trees)}); name one with --tree")
         return trees[0]
@@ -146,6 +157,7 @@ def _branch_roles(
     for role, named, default in (
         ("energy", energy_branch, DEFAULT_ENERGY_BRANCH),
         ("calo", calo_branch, DEFAULT_CALO_BRANCH),
+        ("fill", None, DEFAULT_FILL_BRANCH),
     ):
         if named is not None:
             roles[role] = named
@@ -166,12 +178,12 @@ def _check_selection(ttree: uproot.TTree, source: str, branch: str, selection: s
 
 
 def _as_calo(values: np.ndarray, source: str, branch: str) -> np.ndarray:
-    """Calorimeter indices as int64; floats are accepted if they are whole numbers."""
+    """Calorimeter (or fill) indices as int64; floats are accepted if they are whole numbers."""
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
     if not np.all(np.isfinite(values) & (values == np.round(values))):
         raise InputError(
-            f"{source}: branch '{branch}' holds non-integer values; expected calorimeter indices"
+            f"{source}: branch '{branch}' holds non-integer values; expected integer indices"
         )
     return values.astype(np.int64)
 
@@ -201,8 +213,9 @@ def _converted(
         n_bad = np.count_nonzero(~np.isfinite(columns["energy"]))
         if n_bad:
             raise InputError(f"{source}: {n_bad} entries have non-finite energies")
-    if "calo" in parts:
-        columns["calo"] = _as_calo(np.concatenate(parts["calo"]), source, roles["calo"])
+    for role in ("calo", "fill"):
+        if role in parts:
+            columns[role] = _as_calo(np.concatenate(parts[role]), source, roles[role])
     return columns
 
 
@@ -312,6 +325,7 @@ def read_events(
         source=source,
         n_entries=int(joined["time"].size),
         provenance=provenance,
+        fill=joined.get("fill"),
     )
 
 

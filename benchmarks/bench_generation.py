@@ -20,7 +20,7 @@ from ringsim.simulate import generate
 def _timed(cfg, mode, **count):
     list(generate(cfg, mode, seed=0, progress=False, **{k: min(v, 2000) for k, v in count.items()}))  # warm the kernels
     start = time.perf_counter()
-    chunks = list(generate(cfg, mode, seed=1, progress=False, **count))
+    chunks = [c for _, c, _ in generate(cfg, mode, seed=1, progress=False, **count)]
     elapsed = time.perf_counter() - start
     return sum(c["time_ns"].size for c in chunks), elapsed, chunks
 

@@ -75,12 +75,38 @@ class BeamConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """First detector model: energy resolution and an energy-independent efficiency."""
+    """Detector model and response: geometry, resolutions, efficiency, pileup, gain."""
 
+    model: str = field(metadata={"choices": ("calorimeters", "vanes", "simple")})
     energy_resolution_stochastic: float = _num("nonnegative")
     energy_resolution_constant: float = _num("nonnegative")
     efficiency: float = _num("unit")
     energy_min_mev: float = _num("nonnegative")
+    time_resolution_ns: float = _num("nonnegative")
+    resolving_time_ns: float = _num("nonnegative")  # pulse-pair resolution: closer hits merge (pileup)
+    gain_sag_amplitude: float = _num("any")  # in-fill gain E → E(1 − C e^{−t/τ_g})
+    gain_sag_tau_us: float = _num("positive")
+    gain_drift_per_kfill: float = _num("any")  # slow relative gain change per 1000 fills
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Fill structure of a run."""
+
+    muons_per_fill: int = _num("positive")
+
+
+@dataclass(frozen=True)
+class FastModelConfig:
+    """Parametric beam model of fast mode (calibrate it with :func:`ringsim.fastmc.calibrate_from_tracking`)."""
+
+    cbo_amplitude_m: float = _num("nonnegative")  # coherent radial betatron amplitude at injection
+    cbo_phase_rad: float = _num("any")
+    cbo_tau_us: float = _num("positive")  # decoherence time of the coherent motion
+    tune_x: float = _num("nonnegative")  # 0: from the ring's linear optics
+    tune_y: float = _num("nonnegative")
+    loss_fraction: float = _num("unit")  # muons lost (not decaying in the ring), loss times ∝ e^{−t/τ_loss}
+    loss_tau_us: float = _num("positive")
 
 
 @dataclass(frozen=True)
@@ -161,6 +187,8 @@ class SimConfig:
     kicker: KickerConfig
     collimators: CollimatorConfig
     perturbations: PerturbationConfig
+    run: RunConfig
+    fastmodel: FastModelConfig
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -177,6 +205,8 @@ _SECTION_CLASSES = {
     "kicker": KickerConfig,
     "collimators": CollimatorConfig,
     "perturbations": PerturbationConfig,
+    "run": RunConfig,
+    "fastmodel": FastModelConfig,
 }
 
 

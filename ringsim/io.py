@@ -346,6 +346,21 @@ class EventWriter:
         if self._n_buffered >= 2 * self.basket_rows:
             self._write_baskets(final=False)
 
+    def write_tree(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write a further, complete tree (e.g. lost muons) in one go, next to the event tree."""
+        if self._stack is None:
+            raise RingsimError(f"{self.path}: EventWriter.write_tree called outside its with block")
+        columns = {key: np.asarray(value) for key, value in arrays.items()}
+        tree = self._file.mktree(name, {key: column.dtype for key, column in columns.items()})
+        if next(iter(columns.values())).size:
+            tree.extend(columns)
+
+    def write_histogram(self, name: str, counts: np.ndarray, *edges: np.ndarray) -> None:
+        """Write a TH1 (one edge array) or TH2 (two) of counts."""
+        if self._stack is None:
+            raise RingsimError(f"{self.path}: EventWriter.write_histogram called outside its with block")
+        self._file[name] = (np.asarray(counts, dtype=np.float64), *edges)
+
     def _write_baskets(self, final: bool) -> None:
         """Write buffered rows in baskets of ``basket_rows`` rows.
 

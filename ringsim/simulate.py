@@ -1,13 +1,17 @@
 """Event generation in blocks (fast or track mode) and writing to ROOT with provenance.
 
-Muons are generated in blocks of :data:`BLOCK_MUONS` (per mode); block ``i`` draws all its random numbers from
+Muons are generated in blocks of whole fills (:func:`block_muons`); block ``i`` draws all its random numbers from
 ``SeedSequence(seed, spawn_key=(i,))``, so a sample is bit-identical for any number of threads or
 any grouping of blocks into chunks.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,28 +21,49 @@ import ringsim
 from ringsim.beam import initial_states, muon_charge_over_mass, ring_parameters, sample_beam
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.detectors.simple import decay_and_detect
-from ringsim.errors import ConfigError
-from ringsim.fastmc import DecayStates, decay_states
-from ringsim.io import EventWriter
+from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
+from ringsim.detectors.response import respond
+from ringsim.detectors.simple import decay_positrons, sector_station
+from ringsim.errors import ConfigError, InputError
+from ringsim.fastmc import DecayStates, decay_states, loss_times_s
+from ringsim.io import EventWriter, check_output_path
 from ringsim.progress import progress_bar
 from ringsim.rings import ring_kinematics
-from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_to_times
+from ringsim.tracker import spin_phase_rad, track_to_times
 
-BLOCK_MUONS = {"fast": 1 << 16, "track": 1 << 10}  # muons per block, fixed per mode for reproducibility
+TARGET_BLOCK_MUONS = {"fast": 1 << 16, "track": 1 << 10}  # muons per block, rounded to whole fills
 MODES = ("fast", "track")
 
 EVENT_BRANCHES = {
-    "time_ns": np.float64,  # detection time since the nominal injection (bunch centre at the kicker)
-    "energy_mev": np.float32,  # measured positron energy
-    "calo": np.int16,  # detector station
-    "truth_energy_mev": np.float32,
+    "time_ns": np.float64,  # cluster time since the nominal injection (bunch centre at the injection point)
+    "energy_mev": np.float32,  # measured cluster energy (after resolution, gain and pileup merging)
+    "calo": np.int16,  # station
+    "fill": np.int64,  # fill number in the run
+    "n_hits": np.int8,  # positrons merged into this cluster (2 or more: pileup)
+    "x_hit_m": np.float32,  # radial hit position on the calorimeter face, relative to R₀ (0 without geometry)
+    "y_hit_m": np.float32,  # vertical hit position
+    "truth_energy_mev": np.float32,  # true energy of the (first) positron
+    "truth_decay_time_ns": np.float64,  # its decay time
     "truth_delta_p": np.float32,  # Δp/p of the parent muon
     "truth_x_e_m": np.float32,  # its equilibrium radius offset
+    "truth_x_m": np.float32,  # its radial position at decay
     "truth_y_m": np.float32,  # its vertical position at decay
     "truth_spin_phase_rad": np.float32,  # spin angle to momentum at decay, wrapped to (−π, π]
     "truth_t0_ns": np.float32,  # its injection time
 }
+LOST_BRANCHES = {
+    "time_ns": np.float64,  # loss time
+    "azimuth_rad": np.float32,  # where the muon left the aperture
+    "fill": np.int64,
+    "calo": np.int16,  # first of the three stations its minimum-ionising track crosses downstream
+    "truth_delta_p": np.float32,
+}
+
+
+def block_muons(cfg: SimConfig, mode: str) -> int:
+    """Muons per block: a whole number of fills close to the mode's target."""
+    per_fill = cfg.run.muons_per_fill
+    return per_fill * max(1, round(TARGET_BLOCK_MUONS[mode] / per_fill))
 
 
 def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]:
@@ -46,13 +71,27 @@ def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]
     return np.random.default_rng(ss), ss.generate_state(1, np.uint32)[0]
 
 
-def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018) -> dict[str, np.ndarray]:
-    """Positrons recorded from block ``block`` of ``BLOCK_MUONS[mode]`` muons, of which the first ``n_use`` decay.
+def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Station, flight time [ns] and face position of each positron for the configured detector model."""
+    if cfg.detector.model == "calorimeters":
+        geo = CalorimeterGeometry(n_stations=cfg.ring.n_detectors)
+        return calorimeter_hits(
+            np.ascontiguousarray(states.position_m), np.ascontiguousarray(direction), energy, cfg.ring.field_t, cfg.ring.radius_m,
+            geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m,
+        )
+    if cfg.detector.model == "vanes":
+        raise ConfigError("detector.model: the silicon-vane model is not wired into the simulation yet; use 'simple'")
+    zeros = np.zeros(energy.size)
+    return sector_station(states.azimuth_rad, cfg.ring.n_detectors), zeros, zeros, zeros
 
-    Lost muons (track mode) give no positron. All random numbers of the block are always drawn,
-    so the first ``n_use`` muons are the same whatever ``n_use`` is.
+
+def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Recorded clusters and lost muons of block ``block``, of which the first ``n_use`` muons are used.
+
+    All random numbers of the block are always drawn, so the first ``n_use`` muons are the same
+    whatever ``n_use`` is. Returns (positron clusters, lost muons) as dicts of arrays.
     """
-    size = BLOCK_MUONS[mode]
+    size = block_muons(cfg, mode)
     n_use = size if n_use is None else n_use
     kin = ring_kinematics(cfg, codata_edition)
     q_over_m = muon_charge_over_mass(codata_edition)
@@ -60,51 +99,67 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     beam = sample_beam(cfg, size, rng)
     gamma = np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2)
     lifetime_s = rng.exponential(1.0, size) * gamma * MUON_LIFETIME_S
-    alive = np.arange(size) < n_use
+    fill = block * (size // cfg.run.muons_per_fill) + np.arange(size) // cfg.run.muons_per_fill
+    used = np.arange(size) < n_use
     if mode == "fast":
+        loss_s = loss_times_s(cfg, rng, size)
         states = decay_states(cfg, kin, beam, lifetime_s, q_over_m)
+        loss_phi = rng.uniform(0.0, 2.0 * math.pi, size)
     else:
         st = initial_states(cfg, kin, beam)
         dt_max = 2.0 * math.pi / kin.omega_c_rad_per_s / cfg.tracking.steps_per_turn
-        lost = track_to_times(st[:n_use], lifetime_s[:n_use], dt_max, ring_parameters(cfg, kin), q_over_m, cfg.muon.a_mu, cfg.muon.edm_eta)
-        alive[:n_use] = np.isnan(lost)
-        _, y = radial_vertical_offsets_m(st[:, :3], cfg.ring.radius_m)
-        states = DecayStates(u=st[:, 3:6], spin=st[:, 6:9], azimuth_rad=np.arctan2(st[:, 2], st[:, 0]), y_m=y)
-    det = cfg.detector
-    accepted, energy, true_energy, station = decay_and_detect(
-        np.array([0, size]),
-        np.array([numba_seed]),
-        np.ascontiguousarray(states.u),
-        np.ascontiguousarray(states.spin),
-        states.azimuth_rad,
-        cfg.beam.polarization,
-        codata(codata_edition).muon_mass_mev,
-        cfg.ring.n_detectors,
-        det.energy_resolution_stochastic,
-        det.energy_resolution_constant,
-        det.efficiency,
-        det.energy_min_mev,
-    )
-    time_ns = beam.t0_ns + lifetime_s * 1e9
-    keep = accepted & alive & (time_ns >= 0.0)  # the readout window opens at the nominal injection time
-    return {
-        "time_ns": time_ns[keep],
-        "energy_mev": energy[keep],
-        "calo": station[keep],
-        "truth_energy_mev": true_energy[keep],
-        "truth_delta_p": beam.delta_p[keep],
-        "truth_x_e_m": beam.x_e_m[keep],
-        "truth_y_m": states.y_m[keep],
-        "truth_spin_phase_rad": spin_phase_rad(states.u, states.spin)[keep],
-        "truth_t0_ns": beam.t0_ns[keep],
+        loss_s = np.full(size, np.nan)
+        loss_phi = np.full(size, np.nan)
+        loss_s[:n_use] = track_to_times(st[:n_use], lifetime_s[:n_use], dt_max, ring_parameters(cfg, kin), q_over_m, cfg.muon.a_mu, cfg.muon.edm_eta) - beam.t0_ns[:n_use] * 1e-9
+        loss_phi[:n_use] = np.mod(np.arctan2(st[:n_use, 2], st[:n_use, 0]), 2.0 * math.pi)
+        states = DecayStates(position_m=st[:, :3], u=st[:, 3:6], spin=st[:, 6:9])
+    lost = used & (loss_s < lifetime_s)
+    energy, direction = decay_positrons(np.array([0, size]), np.array([numba_seed]), np.ascontiguousarray(states.u), np.ascontiguousarray(states.spin), cfg.beam.polarization, codata(codata_edition).muon_mass_mev)
+    station, flight_ns, x_hit, y_hit = _stations(cfg, states, energy, direction)
+    decay_time_ns = beam.t0_ns + lifetime_s * 1e9
+    hit = used & ~lost & (station >= 0)
+    idx = np.flatnonzero(hit)
+    clusters = respond(rng, cfg.detector, fill[idx], station[idx], decay_time_ns[idx] + flight_ns[idx], energy[idx])
+    keep = (clusters["energy_mev"] >= cfg.detector.energy_min_mev) & (clusters["time_ns"] >= 0.0)  # the readout opens at injection
+    src = idx[clusters["index"][keep]]
+    x_rel = np.hypot(states.position_m[:, 0], states.position_m[:, 2]) - cfg.ring.radius_m
+    positrons = {
+        "time_ns": clusters["time_ns"][keep],
+        "energy_mev": clusters["energy_mev"][keep],
+        "calo": station[src],
+        "fill": fill[src],
+        "n_hits": clusters["n_hits"][keep],
+        "x_hit_m": x_hit[src],
+        "y_hit_m": y_hit[src],
+        "truth_energy_mev": energy[src],
+        "truth_decay_time_ns": decay_time_ns[src],
+        "truth_delta_p": beam.delta_p[src],
+        "truth_x_e_m": beam.x_e_m[src],
+        "truth_x_m": x_rel[src],
+        "truth_y_m": states.y_m[src],
+        "truth_spin_phase_rad": spin_phase_rad(states.u[src], states.spin[src]),
+        "truth_t0_ns": beam.t0_ns[src],
     }
+    order = np.lexsort((positrons["time_ns"], positrons["fill"]))
+    positrons = {k: v[order] for k, v in positrons.items()}
+    lost_idx = np.flatnonzero(lost)
+    sector = 2.0 * math.pi / cfg.ring.n_detectors
+    lost_muons = {
+        "time_ns": beam.t0_ns[lost_idx] + loss_s[lost_idx] * 1e9,
+        "azimuth_rad": loss_phi[lost_idx],
+        "fill": fill[lost_idx],
+        "calo": (np.floor(loss_phi[lost_idx] / sector).astype(np.int64) + 1) % cfg.ring.n_detectors,
+        "truth_delta_p": beam.delta_p[lost_idx],
+    }
+    return positrons, lost_muons
 
 
-def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """Yield per-block dicts of recorded positrons until ``n_positrons`` are recorded or ``n_muons`` simulated.
+def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0) -> Iterator[tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Yield (block, positrons, lost muons) until ``n_positrons`` are recorded or ``n_muons`` simulated.
 
     Exactly one of ``n_positrons``/``n_muons`` must be given; the last block is cut so that the
-    totals are exact, deterministically (positrons and muons are counted in block order).
+    totals are exact, deterministically (positrons and muons are counted in block order). To resume,
+    pass the first block still to do and the count already recorded (positrons) or simulated (muons).
     """
     if mode not in MODES:
         raise ConfigError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -114,42 +169,139 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
     target = n_positrons if n_positrons is not None else n_muons
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target <= 0:
         raise ConfigError(f"{what}: expected a positive integer, got {target!r}")
-    size = BLOCK_MUONS[mode]
-    done = 0
-    block = 0
+    size = block_muons(cfg, mode)
+    done = already_done
+    block = start_block
     with progress_bar(total=int(target), unit=what, enabled=progress) as bar:
+        bar.update(done)
         while done < target:
+            n_use = min(size, target - done) if n_muons is not None else None
+            out, lost = generate_block(cfg, mode, seed, block, n_use, codata_edition)
             if n_muons is not None:
-                n_use = min(size, target - done)
-                out = generate_block(cfg, mode, seed, block, n_use, codata_edition)
                 step = n_use
             else:
-                out = generate_block(cfg, mode, seed, block, None, codata_edition)
                 step = min(out["time_ns"].size, target - done)
                 out = {k: v[:step] for k, v in out.items()}
             done += step
             bar.update(step)
+            yield block, out, lost
             block += 1
-            yield out
 
 
-def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None) -> dict:
-    """Generate events and write them to a ROOT file (tree ``events``) with provenance; returns the provenance."""
-    kin = ring_kinematics(cfg, codata_edition)
-    provenance = {
-        "package": "ringsim",
+def _request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | None, seed: int, codata_edition: int) -> dict:
+    """What identifies a run: a resumed run must ask for exactly the same."""
+    return {
         "version": ringsim.__version__,
         "mode": mode,
         "seed": seed,
         "codata": codata(codata_edition).name,
-        "blinding": "simulation truth, unblinded",
-        "a_mu_truth": cfg.muon.a_mu,
-        "omega_a_truth_rad_per_us": kin.omega_a_rad_per_us,
         "requested": {"positrons": n_positrons, "muons": n_muons},
         "config": cfg.to_dict(),
     }
+
+
+def _parts_folder(path: Path) -> Path:
+    return path.with_name(f".{path.name}.parts")
+
+
+def _finished_parts(folder: Path, request: dict) -> list[Path]:
+    """Parts of an interrupted run of the same request, in block order (contiguous from block 0)."""
+    meta = folder / "request.json"
+    try:
+        previous = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise InputError(f"{folder}: unfinished-run folder without a readable request.json; remove it") from None
+    if previous != json.loads(json.dumps(request)):
+        raise InputError(f"{folder}: holds an interrupted run of a different configuration, seed or size; remove it or repeat that command")
+    parts = []
+    for block in itertools.count():
+        part = folder / f"block-{block:06d}.npz"
+        if not part.exists():
+            return parts
+        parts.append(part)
+
+
+def _save_part(folder: Path, block: int, positrons: dict, lost: dict) -> None:
+    target = folder / f"block-{block:06d}.npz"
+    tmp = folder / f".block-{block:06d}.tmp.npz"
+    np.savez(tmp, **{f"e.{k}": v for k, v in positrons.items()}, **{f"l.{k}": v for k, v in lost.items()})
+    os.replace(tmp, target)
+
+
+def _load_part(part: Path) -> tuple[dict, dict]:
+    with np.load(part) as data:
+        positrons = {k[2:]: data[k] for k in data.files if k.startswith("e.")}
+        lost = {k[2:]: data[k] for k in data.files if k.startswith("l.")}
+    return positrons, lost
+
+
+def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndarray, np.ndarray]:
+    """Time [ns] and energy [MeV] bin edges of the per-station histograms of a run file."""
+    a = cfg.analysis
+    n_time = int(math.ceil(1.1 * a.fit_end_us * 1e3 / a.bin_width_ns))
+    e_top = 1.05 * ring_kinematics(cfg, codata_edition).e_max_mev
+    return np.arange(n_time + 1) * a.bin_width_ns, np.linspace(0.0, e_top, 17)
+
+
+def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None) -> dict:
+    """Simulate a run into a ROOT file; resumable.
+
+    Finished blocks (whole fills) are kept in ``.NAME.parts/`` beside the target while the run goes;
+    the same command after an interruption continues from the first missing block, and the final file
+    is identical to an uninterrupted run. Contents: tree ``events`` (positron clusters, with truth),
+    tree ``lost_muons``, tree ``fills`` (per-fill truth: muons, lost, clusters), TH2 histograms
+    ``hist/calo_NN`` (time [ns] × energy [MeV] per station), and the JSON ``provenance``.
+    Returns the provenance.
+    """
+    path = Path(path)
+    check_output_path(path, overwrite)
+    request = _request(cfg, mode, n_positrons, n_muons, seed, codata_edition)
+    folder = _parts_folder(path)
+    parts = _finished_parts(folder, request) if folder.exists() else []
+    if not folder.exists():
+        folder.mkdir()
+        (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+    size = block_muons(cfg, mode)
+    if n_positrons is not None:
+        done = sum(int(np.load(p)["e.time_ns"].size) for p in parts)
+    else:
+        done = min(len(parts) * size, n_muons)
+    for block, positrons, lost in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done):
+        _save_part(folder, block, positrons, lost)
+    kin = ring_kinematics(cfg, codata_edition)
+    provenance = {
+        "package": "ringsim",
+        **request,
+        "blinding": "simulation truth, unblinded",
+        "a_mu_truth": cfg.muon.a_mu,
+        "omega_a_truth_rad_per_us": kin.omega_a_rad_per_us,
+    }
+    t_edges, e_edges = histogram_edges(cfg, codata_edition)
+    hist = np.zeros((cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1))
+    lost_all: list[dict] = []
+    fills: dict[str, list[np.ndarray]] = {"fill": [], "n_muons": [], "n_lost": [], "n_clusters": []}
+    per_fill = cfg.run.muons_per_fill
     with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite) as writer:
-        for chunk in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress):
-            writer.extend(chunk)
+        for i, part in enumerate(_finished_parts(folder, request)):
+            positrons, lost = _load_part(part)
+            writer.extend(positrons)
+            lost_all.append(lost)
+            for station in range(cfg.ring.n_detectors):
+                sel = positrons["calo"] == station
+                hist[station] += np.histogram2d(positrons["time_ns"][sel], positrons["energy_mev"][sel], bins=(t_edges, e_edges))[0]
+            first = i * (size // per_fill)
+            n_fills = size // per_fill
+            muons = np.full(n_fills, per_fill)
+            if n_muons is not None and (i + 1) * size > n_muons:
+                muons = np.clip(n_muons - i * size - np.arange(n_fills) * per_fill, 0, per_fill)
+            fills["fill"].append(first + np.arange(n_fills))
+            fills["n_muons"].append(muons)
+            fills["n_lost"].append(np.bincount(lost["fill"] - first, minlength=n_fills))
+            fills["n_clusters"].append(np.bincount(positrons["fill"] - first, minlength=n_fills))
+        writer.write_tree("lost_muons", {k: np.concatenate([d[k] for d in lost_all]).astype(v) for k, v in LOST_BRANCHES.items()})
+        writer.write_tree("fills", {k: np.concatenate(v).astype(np.int64) for k, v in fills.items()})
+        for station in range(cfg.ring.n_detectors):
+            writer.write_histogram(f"hist/calo_{station:02d}", hist[station], t_edges, e_edges)
         writer.provenance["n_positrons"] = writer.n_entries
+    shutil.rmtree(folder)
     return writer.provenance

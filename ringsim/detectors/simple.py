@@ -1,8 +1,7 @@
-"""First detector model: Michel positron of each decay, energy resolution, flat efficiency, station.
+"""Decay of every muon into a positron (numba, reproducible blocks) and the sector-station model.
 
-The station is the azimuthal sector (of ``n_stations``) holding the decay point; times are the decay
-times (flight to a calorimeter face comes with the geometric model). Energy resolution
-σ_E/E = √(a²/E[GeV] + b²) (SPEC §3).
+The sector model records a positron in the azimuthal sector of its decay point with no flight time:
+the idealised detector of studies that need no geometry.
 """
 
 from __future__ import annotations
@@ -16,31 +15,26 @@ from ringsim.decay import decay_positron
 
 
 @njit(cache=True, parallel=True)
-def decay_and_detect(block_starts, block_seeds, u, s, azimuth_rad, polarization, muon_mass_mev, n_stations, res_stochastic, res_constant, efficiency, energy_min_mev):
-    """Decay every muon into a positron and record what the detector sees.
+def decay_positrons(block_starts, block_seeds, u, s, polarization, muon_mass_mev):
+    """Lab energy [MeV] and unit direction (n, 3) of the decay positron of every muon.
 
-    Muons are processed in blocks ``block_starts[i]:block_starts[i+1]``, block ``i`` drawing its random
-    numbers from numba's generator seeded with ``block_seeds[i]`` (identical results for any thread
-    count). ``u`` (n, 3) is γβ and ``s`` (n, 3) the rest-frame spin at decay; ``azimuth_rad`` the decay
-    azimuth. Returns (accepted, measured energy [MeV], true energy [MeV], station).
+    Muons ``block_starts[i]:block_starts[i+1]`` draw from numba's generator seeded with
+    ``block_seeds[i]``, so results are identical for any thread count. ``u`` (n, 3) is γβ and ``s``
+    (n, 3) the rest-frame spin at decay.
     """
     n = u.shape[0]
-    accepted = np.zeros(n, dtype=np.bool_)
     energy = np.zeros(n)
-    true_energy = np.zeros(n)
-    station = np.zeros(n, dtype=np.int32)
-    sector = 2.0 * math.pi / n_stations
+    direction = np.zeros((n, 3))
     for b in prange(block_seeds.size):
         np.random.seed(block_seeds[b])
         for i in range(block_starts[b], block_starts[b + 1]):
-            e_true = decay_positron(u[i, 0], u[i, 1], u[i, 2], s[i, 0], s[i, 1], s[i, 2], polarization, muon_mass_mev)[0]
-            e_gev = max(e_true, 1e-6) * 1e-3
-            sigma = e_true * math.sqrt(res_stochastic * res_stochastic / e_gev + res_constant * res_constant)
-            e_meas = e_true + sigma * np.random.standard_normal()
-            keep = np.random.random() < efficiency
-            true_energy[i] = e_true
-            energy[i] = e_meas
-            accepted[i] = keep and e_meas >= energy_min_mev
-            phi = azimuth_rad[i] % (2.0 * math.pi)
-            station[i] = min(int(phi / sector), n_stations - 1)
-    return accepted, energy, true_energy, station
+            e, dx, dy, dz = decay_positron(u[i, 0], u[i, 1], u[i, 2], s[i, 0], s[i, 1], s[i, 2], polarization, muon_mass_mev)
+            energy[i] = e
+            direction[i, 0], direction[i, 1], direction[i, 2] = dx, dy, dz
+    return energy, direction
+
+
+def sector_station(azimuth_rad: np.ndarray, n_stations: int) -> np.ndarray:
+    """Station = azimuthal sector of the decay point."""
+    sector = 2.0 * math.pi / n_stations
+    return np.minimum((np.mod(azimuth_rad, 2.0 * math.pi) / sector).astype(np.int32), n_stations - 1)
