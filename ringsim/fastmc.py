@@ -168,5 +168,5 @@ def calibrate_from_tracking(cfg: SimConfig, n_muons: int = 2000, n_turns: int = 
         phase_rad=float(math.remainder(phi, 2 * math.pi)),
         tune_x=float(nu),
         tune_x_err=float(errors[2]),
-        tau_us=float(min(decay / kin.omega_c_rad_per_s * 1e6, 1e9)),
+        tau_us=float(min(decay / kin.omega_c_rad_per_s * 1e6, 1e9)) if decay > 0 else 1e9,  # ≤ 0: no measurable decoherence
     )

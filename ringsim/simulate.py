@@ -24,6 +24,7 @@ from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
 from ringsim.detectors.response import respond
 from ringsim.detectors.simple import decay_positrons, sector_station
+from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
 from ringsim.fastmc import DecayStates, decay_states, loss_times_s
 from ringsim.io import EventWriter, check_output_path
@@ -42,6 +43,8 @@ EVENT_BRANCHES = {
     "n_hits": np.int8,  # positrons merged into this cluster (2 or more: pileup)
     "x_hit_m": np.float32,  # radial hit position on the calorimeter face, relative to R₀ (0 without geometry)
     "y_hit_m": np.float32,  # vertical hit position
+    "hemisphere": np.int8,  # +1 positron going up, −1 down (reconstructed for vanes, true otherwise)
+    "vertical_angle_rad": np.float32,  # atan(p_y/p_⊥) of the positron (reconstructed for vanes)
     "truth_energy_mev": np.float32,  # true energy of the (first) positron
     "truth_decay_time_ns": np.float64,  # its decay time
     "truth_delta_p": np.float32,  # Δp/p of the parent muon
@@ -71,16 +74,34 @@ def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]
     return np.random.default_rng(ss), ss.generate_state(1, np.uint32)[0]
 
 
+def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, energy: np.ndarray, direction: np.ndarray, decay_time_ns: np.ndarray, fill: np.ndarray, candidates: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Reconstructed silicon-vane tracks of the candidate positrons (J-PARC); returns clusters and stations."""
+    det = cfg.detector
+    geometry = VaneGeometry(n_vanes=cfg.ring.n_detectors, field_t=cfg.ring.field_t, efficiency=det.efficiency, momentum_resolution=det.energy_resolution_constant)
+    hits = vane_hits(states.position_m[candidates], direction[candidates], energy[candidates], decay_time_ns[candidates], geometry)
+    tracks = reconstruct(hits, geometry, int(rng.integers(2**62)))
+    ok = np.flatnonzero(tracks.accepted)
+    clusters = {
+        "index": ok,
+        "time_ns": tracks.time_ns[ok],
+        "energy_mev": tracks.momentum_mev[ok],
+        "n_hits": np.ones(ok.size, dtype=np.int64),
+        "hemisphere": tracks.hemisphere[ok],
+        "vertical_angle_rad": tracks.vertical_angle_rad[ok],
+    }
+    station = np.full(energy.size, -1, dtype=np.int32)
+    station[candidates] = hits.first_vane
+    return clusters, station
+
+
 def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Station, flight time [ns] and face position of each positron for the configured detector model."""
+    """Station, flight time [ns] and face position of each positron for the calorimeter or sector model."""
     if cfg.detector.model == "calorimeters":
         geo = CalorimeterGeometry(n_stations=cfg.ring.n_detectors)
         return calorimeter_hits(
             np.ascontiguousarray(states.position_m), np.ascontiguousarray(direction), energy, cfg.ring.field_t, cfg.ring.radius_m,
             geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m,
         )
-    if cfg.detector.model == "vanes":
-        raise ConfigError("detector.model: the silicon-vane model is not wired into the simulation yet; use 'simple'")
     zeros = np.zeros(energy.size)
     return sector_station(states.azimuth_rad, cfg.ring.n_detectors), zeros, zeros, zeros
 
@@ -115,11 +136,18 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
         states = DecayStates(position_m=st[:, :3], u=st[:, 3:6], spin=st[:, 6:9])
     lost = used & (loss_s < lifetime_s)
     energy, direction = decay_positrons(np.array([0, size]), np.array([numba_seed]), np.ascontiguousarray(states.u), np.ascontiguousarray(states.spin), cfg.beam.polarization, codata(codata_edition).muon_mass_mev)
-    station, flight_ns, x_hit, y_hit = _stations(cfg, states, energy, direction)
     decay_time_ns = beam.t0_ns + lifetime_s * 1e9
-    hit = used & ~lost & (station >= 0)
-    idx = np.flatnonzero(hit)
-    clusters = respond(rng, cfg.detector, fill[idx], station[idx], decay_time_ns[idx] + flight_ns[idx], energy[idx])
+    true_angle = np.arctan2(direction[:, 1], np.hypot(direction[:, 0], direction[:, 2]))
+    if cfg.detector.model == "vanes":
+        idx = np.flatnonzero(used & ~lost)
+        clusters, station = _vane_tracks(cfg, rng, states, energy, direction, decay_time_ns, fill, idx)
+        x_hit = y_hit = np.zeros(size)
+    else:
+        station, flight_ns, x_hit, y_hit = _stations(cfg, states, energy, direction)
+        idx = np.flatnonzero(used & ~lost & (station >= 0))
+        clusters = respond(rng, cfg.detector, fill[idx], station[idx], decay_time_ns[idx] + flight_ns[idx], energy[idx])
+        clusters["vertical_angle_rad"] = true_angle[idx[clusters["index"]]]
+        clusters["hemisphere"] = np.where(clusters["vertical_angle_rad"] >= 0, 1, -1)
     keep = (clusters["energy_mev"] >= cfg.detector.energy_min_mev) & (clusters["time_ns"] >= 0.0)  # the readout opens at injection
     src = idx[clusters["index"][keep]]
     x_rel = np.hypot(states.position_m[:, 0], states.position_m[:, 2]) - cfg.ring.radius_m
@@ -131,6 +159,8 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
         "n_hits": clusters["n_hits"][keep],
         "x_hit_m": x_hit[src],
         "y_hit_m": y_hit[src],
+        "hemisphere": clusters["hemisphere"][keep],
+        "vertical_angle_rad": clusters["vertical_angle_rad"][keep],
         "truth_energy_mev": energy[src],
         "truth_decay_time_ns": decay_time_ns[src],
         "truth_delta_p": beam.delta_p[src],

@@ -154,3 +154,30 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
     monkeypatch.setattr(sim, "_save_part", real_save)
     with pytest.raises(InputError, match="different"):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)
+
+
+def test_fast_mode_calibrated_by_tracking_reproduces_the_cbo():
+    from ringsim.beam import muon_charge_over_mass, sample_beam
+    from ringsim.fastmc import calibrate_from_tracking, centroid_versus_turn_angle, decay_states, fit_coherent_oscillation
+    from ringsim.rings import ring_kinematics
+
+    cfg = load_config("fnal", overrides=["kicker.strength=0.8"])  # an under-kick leaves a large CBO
+    cal = calibrate_from_tracking(cfg, n_muons=1500, n_turns=150, steps_per_turn=32, seed=3)
+    assert cal.amplitude_m > 5 * cal.amplitude_err_m and 0.9 < cal.tune_x < 1.0
+    fast_cfg = load_config("fnal", overrides=["kicker.strength=0.8", *cal.overrides()])
+    kin = ring_kinematics(fast_cfg)
+    beam = sample_beam(fast_cfg, 200_000, np.random.default_rng(4))
+    life_s = np.random.default_rng(5).uniform(0.0, 150 * 2 * math.pi / kin.omega_c_rad_per_s, beam.delta_p.size)
+    states = decay_states(fast_cfg, kin, beam, life_s, muon_charge_over_mass())
+    x = np.hypot(states.position_m[:, 0], states.position_m[:, 2]) - fast_cfg.ring.radius_m - beam.x_e_m
+    theta = kin.omega_c_rad_per_s * life_s
+    late = theta > 2 * math.pi
+    centres, centroid = centroid_versus_turn_angle(x[late], theta[late], 2 * math.pi / 8)
+    values, errors = fit_coherent_oscillation(centres, centroid, cal.tune_x)
+    # the fast beam shows the tracked coherent oscillation: frequency and amplitude within errors
+    assert values[2] == pytest.approx(cal.tune_x, abs=3 * math.hypot(errors[2], cal.tune_x_err))
+    assert abs(values[1]) == pytest.approx(cal.amplitude_m, abs=3 * math.hypot(errors[1], cal.amplitude_err_m))
+    # and the CBO frequency seen by a fixed detector, f_c(1 − ν_x), is the ring's (discrete-ESQ optics)
+    from ringsim.optics import one_turn_tunes
+
+    assert cal.tune_x == pytest.approx(one_turn_tunes(cfg)[0], abs=2e-3)
