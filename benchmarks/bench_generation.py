@@ -1,7 +1,7 @@
 """Event-generation speed, fast versus track mode, side by side in one process.
 
-Prints fast-mode positrons per second, track-mode muon-steps and positrons per second, and their
-ratio. Run: python benchmarks/bench_generation.py [--positrons N] [--muons M]
+Prints fast-mode positrons per second, track-mode muon-steps and positrons per second, their
+ratio, and the time of a 10¹⁰-positron histogram-level pseudo-experiment. Run: python benchmarks/bench_generation.py [--positrons N] [--muons M]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--ring", default="fnal")
     parser.add_argument("--positrons", type=int, default=5_000_000)
     parser.add_argument("--muons", type=int, default=4096)
+    parser.add_argument("--template", type=int, default=2_000_000, help="template positrons of the histogram-level model")
     args = parser.parse_args()
     cfg = load_config(args.ring)
     kin = ring_kinematics(cfg)
@@ -45,6 +46,18 @@ def main() -> None:
     print(f"fast mode : {n_fast:>10d} positrons in {t_fast:7.2f} s -> {fast_rate:12.3e} positrons/s")
     print(f"track mode: {args.muons:>10d} muons     in {t_track:7.2f} s -> {steps / t_track:12.3e} muon-steps/s (≈{steps / t_track / cfg.tracking.steps_per_turn:.3e} muon-turns/s), {track_rate:.3e} positrons/s")
     print(f"ratio fast/track positrons per second: {fast_rate / track_rate:.0f}")
+    from ringsim.histmc import build_model, pseudo_experiment
+
+    start = time.perf_counter()
+    model = build_model(cfg, n_template=args.template)
+    built = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    pseudo_experiment(model, 1e6, rng)
+    start = time.perf_counter()
+    counts = pseudo_experiment(model, 1e10, rng)
+    one = time.perf_counter() - start
+    print(f"histogram level: model from {args.template} template positrons in {built:.1f} s; one 1e10-positron experiment "
+          f"({counts.size} bins, {counts.sum():.3e} counts) in {one:.3f} s")
     print(f"(mean recorded energy fast vs track check: {np.mean(np.concatenate([c['energy_mev'] for c in chunks])):.1f} MeV)")
 
 
