@@ -12,6 +12,10 @@ Coordinates: ring in the X–Z plane, Y vertical; x = ρ − R₀ (radial), y = 
 
 Hard edges (ESQ plates, kicker) enter through the fraction of the kick interval's azimuth span that
 lies inside them, so the integrated focusing is right for any step size.
+
+:func:`fields_at` evaluates everything, one muon at a time. The tracker's vectorised blocks use the
+branch-free :func:`static_fields` (with :func:`azimuth_rad`, :func:`section_copies`) wherever
+:func:`needs_fields_at` is false and the kicker is off, and :func:`fields_at` otherwise.
 """
 
 from __future__ import annotations
@@ -147,14 +151,94 @@ def fields_at(px, py, pz, t, h, ring):
     return e_r * rx, e_y, e_r * rz, b_r * rx, b_y, b_r * rz
 
 
+# --- branch-free, vectorisable evaluation for the tracker's SIMD blocks ------------------------------
+# cephes atan: rational approximation on |w| ≤ 0.66 (relative error ≈ 1e-16)
+_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1, -1.228866684490136173410e2, -6.485021904942025371773e1)
+_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2, 4.853903996359136964868e2, 1.945506571482613964425e2)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def azimuth_rad(px, pz):
+    """φ = atan2(Z, X) in [0, 2π), as a polynomial (no libm call, so a loop over muons vectorises)."""
+    ax, az = abs(px), abs(pz)
+    hi = max(ax, az)
+    z = min(ax, az) / (hi if hi > 0.0 else 1.0)
+    big = z > 0.66
+    w = (z - 1.0) / (z + 1.0) if big else z
+    w2 = w * w
+    p = (((_ATAN_P[0] * w2 + _ATAN_P[1]) * w2 + _ATAN_P[2]) * w2 + _ATAN_P[3]) * w2 + _ATAN_P[4]
+    q = ((((w2 + _ATAN_Q[0]) * w2 + _ATAN_Q[1]) * w2 + _ATAN_Q[2]) * w2 + _ATAN_Q[3]) * w2 + _ATAN_Q[4]
+    r = w + w * (w2 * p / q)
+    r = 0.25 * math.pi + (r + 3.061616997868382943065e-17) if big else r  # π/4 + its rounding error
+    r = 0.5 * math.pi - r if az > ax else r
+    r = math.pi - r if px < 0.0 else r
+    return TWO_PI - r if pz < 0.0 else r
+
+
 @njit(cache=True)
-def collimator_crossed(phi_before, phi_after, ring):
-    """Whether a collimator azimuth lies in (φ_before, φ_after] (moving forward less than a turn)."""
-    n = int(ring[N_COLL])
-    for c in range(n):
-        az = ring[HEADER + c]
-        d_after = (phi_after - az) % TWO_PI
-        d_before = (phi_before - az) % TWO_PI
-        if d_after < d_before:
-            return True
-    return False
+def section_copies(ring):
+    """ESQ sections (start, end) [rad] shifted by 2πk so that they cover every overlap with an interval in [0, 4π)."""
+    n = int(ring[N_SEC])
+    base = HEADER + int(ring[N_COLL])
+    out = np.empty(6 * n)
+    m = 0
+    for s in range(n):
+        a = ring[base + 2 * s]
+        a0 = a - TWO_PI * math.floor(a / TWO_PI)
+        b0 = a0 + ring[base + 2 * s + 1] - a
+        for k in (-1.0, 0.0, 1.0):
+            if b0 + k * TWO_PI > 0.0 and a0 + k * TWO_PI < 2.0 * TWO_PI:
+                out[2 * m], out[2 * m + 1] = a0 + k * TWO_PI, b0 + k * TWO_PI
+                m += 1
+    return out[: 2 * m]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def kick_span_rad(phi, h, omega_c):
+    """Azimuth interval [lo, hi] of a kick of length h [s] centred at φ, lo in [0, 2π) (see :func:`section_copies`)."""
+    half_span = 0.5 * abs(h) * omega_c
+    lo = phi - half_span
+    lo = lo + TWO_PI if lo < 0.0 else lo
+    return lo, lo + 2.0 * half_span
+
+
+@njit(cache=True)
+def needs_fields_at(ring):
+    """Whether the ring has features that only :func:`fields_at` evaluates (RC recovery, azimuthal modulation, multipoles)."""
+    return ring[RC_FRAC] != 0.0 or ring[AZ_EPS] != 0.0 or ring[N_MULT] > 0.0
+
+
+@njit(cache=True)
+def static_field_constants(ring):
+    """(R₀ [m], B₀ [T], κ [V/m²], dB_y/dx [T/m], B_r [T], ω_c [rad/s], discrete ESQ?) for :func:`static_fields`."""
+    code = int(ring[FOC])
+    kappa = ring[KAPPA] if code == 0 or code == 2 else 0.0
+    grad = ring[B0] * ring[NIDX] / ring[R0] if code == 1 else 0.0
+    return ring[R0], ring[B0], kappa, grad, ring[B_RADIAL], ring[OMEGA_C], code == 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def static_fields(px, py, pz, inside_rad, h, consts):
+    """E [V/m] and B [T] of :func:`fields_at` when :func:`needs_fields_at` is false and the kicker is off.
+
+    ``consts`` from :func:`static_field_constants`; ``inside_rad``: measure of the azimuth span of
+    the kick (length h [s]) inside the ESQ sections (discrete ESQ only). Branch-free, so that a loop
+    over muons vectorises.
+    """
+    r0, b0, kappa, grad, b_radial, omega_c, discrete = consts
+    rho = math.sqrt(px * px + pz * pz)
+    rx, rz = px / rho, pz / rho
+    x = rho - r0
+    span = abs(h) * omega_c
+    frac = inside_rad / span if span > 0.0 else 0.0
+    kappa = kappa * frac if discrete else kappa
+    e_r = kappa * x
+    b_r = b_radial - grad * py
+    return e_r * rx, -kappa * py, e_r * rz, b_r * rx, b0 - grad * x, b_r * rz
+
+
+@njit(cache=True, inline="always")
+def kicker_on(t, ring):
+    """Whether the kicker pulse is on at time t [s]."""
+    tau = t - ring[KICK_T0]
+    return ring[KICK_ON] > 0.0 and 0.0 < tau < ring[KICK_WIDTH]

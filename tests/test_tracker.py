@@ -265,3 +265,86 @@ def test_betatron_amplitude_is_conserved_with_magnetic_focusing(steps_per_turn):
     x, _ = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
     first, last = x[: 100 * steps_per_turn], x[-100 * steps_per_turn :]
     assert np.ptp(last) / np.ptp(first) == pytest.approx(1.0, abs=0.02)
+
+
+def test_polynomial_sin_cos_and_azimuth_match_libm():
+    from numba import njit
+
+    from ringsim.fields import azimuth_rad
+    from ringsim.tracker import _sin_cos
+
+    @njit
+    def evaluate(x, px, pz):
+        out = np.empty((3, x.size))
+        for i in range(x.size):
+            out[0, i], out[1, i] = _sin_cos(x[i])
+            out[2, i] = azimuth_rad(px[i], pz[i])
+        return out
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-1, 1, 20000) * 10.0 ** rng.integers(-8, 2, 20000), [0.0, math.pi, -math.pi / 2]])
+    px, pz = rng.normal(size=(2, x.size)) * 10.0 ** rng.integers(-3, 2, (2, x.size))
+    px[:4], pz[:4] = [1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, -1.0]
+    s, c, phi = evaluate(x, px, pz)
+    assert np.max(np.abs(s - np.sin(x)) / np.maximum(np.abs(np.sin(x)), 1.0)) < 4e-16 * max(1.0, np.max(np.abs(x)) / math.pi)
+    assert np.max(np.abs(c - np.cos(x))) < 4e-16 * max(1.0, np.max(np.abs(x)) / math.pi)
+    assert np.max(np.abs(phi - np.arctan2(pz, px) % (2 * math.pi))) < 2e-15
+    assert np.all((phi >= 0) & (phi <= 2 * math.pi))
+
+
+@pytest.mark.parametrize("stations", ["[30.0, 120.0, 210.0, 300.0]", "[340.0, 70.0, 160.0, 250.0]"])
+def test_vectorised_esq_fields_match_fields_at(stations):
+    # the block kernel's branch-free fields (overlap from shifted section copies) against the scalar fields_at
+    from numba import njit
+
+    from ringsim.fields import azimuth_rad, fields_at, kick_span_rad, section_copies, static_field_constants, static_fields
+
+    cfg = load_config("fnal", overrides=[f"esq.station_start_deg={stations}", "kicker.enabled=false"])
+    ring = ring_parameters(cfg, ring_kinematics(cfg))
+
+    @njit
+    def both(p, h):
+        consts = static_field_constants(ring)
+        sec = section_copies(ring)
+        out = np.empty((2, p.shape[0], 6))
+        for i in range(p.shape[0]):
+            lo, hi = kick_span_rad(azimuth_rad(p[i, 0], p[i, 2]), h, consts[5])
+            inside = 0.0
+            for k in range(sec.size // 2):
+                inside += max(min(hi, sec[2 * k + 1]) - max(lo, sec[2 * k]), 0.0)
+            out[0, i] = static_fields(p[i, 0], p[i, 1], p[i, 2], inside, h, consts)
+            out[1, i] = fields_at(p[i, 0], p[i, 1], p[i, 2], 0.0, h, ring)
+        return out
+
+    rng = np.random.default_rng(5)
+    phi = rng.uniform(0, 2 * math.pi, 4000)
+    rho = cfg.ring.radius_m + rng.uniform(-0.04, 0.04, phi.size)
+    p = np.stack([rho * np.cos(phi), rng.uniform(-0.04, 0.04, phi.size), rho * np.sin(phi)], axis=1)
+    period, _ = _period_s("fnal")
+    fast, ref = both(p, period / 32)
+    kappa = -ref[:, 1] / p[:, 1]  # E_y = −κ y, κ scaled by the kick's fraction inside the plates
+    partial = (kappa > 0.01 * kappa.max()) & (kappa < 0.99 * kappa.max())
+    assert partial.sum() > 50  # the sample includes kicks straddling plate edges
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-9 * np.max(np.abs(ref)))
+
+
+def test_a_muon_is_tracked_bit_identically_alone_and_in_a_batch():
+    # blocks of muons share vector instructions and lanes are refilled as muons finish: a muon's
+    # trajectory must not depend on its neighbours (full ring: ESQ stations, kicker, collimators)
+    from ringsim.beam import sample_beam
+    from ringsim.tracker import track_to_times
+
+    cfg = load_config("fnal", overrides=["muon.edm_eta=1e-5"])
+    kin = ring_kinematics(cfg)
+    ring = ring_parameters(cfg, kin)
+    period, _ = _period_s("fnal")
+    st = initial_states(cfg, kin, sample_beam(cfg, 300, np.random.default_rng(9)))
+    durations = np.random.default_rng(10).uniform(0.5, 12.0, 300) * period
+    batch = st.copy()
+    lost = track_to_times(batch, durations, period / 32, ring, Q_OVER_M, cfg.muon.a_mu, 1e-5)
+    assert 0.05 < np.isfinite(lost).mean() < 0.95  # both lost and stored muons are compared
+    for i in [0, 1, 57, 150, 299, *np.flatnonzero(np.isfinite(lost))[:3]]:
+        alone = st[i : i + 1].copy()
+        lost_alone = track_to_times(alone, durations[i : i + 1], period / 32, ring, Q_OVER_M, cfg.muon.a_mu, 1e-5)
+        np.testing.assert_array_equal(alone[0], batch[i])
+        np.testing.assert_array_equal(lost_alone[0], lost[i])
