@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -34,11 +33,15 @@ def _commit_folder(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _truth_branches(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+def _trees(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """All branches of the events and lost-muon trees, and the number of simulated muons."""
     from ringsim.io import open_root
 
     with open_root(path) as f:
-        return f["events"].arrays(names, library="np")
+        events = f["events"].arrays(library="np")
+        lost = f["lost_muons"].arrays(library="np")
+        n_muons = int(np.sum(f["fills"]["n_muons"].array(library="np")))
+    return events, lost, n_muons
 
 
 def _report(rows: list[tuple[str, str]]) -> str:
@@ -50,17 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from analysis.ingest import read_events
     from analysis.plots import wiggle_plot
     from analysis.wiggle import histogram_and_fit, ring_settings, select_energy
-    from calibration.amu import amu_fnal
-    from calibration.beam_corrections import electric_field_correction, pitch_correction
-    from calibration.field import muon_weighted_field_t, omega_p_tilde_rad_per_s
+    from calibration.budget import simulated_run_budget
+    from calibration.plots import bsm_plot, comparison_plot
+    from calibration.theory import SM_PREDICTIONS, AmuValue, delta_amu, significance
     from ringsim.config import load_config
-    from ringsim.constants import codata
     from ringsim.io import check_output_path, write_json_atomic
-    from ringsim.rings import ring_kinematics
     from ringsim.simulate import simulate_to_file
 
     cfg = load_config(args.ring, args.config, args.overrides)
-    kin = ring_kinematics(cfg, args.codata)
     target = Path(args.output)
     if args.json:
         check_output_path(args.json, overwrite=args.force)
@@ -74,64 +74,55 @@ def cmd_run(args: argparse.Namespace) -> int:
         wiggle_plot(counts, edges, fit, fit.expected_counts, tmp / "wiggle.png")
         write_json_atomic(tmp / "fit.json", fit.to_dict())
 
-        # the muons behind the fitted positrons carry the beam-dynamics corrections
-        truth = _truth_branches(events_path, ["truth_x_e_m", "truth_y_m"])
-        t_us = events.time_ns * 1e-3
-        used = (events.energy_mev >= settings.energy_min_mev) & (events.energy_mev < settings.energy_max_mev) & (t_us >= fit.start_us) & (t_us < fit.end_us)
-        ring = cfg.ring
-        if ring.focusing == "electric":
-            c_e, c_e_err = electric_field_correction(truth["truth_x_e_m"][used], ring.field_index, ring.radius_m, kin.beta)
-        else:
-            c_e, c_e_err = 0.0, 0.0
-        c_p, c_p_err = pitch_correction(truth["truth_y_m"][used], ring.field_index, ring.radius_m)
-        field_t = muon_weighted_field_t(ring.field_t, ring.field_index, ring.radius_m, truth["truth_x_e_m"][used], ring.focusing)
-        omega_p_rad_per_us = omega_p_tilde_rad_per_s(field_t, args.codata, cfg.tracking.temperature_c) * 1e-6
-        ratio = fit.omega_a * (1.0 + c_e + c_p) / omega_p_rad_per_us
-        ratio_err = ratio * math.sqrt((fit.omega_a_err / fit.omega_a) ** 2 + c_e_err**2 + c_p_err**2)
-        amu = amu_fnal(ratio, ratio_err, codata_edition=args.codata, temperature_c=cfg.tracking.temperature_c)
+        truth, lost, n_muons = _trees(events_path)
+        run = simulated_run_budget(cfg, fit, truth, lost=lost if lost["time_ns"].size else None, n_muons=n_muons, codata_edition=args.codata, seed=args.seed)
+        run.write(tmp)
         a_true = cfg.muon.a_mu
+        measured = AmuValue("this simulated run", run.amu.a_mu, run.amu.a_mu_err, f"ringsim run --ring {cfg.ring.name} --seed {args.seed}")
+        sm = SM_PREDICTIONS["TI2025"]
+        delta, delta_err = delta_amu(measured, sm)
+        comparison_plot(tmp / "comparison.png", measured)
+        bsm_plot(tmp / "bsm.png", delta, delta_err)
         result = {
-            "a_mu": amu.a_mu,
-            "a_mu_err": amu.a_mu_err,
+            "a_mu": run.amu.a_mu,
+            "a_mu_err": run.amu.a_mu_err,
             "a_mu_true": a_true,
             "omega_a": fit.omega_a,
             "omega_a_err": fit.omega_a_err,
             "omega_a_unit": "rad/us",
-            "pull": (amu.a_mu - a_true) / amu.a_mu_err,
-            "ring": ring.name,
+            "pull": (run.amu.a_mu - a_true) / run.amu.a_mu_err,
+            "ring": cfg.ring.name,
             "mode": args.mode,
             "seed": args.seed,
             "n_positrons": events.n_entries,
             "n_fitted": fit.n_entries,
-            "C_e": c_e,
-            "C_e_err": c_e_err,
-            "C_p": c_p,
-            "C_p_err": c_p_err,
-            "omega_p_tilde_rad_per_us": omega_p_rad_per_us,
-            "ratio": ratio,
-            "ratio_err": ratio_err,
-            "codata": codata(args.codata).name,
+            "ratio": run.ratio,
+            "ratio_err": run.ratio_err,
+            "a_mu_e821": run.amu_e821.a_mu,
+            "delta_a_mu_vs_sm2025": delta,
+            "delta_a_mu_err": delta_err,
+            "significance_vs_sm2025": significance(measured, sm),
+            "codata": run.amu.codata,
             "chi2": fit.chi2,
             "ndf": fit.ndf,
+            "closure": run.closure,
         }
         write_json_atomic(tmp / "result.json", result)
-        ppb = 1e9
         report = _report(
             [
-                ("ring / mode / seed", f"{ring.name} / {args.mode} / {args.seed}"),
+                ("ring / mode / seed", f"{cfg.ring.name} / {args.mode} / {args.seed}"),
                 ("positrons (recorded / fitted)", f"{events.n_entries} / {fit.n_entries:.0f}"),
-                ("fit window, threshold", f"{fit.start_us:.1f}–{fit.end_us:.1f} μs, {settings.energy_min_mev:g}–{settings.energy_max_mev:g} MeV"),
+                ("fit window, energies", f"{fit.start_us:.1f}–{fit.end_us:.1f} μs, {settings.energy_min_mev:g}–{settings.energy_max_mev:g} MeV"),
                 ("chi2/ndf (Poisson deviance)", f"{fit.chi2:.1f}/{fit.ndf}"),
-                ("omega_a [rad/μs]", f"{fit.omega_a:.8f} ± {fit.omega_a_err:.8f} ({fit.omega_a_err / fit.omega_a * ppb:.0f} ppb)"),
-                ("C_e [ppb]", f"{c_e * ppb:.1f} ± {c_e_err * ppb:.1f}"),
-                ("C_p [ppb]", f"{c_p * ppb:.1f} ± {c_p_err * ppb:.1f}"),
-                ("omega_p~'(T_r) [rad/μs]", f"{omega_p_rad_per_us:.6f} (B = {field_t:.7f} T, {codata(args.codata).name})"),
-                ("R'_mu", f"{ratio:.10f} ± {ratio_err:.10f}"),
-                ("a_mu (measured)", f"{amu.a_mu:.10e} ± {amu.a_mu_err:.2e}"),
+                ("omega_a [rad/μs]", f"{fit.omega_a:.8f} ± {fit.omega_a_err:.8f} ({fit.omega_a_err / fit.omega_a * 1e9:.0f} ppb)"),
+                ("R'_mu", f"{run.ratio:.10f} ± {run.ratio_err:.10f}"),
+                ("a_mu (measured)", f"{run.amu.a_mu:.10e} ± {run.amu.a_mu_err:.2e} ({run.amu.codata})"),
                 ("a_mu (truth)", f"{a_true:.10e}"),
                 ("pull", f"{result['pull']:+.2f}"),
+                ("Δa_mu vs SM (TI 2025)", f"{delta:.3e} ± {delta_err:.3e} ({result['significance_vs_sm2025']:+.1f} σ)"),
             ]
         )
+        report += "\n" + run.budget.to_text()
         (tmp / "report.txt").write_text(report, encoding="utf-8")
         _commit_folder(tmp, target)
     except BaseException:
