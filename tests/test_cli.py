@@ -180,3 +180,14 @@ def test_validate_passes_and_reports_every_check(tmp_path, capsys):
     for topic in ("tune x", "tune y", "spin advance", "C_e", "C_p", "EDM tilt", "Michel asymmetry"):
         assert topic in names
     assert all({"measured", "expected", "tolerance", "ok"} <= set(c) and c["ok"] for c in checks)
+
+
+@pytest.mark.slow
+def test_jparc_run_closes_through_the_silicon_vanes(tmp_path):
+    out = tmp_path / "jparc"
+    assert main(["run", "--ring", "jparc", "--positrons", "300000", "--seed", "4", "-o", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert abs(result["a_mu"] - result["a_mu_true"]) < 3 * result["a_mu_err"]
+    budget = json.loads((out / "budget.json").read_text())
+    c_e = [line for line in budget["budget"]["lines"] if line["name"] == "C_e"][0]
+    assert c_e["value_ppb"] == 0.0  # no electric field in the J-PARC ring
