@@ -1,4 +1,8 @@
-"""Figures of the ω_a analysis (matplotlib, Agg backend, written atomically)."""
+"""Figures of the ω_a analysis (matplotlib figures without pyplot state, written atomically as PNG).
+
+Wiggle plot, residuals and their FFT with the beam frequencies marked, start/end-time scan with its
+allowed statistical band, pull distribution, correlation matrix.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,144 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.fitting import FitResult
+from analysis.scans import ScanResult
 from ringsim.errors import InputError
 from ringsim.io import atomic_output
 
 SEGMENT_OFFSET_FACTOR = 0.1  # each successive folded segment is scaled down by this on the log axis
+FFT_PADDING = 4  # zero padding of the residual FFT
+
+
+def _fit_window(counts, edges_us, fit: FitResult, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """The counts and edges (μs) of the bins inside the fit window."""
+    n = np.asarray(counts, dtype=float)
+    e = np.asarray(edges_us, dtype=float)
+    if e.ndim != 1 or n.ndim != 1 or e.size != n.size + 1:
+        raise InputError(f"{who}: need 1-D counts and one more edge than counts, got {n.shape}, {e.shape}")
+    tol = 1e-6 * float(np.min(np.diff(e)))
+    inside = np.flatnonzero((e[:-1] >= fit.start_us - tol) & (e[1:] <= fit.end_us + tol))
+    if inside.size == 0:
+        raise InputError(f"{who}: no bin lies in the fit window {fit.start_us}..{fit.end_us} us")
+    return n[inside[0] : inside[-1] + 1], e[inside[0] : inside[-1] + 2]
+
+
+def _save(fig: Figure, path) -> None:
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def fit_pulls(counts, edges_us, fit: FitResult, variance=None) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres (μs) and pulls (data − fit)/σ of the fit window; σ² = fit (Poisson) or ``variance``
+    (the full histogram's variances of a least-squares fit)."""
+    n, e = _fit_window(counts, edges_us, fit, "pulls")
+    mu = np.asarray(fit.expected_counts, dtype=float)
+    if mu.shape != n.shape:
+        raise InputError(f"pulls: the fit has {mu.size} bins, the histogram window {n.size}")
+    if variance is None:
+        var = mu
+    else:
+        v_all = np.asarray(variance, dtype=float)
+        var, _ = _fit_window(v_all, edges_us, fit, "pulls")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pull = np.where(var > 0.0, (n - mu) / np.sqrt(var), 0.0)
+    return 0.5 * (e[:-1] + e[1:]), pull
+
+
+def residual_fft_plot(counts, edges_us, fit: FitResult, path, *, frequencies_mhz: dict | None = None, variance=None) -> None:
+    """Residuals (data − fit)/σ versus time and the magnitude of their FFT, with beam frequencies marked.
+
+    Parameters
+    ----------
+    counts, edges_us : array_like
+        The fitted histogram (edges in μs).
+    fit : FitResult
+        The fit (its window and expected counts).
+    path : str or os.PathLike
+        Output PNG.
+    frequencies_mhz : dict, optional
+        Label → frequency in MHz drawn as vertical lines (e.g. f_cbo, f_vw, f_y, 2f_cbo, f_a).
+    variance : array_like, optional
+        Bin variances of a least-squares fit (full histogram).
+    """
+    centre, pull = fit_pulls(counts, edges_us, fit, variance)
+    step = float(np.median(np.diff(centre)))
+    n_pad = FFT_PADDING * pull.size
+    spectrum = np.abs(np.fft.rfft(pull - pull.mean(), n=n_pad))
+    freq = np.fft.rfftfreq(n_pad, d=step)
+    fig = Figure(figsize=(9.0, 7.0))
+    ax_t, ax_f = fig.subplots(2, 1)
+    ax_t.plot(centre, pull, ".", ms=1.0, color="black")
+    ax_t.axhline(0.0, color="tab:red", lw=0.7)
+    ax_t.set_xlabel("time [μs]")
+    ax_t.set_ylabel("(data − fit)/σ")
+    ax_t.set_title(f"residuals of the {fit.model} fit ({fit.method}-method), χ²/ndf = {fit.chi2:.1f}/{fit.ndf}", fontsize=9)
+    ax_f.plot(freq, spectrum, "-", lw=0.7, color="black")
+    for i, (label, f) in enumerate(sorted((frequencies_mhz or {}).items(), key=lambda kv: kv[1])):
+        if 0.0 < f <= freq[-1]:
+            ax_f.axvline(f, color=f"C{i % 10}", lw=0.8, ls="--", label=f"{label} = {f:.3f} MHz")
+    ax_f.set_xlabel("frequency [MHz]")
+    ax_f.set_ylabel("|FFT of residuals|")
+    if frequencies_mhz:
+        ax_f.legend(fontsize=7, loc="upper right")
+    _save(fig, path)
+
+
+def scan_plot(scan: ScanResult, path) -> None:
+    """ω_a − ω_a(first point) versus start (or end) time with the allowed band ±√|σ_i² − σ_0²|."""
+    fig = Figure(figsize=(8.0, 5.0))
+    ax = fig.subplots()
+    dev_ppm = scan.deviation / scan.omega_a[0] * 1e6
+    band_ppm = scan.band / scan.omega_a[0] * 1e6
+    err_ppm = scan.omega_a_err / scan.omega_a[0] * 1e6
+    ax.fill_between(scan.times_us, -band_ppm, band_ppm, color="tab:green", alpha=0.3, label="±1σ allowed")
+    ax.fill_between(scan.times_us, -2 * band_ppm, 2 * band_ppm, color="tab:green", alpha=0.12, label="±2σ allowed")
+    ax.errorbar(scan.times_us, dev_ppm, yerr=err_ppm, fmt="o", ms=3, color="black", lw=0.8)
+    ax.axhline(0.0, color="black", lw=0.5)
+    ax.set_xlabel(f"fit {scan.kind} time [μs]")
+    ax.set_ylabel(f"ω_a − ω_a({scan.times_us[0]:g} μs) [ppm]")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def pulls_plot(pulls, path, *, title: str = "pulls") -> None:
+    """Histogram of pulls with the unit normal curve and their mean and width in the legend."""
+    p = np.asarray(pulls, dtype=float).ravel()
+    if p.size < 2 or not np.all(np.isfinite(p)):
+        raise InputError(f"pulls_plot: need at least two finite pulls, got {p.size}")
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    lim = max(4.0, float(np.max(np.abs(p))))
+    bins = np.linspace(-lim, lim, 41)
+    ax.hist(p, bins=bins, histtype="step", color="black", label=f"mean {p.mean():.3f}, width {p.std(ddof=1):.3f} (n = {p.size})")
+    x = np.linspace(-lim, lim, 400)
+    ax.plot(x, p.size * (bins[1] - bins[0]) * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi), color="tab:red", lw=0.8, label="unit normal")
+    ax.set_xlabel("pull")
+    ax.set_ylabel("entries")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def correlation_plot(fit: FitResult, path) -> None:
+    """The fit's correlation matrix of the free parameters as a colour map with values."""
+    names = list(fit.correlation)
+    if not names:
+        raise InputError("correlation_plot: the fit has no free parameters")
+    corr = np.array([[fit.correlation[a][b] for b in names] for a in names])
+    size = 2.0 + 0.38 * len(names)
+    fig = Figure(figsize=(size + 1.5, size))
+    ax = fig.subplots()
+    image = ax.imshow(corr, vmin=-1.0, vmax=1.0, cmap="RdBu_r")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    if len(names) <= 30:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=5)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_title(f"correlations, {fit.model} ({fit.method}-method)", fontsize=9)
+    _save(fig, path)
 
 
 def wiggle_plot(
@@ -43,16 +181,7 @@ def wiggle_plot(
     fold_us : float
         Folding period in μs.
     """
-    n = np.asarray(counts, dtype=float)
-    e = np.asarray(edges_us, dtype=float)
-    if e.ndim != 1 or n.ndim != 1 or e.size != n.size + 1:
-        raise InputError(f"wiggle_plot: need 1-D counts and one more edge than counts, got {n.shape}, {e.shape}")
-    tol = 1e-6 * float(np.min(np.diff(e)))
-    inside = np.flatnonzero((e[:-1] >= fit.start_us - tol) & (e[1:] <= fit.end_us + tol))
-    if inside.size == 0:
-        raise InputError(f"wiggle_plot: no bin lies in the fit window {fit.start_us}..{fit.end_us} us")
-    n = n[inside[0] : inside[-1] + 1]
-    e_win = e[inside[0] : inside[-1] + 2]
+    n, e_win = _fit_window(counts, edges_us, fit, "wiggle_plot")
     if callable(model_callable_or_expected_counts):
         mu = np.asarray(model_callable_or_expected_counts(e_win), dtype=float)
     else:
@@ -87,6 +216,4 @@ def wiggle_plot(
     ax_res.axhline(0.0, color="tab:red", lw=0.7)
     ax_res.set_xlabel("time [μs]")
     ax_res.set_ylabel("(data − fit)/√fit")
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    _save(fig, path)

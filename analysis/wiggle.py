@@ -19,9 +19,6 @@ from ringsim.config import SimConfig, load_config
 from ringsim.errors import ConfigError, InputError
 from ringsim.rings import ring_kinematics
 
-METHODS_AVAILABLE = ("T",)
-
-
 @dataclass(frozen=True)
 class WiggleSettings:
     """Histogram and fit settings of a T-method analysis (times in μs, energies in MeV)."""

@@ -42,6 +42,8 @@ def _nonneg_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ringsim.cli.fit import add_fit_arguments
+
     parser = argparse.ArgumentParser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -71,28 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--force", action="store_true", help="replace an existing output file")
     sim.add_argument("-o", "--output", required=True, help="output ROOT file")
 
-    fit = sub.add_parser("fit", help="fit ω_a from any ROOT file (tree of hits or a time histogram)")
-    fit.add_argument("files", nargs="+", metavar="FILE.root")
-    fit.add_argument("--ring", choices=("fnal", "jparc"), help="analysis preset (default: from the file's provenance, else fnal)")
-    fit.add_argument("--tree", help="tree path, e.g. dir/sub/hits (default: the file's only tree)")
-    fit.add_argument("--time-branch", default="time_ns")
-    fit.add_argument("--energy-branch")
-    fit.add_argument("--calo-branch")
-    fit.add_argument("--time-unit", default="ns", help="ns, us or s")
-    fit.add_argument("--energy-unit", default="MeV", help="MeV or GeV")
-    fit.add_argument("--hist", help="fit this TH1 time histogram instead of a tree")
-    fit.add_argument("--method", default="T", choices=("T", "A", "Q", "R"))
-    fit.add_argument("--model", default="5", help="fit model (available now: 5)")
-    fit.add_argument("--threshold", type=float, help="energy threshold in MeV (default: the ring's window)")
-    fit.add_argument("--start", type=float, help="fit start in μs")
-    fit.add_argument("--end", type=float, help="fit end in μs")
-    fit.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fast-rotation randomisation")
-    blind = fit.add_mutually_exclusive_group()
-    blind.add_argument("--blind", metavar="STRING", help="blind ω_a with this secret string")
-    blind.add_argument("--unblind", action="store_true", help="report ω_a unblinded (the default when --blind is absent)")
-    fit.add_argument("--json", help="write the fit result to this JSON file")
-    fit.add_argument("--plot", help="write the wiggle plot to this PNG file")
-    fit.add_argument("--force", action="store_true", help="replace existing --json/--plot files")
+    fit = sub.add_parser("fit", help="fit ω_a from any ROOT file: methods T/A/Q/R, models 5–28 and combinations, pileup, gain, scans, plots")
+    add_fit_arguments(fit)
 
     amu = sub.add_parser("amu", help="a_μ from a frequency ratio")
     amu.add_argument("--ratio", type=float, required=True, help="R'_μ = ω_a/ω̃'_p(T_r) (fnal) or R = ω_a/ω_p (e821)")
@@ -130,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             from ringsim.cli.run import cmd_run as handler
+        elif args.command == "fit":
+            from ringsim.cli.fit import cmd_fit as handler
         elif args.command == "validate":
             from ringsim.cli.validate import cmd_validate as handler
         else:

@@ -1,4 +1,4 @@
-"""Handlers of ``ringsim simulate``, ``fit``, ``amu`` and ``precision`` (``run`` is in :mod:`ringsim.cli.run`)."""
+"""Handlers of ``ringsim simulate``, ``amu`` and ``precision`` (``run``, ``fit``, ``validate`` have modules of their own)."""
 
 from __future__ import annotations
 
@@ -36,48 +36,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     cfg = load_config(args.ring, args.config, args.overrides)
     prov = simulate_to_file(args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force)
     print(f"wrote {prov['n_positrons']} positrons ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
-    return 0
-
-
-def _fit_ring(args: argparse.Namespace, provenance: dict) -> str:
-    if args.ring:
-        return args.ring
-    ring = provenance.get("config", {}).get("ring", {}).get("name")
-    return ring if ring in ("fnal", "jparc") else "fnal"
-
-
-def cmd_fit(args: argparse.Namespace) -> int:
-    from analysis.blinding import Blinder
-    from analysis.fitting import fit_five_parameter
-    from analysis.ingest import read_events, read_histogram
-    from analysis.plots import wiggle_plot
-    from analysis.wiggle import METHODS_AVAILABLE, histogram_and_fit, ring_settings, select_energy
-
-    if args.method not in METHODS_AVAILABLE:
-        raise ConfigError(f"method: {args.method}-method fits are not available in this version; use --method T")
-    if args.model != "5":
-        raise ConfigError(f"model: unknown model {args.model!r}; available: 5")
-    _check_outputs(args, "json", "plot")
-    if args.hist:
-        if len(args.files) != 1:
-            raise ConfigError("hist: --hist reads one file")
-        hist = read_histogram(args.files[0], args.hist, time_unit=args.time_unit)
-        settings = ring_settings(args.ring or "fnal", args.start, args.end, args.threshold)
-        if isinstance(hist.edges, tuple):
-            raise ConfigError(f"hist: {args.hist} is two-dimensional; give a TH1 of times")
-        counts, edges = hist.counts, hist.edges * 1e-3
-    else:
-        events = read_events(args.files, tree=args.tree, time_branch=args.time_branch, energy_branch=args.energy_branch, calo_branch=args.calo_branch, time_unit=args.time_unit, energy_unit=args.energy_unit)
-        settings = ring_settings(_fit_ring(args, events.provenance), args.start, args.end, args.threshold)
-        t_us = select_energy(events.time_ns, events.energy_mev, settings)
-    blinder = Blinder(args.blind, settings.omega_ref_rad_per_us) if args.blind is not None else None
-    if args.hist:
-        fit = fit_five_parameter(counts, edges, settings.start_us, settings.end_us, settings.omega_ref_rad_per_us, settings.gamma_tau_us, blinder=blinder)
-    else:
-        fit, counts, edges = histogram_and_fit(t_us, settings, blinder, seed=args.seed)
-    if args.plot:
-        wiggle_plot(counts, edges, fit, fit.expected_counts, args.plot)
-    _emit(args, fit.to_dict())
     return 0
 
 
