@@ -23,8 +23,9 @@ core; track-mode tasks ~30 positrons per second per core, a cluster's work.
 - ``field_multipoles``: ω_a versus the normal sextupole b₂ (``perturbations.normal_ppm[1]``,
   0–200 ppm at r₀ = 45 mm) in track mode (fast mode has no field perturbations).
 
-Pileup is not in the library yet: the fit side has no pileup subtraction, so a pileup study would
-only measure the uncorrected distortion; add it when ``analysis`` gains the shadow-window method.
+Pileup is not in the library yet: the study's fit (:func:`analysis.wiggle.histogram_and_fit`)
+applies no pileup subtraction, so a pileup study would only measure the uncorrected distortion; add
+it (``detector.resolving_time_ns`` or ``run.muons_per_fill``) once the fit subtracts pileup.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   ringsim amu --ratio 0.0037072063 --ratio-err 2.0e-9 --form e821
   ringsim precision --ring jparc --positrons 5.7e11 --energy-window 200,275
   ringsim validate --json checks.json
+  ringsim scan fit_start --seeds 8 -o start/                # systematic study on a local dask cluster
 """
 
 
@@ -43,6 +44,7 @@ def _nonneg_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from ringsim.cli.fit import add_fit_arguments
+    from ringsim.cli.scan import add_scan_arguments
 
     parser = argparse.ArgumentParser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     prec.add_argument("--end", type=float, default=float("inf"), help="fit end in μs (default unbounded)")
     prec.add_argument("--json")
     prec.add_argument("--force", action="store_true")
+    scan = sub.add_parser("scan", help="systematic study: ω_a (or C_e, C_p) shift versus one parameter, on dask")
+    add_scan_arguments(scan)
+
     val = sub.add_parser("validate", help="physics self-checks (tunes, spin advance, C_e, C_p, EDM tilt, Michel asymmetry)")
     val.add_argument("--json", help="write the checks to this JSON file")
     val.add_argument("--force", action="store_true")
@@ -114,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             from ringsim.cli.run import cmd_run as handler
         elif args.command == "fit":
             from ringsim.cli.fit import cmd_fit as handler
+        elif args.command == "scan":
+            from ringsim.cli.scan import cmd_scan as handler
         elif args.command == "validate":
             from ringsim.cli.validate import cmd_validate as handler
         else:
