@@ -834,9 +834,23 @@ def fit_wiggle(
     p_best = model.full_vector(best)
     active = np.array([INDEX[k] for k in free_names], dtype=np.int64)
     mu, jac, w = cost.response(p_best, active)
-    errors = dict.fromkeys(model.names, 0.0) | {k: float(s) for k, s in zip(free_names, np.sqrt(np.diag(covariance)))}
+    errors = errors_from_covariance(model.names, free_names, covariance)
     i_r = free_names.index("R_ppm") if "R_ppm" in free_names else None
     sensitivity = None if i_r is None else omega_ref_rad_per_us * 1e-6 * (covariance[i_r] @ (jac.T * w))
+    return result_from_minimum(
+        best, errors, free_names, covariance, fval, blinder, omega_ref_rad_per_us,
+        ndf=int(n.size - len(free_names)), edges_us=e, n_entries=float(np.sum(n)), method=method, model=model,
+        expected_counts=mu, chi2_definition=cost.definition, fixed=tuple(k for k in model.names if k in user_fixed), omega_sensitivity=sensitivity,
+    )
+
+
+def errors_from_covariance(names, free_names, covariance) -> dict:
+    """Parameter errors: √diag of the covariance for free parameters, 0 for fixed ones."""
+    return dict.fromkeys(names, 0.0) | {k: float(x) for k, x in zip(free_names, np.sqrt(np.diag(covariance)))}
+
+
+def result_from_minimum(best, errors, free_names, covariance, fval, blinder, omega_ref_rad_per_us, *, ndf, edges_us, n_entries, method, model, expected_counts, chi2_definition, fixed, omega_sensitivity=None) -> FitResult:
+    """The FitResult of a minimum found in the true parameterisation; blinding applied to what is reported."""
     reported = dict(best)
     if blinder is not None:
         reported["R_ppm"] = blinder.blind_r(best["R_ppm"])
@@ -848,18 +862,18 @@ def fit_wiggle(
         R_ppm=reported["R_ppm"],
         blinded=blinder is not None,
         chi2=fval,
-        ndf=int(n.size - len(free_names)),
+        ndf=ndf,
         params=reported,
         errors=errors,
         correlation={a: {b: float(corr[i, j]) for j, b in enumerate(free_names)} for i, a in enumerate(free_names)},
-        start_us=float(e[0]),
-        end_us=float(e[-1]),
-        n_entries=float(np.sum(n)),
+        start_us=float(edges_us[0]),
+        end_us=float(edges_us[-1]),
+        n_entries=n_entries,
         method=method,
         model=model.name,
-        expected_counts=mu,
-        chi2_definition=cost.definition,
-        fixed=tuple(k for k in model.names if k in user_fixed),
+        expected_counts=expected_counts,
+        chi2_definition=chi2_definition,
+        fixed=fixed,
         covariance=covariance,
-        omega_sensitivity=sensitivity,
+        omega_sensitivity=omega_sensitivity,
     )

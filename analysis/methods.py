@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from analysis.blinding import Blinder
-from analysis.fitting import PENALTY, FitResult, validated_histogram, window_slice, fit_wiggle, run_minuit
+from analysis.fitting import PENALTY, FitResult, errors_from_covariance, fit_wiggle, result_from_minimum, run_minuit, validated_histogram, window_slice
 from analysis.models import INDEX, TERMS, BinnedModel, LossSpectrum, Model, five_parameter_binned, parse_model
 from ringsim.errors import ConfigError, FitError, InputError
 
@@ -300,31 +300,10 @@ def fit_ratio(
     best, free_names, covariance, fval = run_minuit(cost, model, values, [set(fixed)], label)
     active = np.array([INDEX[k] for k in free_names], dtype=np.int64)
     ratio, _, _ = cost.response(model.full_vector(best), active)
-    errors = dict.fromkeys(model.names, 0.0) | {k: float(x) for k, x in zip(free_names, np.sqrt(np.diag(covariance)))}
-    reported = dict(best)
-    if blinder is not None:
-        reported["R_ppm"] = blinder.blind_r(best["R_ppm"])
-    scale = np.sqrt(np.diag(covariance))
-    corr = covariance / np.outer(scale, scale)
-    return FitResult(
-        omega_a=omega_ref_rad_per_us * (1.0 + reported["R_ppm"] * 1e-6),
-        omega_a_err=omega_ref_rad_per_us * errors["R_ppm"] * 1e-6,
-        R_ppm=reported["R_ppm"],
-        blinded=blinder is not None,
-        chi2=fval,
-        ndf=int(vv.size - len(free_names)),
-        params=reported,
-        errors=errors,
-        correlation={a: {b: float(corr[i, j]) for j, b in enumerate(free_names)} for i, a in enumerate(free_names)},
-        start_us=float(e[0]),
-        end_us=float(e[-1]),
-        n_entries=float(np.sum(vv + uu)),
-        method="R",
-        model=model.name,
-        expected_counts=ratio,
-        chi2_definition=cost.definition,
-        fixed=tuple(k for k in model.names if k in fixed),
-        covariance=covariance,
+    return result_from_minimum(
+        best, errors_from_covariance(model.names, free_names, covariance), free_names, covariance, fval, blinder, omega_ref_rad_per_us,
+        ndf=int(vv.size - len(free_names)), edges_us=e, n_entries=float(np.sum(vv + uu)), method="R", model=model,
+        expected_counts=ratio, chi2_definition=cost.definition, fixed=tuple(k for k in model.names if k in fixed),
     )
 
 
