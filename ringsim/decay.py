@@ -40,12 +40,18 @@ def decay_positron(ux, uy, uz, sx, sy, sz, polarization, muon_mass_mev):
     x, cos_t = sample_rest_frame(polarization)
     sin_t = math.sqrt(max(0.0, 1.0 - cos_t * cos_t))
     phi = 2.0 * math.pi * np.random.random()
-    # orthonormal basis (e1, e2) perpendicular to the spin
-    if abs(sx) < 0.9:
-        e1x, e1y, e1z = 0.0, sz, -sy
-    else:
-        e1x, e1y, e1z = -sz, 0.0, sx
+    # orthonormal basis (e1, e2) perpendicular to the spin, e1 along the momentum's part
+    # perpendicular to it: the decay frame then turns with the muon, so nearby muons (correlated
+    # samples of a systematic study) get nearby positrons
+    u_dot_s = ux * sx + uy * sy + uz * sz
+    e1x, e1y, e1z = ux - u_dot_s * sx, uy - u_dot_s * sy, uz - u_dot_s * sz
     norm = math.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
+    if norm < 1e-9 * (1.0 + math.sqrt(ux * ux + uy * uy + uz * uz)):
+        if abs(sx) < 0.9:
+            e1x, e1y, e1z = 0.0, sz, -sy
+        else:
+            e1x, e1y, e1z = -sz, 0.0, sx
+        norm = math.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
     e1x /= norm
     e1y /= norm
     e1z /= norm
