@@ -27,7 +27,8 @@ import time
 import numba
 import numpy as np
 
-from ringsim.beam import Beam, initial_states, muon_charge_over_mass, ring_parameters, sample_beam
+from ringsim.beam import Beam, initial_states, muon_charge_over_mass, sample_beam
+from ringsim.fields import ring_parameters
 from ringsim.config import SimConfig, load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.fields import NIDX, R0 as R0_INDEX

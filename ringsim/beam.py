@@ -15,7 +15,6 @@ import numpy as np
 from ringsim.config import SimConfig
 from ringsim.constants import codata
 from ringsim.rings import RingKinematics
-from ringsim.fields import ring_parameters  # noqa: F401  (the tracker input lives with the fields)
 from ringsim.tracker import N_STATE
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import ringsim
-from ringsim.beam import initial_states, muon_charge_over_mass, ring_parameters, sample_beam
+from ringsim.beam import initial_states, muon_charge_over_mass, sample_beam
+from ringsim.fields import ring_parameters
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits

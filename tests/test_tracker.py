@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from ringsim.beam import Beam, initial_states, muon_charge_over_mass, ring_parameters
+from ringsim.beam import Beam, initial_states, muon_charge_over_mass
+from ringsim.fields import ring_parameters
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.rings import ring_kinematics
