@@ -82,23 +82,6 @@ def _root(x):
     return math.sqrt(abs(x))
 
 
-@njit(cache=True, inline="always")
-def rotate(vx, vy, vz, wx, wy, wz, h):
-    """Rotate v about the axis of ω by the exact angle |ω|·h (Rodrigues)."""
-    w = math.sqrt(wx * wx + wy * wy + wz * wz)
-    if w == 0.0:
-        return vx, vy, vz
-    kx, ky, kz = wx / w, wy / w, wz / w
-    ang = w * h
-    c, s = math.cos(ang), math.sin(ang)
-    kdv = (kx * vx + ky * vy + kz * vz) * (1.0 - c)
-    return (
-        vx * c + (ky * vz - kz * vy) * s + kx * kdv,
-        vy * c + (kz * vx - kx * vz) * s + ky * kdv,
-        vz * c + (kx * vy - ky * vx) * s + kz * kdv,
-    )
-
-
 @njit(cache=True, error_model="numpy", inline="always")
 def _q_axis(wx, wy, wz, h):
     """Unit quaternion of the rotation about ω by the angle |ω|·h."""
