@@ -27,10 +27,9 @@ from iminuit.util import IMinuitWarning
 from scipy.special import xlogy
 
 from analysis.blinding import Blinder
-from analysis.models import CBO_OSCILLATING, INDEX, NEUTRAL, BinnedModel, LossSpectrum, Model, five_parameter_binned, parse_model
+from analysis.models import CBO_OSCILLATING, INDEX, NEUTRAL, BinnedModel, LossSpectrum, Model, parse_model
 from ringsim.errors import ConfigError, FitError, InputError
 
-FIVE_PARAMETER_NAMES = ("N0", "tau_us", "A", "R_ppm", "phi")
 MIN_BINS_PER_PARAMETER = 2  # the window needs at least this many non-empty bins per free parameter
 MIN_ENTRIES = 100.0
 
@@ -146,62 +145,6 @@ def window_slice(e: np.ndarray, start_us: float, end_us: float) -> slice:
     return slice(i0, max(i0, i1))
 
 
-def _window(n: np.ndarray, e: np.ndarray, start_us: float, end_us: float) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and edges of the bins lying entirely inside [start_us, end_us]."""
-    s = window_slice(e, start_us, end_us)
-    return n[s], e[s.start : s.stop + 1]
-
-
-def _minimize_binned_poisson(
-    counts: np.ndarray,
-    edges_us: np.ndarray,
-    expected: Callable[..., np.ndarray],
-    names: Sequence[str],
-    start: dict,
-    steps: dict,
-    limits: dict,
-    label: str,
-) -> Minuit:
-    """Minimise the Poisson deviance of ``expected(edges_us, *params)`` against ``counts``.
-
-    Raises :class:`FitError` unless MIGRAD converges with an accurate HESSE covariance and no
-    parameter at a limit.
-    """
-
-    def deviance(*p):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            mu = expected(edges_us, *p)
-            return 2.0 * float(np.sum(mu - counts + xlogy(counts, counts / mu)))
-
-    m = Minuit(deviance, *(start[k] for k in names), name=list(names))
-    m.errordef = Minuit.LEAST_SQUARES  # the deviance is −2 ln L + const
-    for k in names:
-        m.errors[k] = steps[k]
-    for k, lim in limits.items():
-        m.limits[k] = lim
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IMinuitWarning)
-        m.migrad()
-        if not (m.valid and m.fmin.is_valid):
-            raise FitError(f"{label}: MIGRAD did not converge (edm={m.fmin.edm:.3g}, fval={m.fval:.6g})")
-        m.hesse()
-    if not (m.valid and m.fmin.has_accurate_covar and m.fmin.has_posdef_covar):
-        raise FitError(f"{label}: HESSE covariance is not accurate or not positive definite")
-    at_limit = [
-        p.name
-        for p in m.params
-        if p.has_limits
-        and min(
-            p.value - (p.lower_limit if p.has_lower_limit else -math.inf),
-            (p.upper_limit if p.has_upper_limit else math.inf) - p.value,
-        )
-        < 0.5 * p.error  # the criterion of iminuit's FMin.has_parameters_at_limit
-    ]
-    if at_limit:
-        raise FitError(f"{label}: parameter(s) {', '.join(at_limit)} ended within half an error of a limit")
-    return m
-
-
 def _five_parameter_start(
     n: np.ndarray, e: np.ndarray, omega_ref_rad_per_us: float, tau_guess_us: float
 ) -> dict:
@@ -241,8 +184,8 @@ def fit_five_parameter(
 ) -> FitResult:
     """Fit N(t) = N0 e^{-t/τ}[1 + A cos(ωt + φ)], ω = ω_ref(1 + R·1e-6), to a time histogram.
 
-    Extended binned Poisson likelihood with the exact bin-integrated model
-    (:func:`analysis.models.five_parameter_binned`), minimised by MIGRAD, errors by HESSE.
+    The 5-parameter case of :func:`fit_wiggle` (extended binned Poisson likelihood, bin-integrated
+    model, MIGRAD).
 
     Parameters
     ----------
@@ -276,69 +219,8 @@ def fit_five_parameter(
     FitError
         Too few entries or non-empty bins in the window, no convergence, or an inaccurate covariance.
     """
-    label = "five-parameter fit"
-    n_all, e_all = validated_histogram(counts, edges_us)
-    if not (math.isfinite(omega_ref_rad_per_us) and omega_ref_rad_per_us > 0.0):
-        raise ConfigError(f"{label}: omega_ref_rad_per_us must be finite and > 0, got {omega_ref_rad_per_us!r}")
-    if not (math.isfinite(tau_guess_us) and tau_guess_us > 0.0):
-        raise ConfigError(f"{label}: tau_guess_us must be finite and > 0, got {tau_guess_us!r}")
-    if blinder is not None and not math.isclose(blinder.omega_ref_rad_per_us, omega_ref_rad_per_us, rel_tol=1e-12):
-        raise ConfigError(
-            f"{label}: blinder omega_ref {blinder.omega_ref_rad_per_us!r} differs from "
-            f"omega_ref_rad_per_us {omega_ref_rad_per_us!r}"
-        )
-    n, e = _window(n_all, e_all, start_us, end_us)
-    names = FIVE_PARAMETER_NAMES
-    n_entries = float(np.sum(n))
-    n_filled = int(np.count_nonzero(n))
-    if n_entries < MIN_ENTRIES or n_filled < MIN_BINS_PER_PARAMETER * len(names):
-        raise FitError(
-            f"{label}: window {start_us}..{end_us} us holds {n_entries:g} entries in {n_filled} non-empty bins, "
-            f"need >= {MIN_ENTRIES:g} entries and >= {MIN_BINS_PER_PARAMETER * len(names)} non-empty bins"
-        )
+    return fit_wiggle(counts, edges_us, "5", start_us=start_us, end_us=end_us, omega_ref_rad_per_us=omega_ref_rad_per_us, tau_guess_us=tau_guess_us, blinder=blinder, method=method)
 
-    def expected(edges, n0, tau_us, asym, r_ppm, phi):
-        return five_parameter_binned(edges, n0, tau_us, asym, omega_ref_rad_per_us * (1.0 + r_ppm * 1e-6), phi)
-
-    start = _five_parameter_start(n, e, omega_ref_rad_per_us, tau_guess_us)
-    steps = {
-        "N0": 1e-2 * start["N0"],
-        "tau_us": 1e-2 * start["tau_us"],
-        "A": 1e-2,
-        "R_ppm": 1e4 / (omega_ref_rad_per_us * (e[-1] - e[0])),  # 0.01 rad of phase over the window
-        "phi": 1e-2,
-    }
-    limits = {"N0": (0.0, None), "tau_us": (0.0, None), "A": (-1.0, 1.0)}
-    m = _minimize_binned_poisson(n, e, expected, names, start, steps, limits, label)
-
-    values = {k: float(m.values[k]) for k in names}
-    errors = {k: float(m.errors[k]) for k in names}
-    expected_counts = expected(e, *(values[k] for k in names))
-    if blinder is not None:
-        values["R_ppm"] = blinder.blind_r(values["R_ppm"])
-    corr = np.asarray(m.covariance.correlation())
-    return FitResult(
-        omega_a=omega_ref_rad_per_us * (1.0 + values["R_ppm"] * 1e-6),
-        omega_a_err=omega_ref_rad_per_us * errors["R_ppm"] * 1e-6,
-        R_ppm=values["R_ppm"],
-        blinded=blinder is not None,
-        chi2=float(m.fval),
-        ndf=int(n.size - len(names)),
-        params=values,
-        errors=errors,
-        correlation={a: {b: float(corr[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)},
-        start_us=float(e[0]),
-        end_us=float(e[-1]),
-        n_entries=n_entries,
-        method=method,
-        model="five_parameter",
-        expected_counts=expected_counts,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# General models: cost functions, staged MIGRAD with analytic gradients, automatic start values
-# ---------------------------------------------------------------------------------------------
 
 LIFETIMES = ("tau_us", "tau_cbo_us", "tau_vw_us", "tau_y_us", "cbo_tau_A_us", "cbo_tau_B_us")
 # held fixed in the first stage of an automatically started fit
