@@ -39,7 +39,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="5", help="preset 5, 9, 13, 18, 22, 28 or a combination such as 5+cbo_n+cbo_a+vw+loss")
     parser.add_argument("--fix", metavar="NAME=VALUE,...", help="hold model parameters fixed, e.g. cbo_tau_A_us=80,cbo_tau_B_us=8")
     parser.add_argument("--frequencies", metavar="cbo=F,vw=F,y=F", help="expected beam frequencies in MHz (default: from the ring's tune)")
-    parser.add_argument("--loss-tree", help="tree of lost-muon times (branch --time-branch) in the same files for the loss term, e.g. lost_muons")
+    loss = parser.add_mutually_exclusive_group()
+    loss.add_argument("--loss-tree", help="tree of lost-muon times (branch --time-branch) in the same files for the loss term, e.g. lost_muons")
+    loss.add_argument("--loss-coincidences", action="store_true", help="loss term from the lost muons found as minimum-ionising triples in successive calorimeters (needs energy, calo and fill branches)")
     parser.add_argument("--threshold", type=float, help="energy threshold in MeV (default: the ring's window for T and R, none for A and Q)")
     parser.add_argument("--a-weights", choices=("fit", "michel"), default="fit", help="A-method A(E): measured in energy bins (fit) or the Michel integral")
     parser.add_argument("--start", type=float, help="fit start in μs")
@@ -63,6 +65,22 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--correlation-plot", help="write the correlation matrix to this PNG")
     parser.add_argument("--pulls-plot", help="write the distribution of the bin pulls to this PNG")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
+
+
+def _loss_spectrum(args: argparse.Namespace, events, cfg, settings) -> LossSpectrum:
+    """Lost-muon spectrum ℓ(t) from the --loss-tree times or from the triple coincidences among the clusters."""
+    if args.loss_tree:
+        times_ns = read_events(args.files, tree=args.loss_tree, time_branch=args.time_branch, time_unit=args.time_unit, energy_branch=None).time_ns
+    else:
+        from analysis.lost_muons import triple_coincidences
+
+        if cfg.detector.model != "calorimeters":
+            raise ConfigError(f"loss-coincidences: needs calorimeter stations, the {cfg.ring.name} detector is {cfg.detector.model!r}")
+        if events is None or events.energy_mev is None or events.calo is None or events.fill is None:
+            raise ConfigError("loss-coincidences: needs a tree with energy, calo and fill branches")
+        times_ns = triple_coincidences(events.fill, events.calo, events.time_ns, events.energy_mev, cfg.ring.n_detectors)
+    edges = np.arange(0.0, settings.end_us + LOSS_BIN_US, LOSS_BIN_US)
+    return LossSpectrum(edges, np.histogram(times_ns * 1e-3, bins=edges)[0], settings.gamma_tau_us)
 
 
 def _fit_ring(args: argparse.Namespace, provenance: dict) -> str:
@@ -272,11 +290,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     kin = ring_kinematics(cfg)
     settings = ring_settings(cfg, args.start, args.end, args.threshold)
     freqs = beam_frequencies_mhz(kin.omega_c_rad_per_s / (2.0 * math.pi) * 1e-6, kin.field_index) | freq_override
-    loss = None
-    if args.loss_tree:
-        lost = read_events(args.files, tree=args.loss_tree, time_branch=args.time_branch, time_unit=args.time_unit, energy_branch=None)
-        loss_edges = np.arange(0.0, settings.end_us + LOSS_BIN_US, LOSS_BIN_US)
-        loss = LossSpectrum(loss_edges, np.histogram(lost.time_ns * 1e-3, bins=loss_edges)[0], settings.gamma_tau_us)
+    loss = _loss_spectrum(args, events, cfg, settings) if args.loss_tree or args.loss_coincidences else None
     blinder = Blinder(args.blind, settings.omega_ref_rad_per_us) if args.blind is not None else None
     analysis = _Analysis(args, settings, kin, blinder, freqs, loss, fixed)
     result_extra: dict = {"ring": ring}

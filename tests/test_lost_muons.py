@@ -1,0 +1,88 @@
+"""Lost muons as minimum-ionising triples: hits in the calorimeters and their coincidences."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from analysis.lost_muons import triple_coincidences
+from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
+from ringsim.detectors.mip import MIP_STATIONS, MipResponse, first_station, lost_muon_hits
+from ringsim.errors import ConfigError, InputError
+
+N_ST, R0, BETA = 24, 7.112, 0.99942
+
+
+def _hits(n, seed=1, fills=50):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0.0, 600e3, n)
+    phi = rng.uniform(0.0, 2 * math.pi, n)
+    fill = rng.integers(0, fills, n)
+    return t, phi, fill, lost_muon_hits(rng, t, phi, fill, N_ST, R0, BETA)
+
+
+def test_mip_energies_follow_the_moyal_law():
+    resp = MipResponse()
+    _, _, _, hits = _hits(20000)
+    ks = stats.kstest(hits["energy_mev"], stats.moyal(loc=resp.most_probable_mev, scale=resp.width_mev).cdf)
+    assert ks.pvalue > 1e-3
+    assert np.argmax(np.histogram(hits["energy_mev"], bins=np.arange(100, 300, 5))[0]) * 5 + 100 == pytest.approx(resp.most_probable_mev, abs=5)
+
+
+def test_hits_are_at_the_next_three_faces_at_the_ring_speed():
+    t, phi, fill, hits = _hits(200)
+    sector = 2 * math.pi / N_ST
+    for i in (0, 17, 123):
+        k0 = int(phi[i] // sector)  # the face of station k is at (k + 1)·sector
+        for j in range(MIP_STATIONS):
+            row = MIP_STATIONS * i + j
+            face = (k0 + 1 + j) * sector
+            assert hits["calo"][row] == (k0 + j) % N_ST
+            assert hits["time_ns"][row] == pytest.approx(t[i] + R0 * (face - phi[i]) / (BETA * SPEED_OF_LIGHT_M_PER_S) * 1e9, rel=1e-12)
+            assert hits["fill"][row] == fill[i] and hits["muon"][row] == i
+    assert first_station(np.array([2 * math.pi - 1e-9, 0.0, sector + 1e-9]), N_ST).tolist() == [23, 0, 1]
+
+
+def test_every_lost_muon_is_found_once_at_its_first_face():
+    t, phi, fill, hits = _hits(3000, fills=3000)
+    found = triple_coincidences(hits["fill"], hits["calo"], hits["time_ns"], hits["energy_mev"], N_ST, energy_window_mev=(0.0, 1e9))
+    expected = np.sort(hits["time_ns"][::MIP_STATIONS])
+    np.testing.assert_array_equal(found, expected)
+
+
+def test_accidental_triples_of_random_clusters_match_the_analytic_rate():
+    rng = np.random.default_rng(5)
+    n_fill, span_ns, per_station = 400, 1000.0, 40  # rate r = 0.04 per ns per station
+    n = n_fill * N_ST * per_station
+    fill = np.repeat(np.arange(n_fill), N_ST * per_station)
+    calo = np.tile(np.repeat(np.arange(N_ST), per_station), n_fill)
+    time_ns = rng.uniform(0.0, span_ns, n)
+    dt = (4.0, 8.5)
+    found = triple_coincidences(fill, calo, time_ns, np.full(n, 170.0), N_ST, station_dt_ns=dt)
+    # P(at least one cluster in a window of width w) = 1 − e^{−r w}, for each of the two later stations
+    # (windows near the end of the span are cut: count only candidates whose windows fit)
+    r = per_station / span_ns
+    p1 = -math.expm1(-r * (dt[1] - dt[0]))
+    p2 = -math.expm1(-r * 2 * (dt[1] - dt[0]))
+    eligible = np.sum(time_ns < span_ns - 2 * dt[1])
+    expected = eligible * p1 * p2
+    observed = np.sum(found < span_ns - 2 * dt[1])
+    assert expected > 1000
+    assert abs(observed - expected) < 5 * math.sqrt(expected)
+
+
+def test_clusters_outside_the_energy_window_are_ignored_and_bad_input_is_rejected():
+    _, _, _, hits = _hits(100, fills=100)
+    low = np.full(hits["energy_mev"].size, 20.0)
+    assert triple_coincidences(hits["fill"], hits["calo"], hits["time_ns"], low, N_ST).size == 0
+    with pytest.raises(ConfigError, match="energy_window_mev"):
+        triple_coincidences(hits["fill"], hits["calo"], hits["time_ns"], hits["energy_mev"], N_ST, energy_window_mev=(300.0, 100.0))
+    with pytest.raises(ConfigError, match="station_dt_ns"):
+        triple_coincidences(hits["fill"], hits["calo"], hits["time_ns"], hits["energy_mev"], N_ST, station_dt_ns=(5.0, 1.0))
+    bad_t = hits["time_ns"].copy()
+    bad_t[3] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        triple_coincidences(hits["fill"], hits["calo"], bad_t, hits["energy_mev"], N_ST)
+    with pytest.raises(InputError, match="calo"):
+        triple_coincidences(hits["fill"], hits["calo"] + N_ST, hits["time_ns"], hits["energy_mev"], N_ST)
