@@ -43,13 +43,13 @@ from ringsim.solenoid import CoilGeometry, midplane_polynomial, offplane_expansi
 
 FOCUSING_CODES = {"continuous": 0, "magnetic": 1, "discrete": 2, "none": 3, "solenoid": 4}
 
-# layout of the ring array (header, then collimator azimuths, ESQ sections, multipoles)
+# layout of the ring array (header, then collimator azimuths, ESQ sections, multipoles, solenoid tables)
 B0, NIDX, R0, FOC, KAPPA, APERTURE = 0, 1, 2, 3, 4, 5
 RC_FRAC, RC_TAU = 6, 7
 KICK_ON, KICK_PHI1, KICK_PHI2, KICK_B, KICK_T0, KICK_WIDTH = 8, 9, 10, 11, 12, 13
 MULT_R0, AZ_EPS, AZ_M, B_RADIAL = 14, 15, 16, 17
 N_COLL, N_SEC, N_MULT, OMEGA_C = 18, 19, 20, 21
-N_POLY = 22  # solenoid: coefficients per table row (powers of x); the tables (4 rows each) follow the multipoles
+N_POLY = 22  # solenoid: coefficients per table row (powers of x); the B_y and B_ρ tables (SOLENOID_TERMS rows each) follow the multipoles
 SCRAPE_X, SCRAPE_Y, SCRAPE_T1, SCRAPE_T2 = 23, 24, 25, 26  # field-centre offsets [m], end of the plateau and of the ramp [s]
 HEADER = 28
 SOLENOID_TERMS = 6  # powers of y² kept in the solenoid expansion

@@ -451,9 +451,9 @@ def spiral_beam(cfg: SimConfig, n_muons: int, rng: np.random.Generator, codata_e
     and inside the ring's aperture as for the Gaussian beam); the first ``n_muons`` are kept.
     Returns their tracker state rows at the end of the injection, with times from the nominal
     injection (t = 0 when the design muon, kicker off, reaches the storage plane), their
-    :class:`~ringsim.beam.Beam` truth (Δp/p, x_e; ``t0_ns`` = that start time) and the number of
-    muons injected. The decay clock may start at the end of the injection: the lifetime is
-    memoryless, and muons that decay earlier are not stored.
+    :class:`~ringsim.beam.Beam` (Δp/p, x_e, radial and vertical offsets and slopes there;
+    ``t0_ns`` = that start time) and the number of muons injected. The decay clock may start at
+    the end of the injection: the lifetime is memoryless, and muons that decay earlier are not stored.
     """
     params = config_params(cfg, codata_edition)
     setup = _setup(params)
@@ -469,11 +469,12 @@ def spiral_beam(cfg: SimConfig, n_muons: int, rng: np.random.Generator, codata_e
     st = np.concatenate(parts)[:n_muons]
     st[:, 9] -= t_plane_s
     x, z = st[:, 0], st[:, 2]
-    u_h = np.hypot(st[:, 3], st[:, 5])
+    rho = np.hypot(x, z)
+    u_rho = (x * st[:, 3] + z * st[:, 5]) / rho
+    u_phi = (x * st[:, 5] - z * st[:, 3]) / rho
     delta = np.linalg.norm(st[:, 3:6], axis=1) / setup.u0 - 1.0
-    x_e = params.coils.radius_m * (u_h / setup.u_ref_orbit - 1.0) / setup.nu_x**2
-    zero = np.zeros(n_muons)
-    beam = Beam(delta, x_e, np.hypot(x, z) - params.coils.radius_m - x_e, zero, st[:, 1].copy(), zero, st[:, 9] * 1e9)
+    x_e = params.coils.radius_m * (np.hypot(u_rho, u_phi) / setup.u_ref_orbit - 1.0) / setup.nu_x**2
+    beam = Beam(delta, x_e, rho - params.coils.radius_m - x_e, u_rho / u_phi, st[:, 1].copy(), st[:, 4] / u_phi, st[:, 9] * 1e9)
     return st, beam, injected
 
 
