@@ -10,8 +10,8 @@ Coordinates: ring in the X–Z plane, Y vertical; x = ρ − R₀ (radial), y = 
   loops over |x| ≤ 4 cm). With ∂B_ρ/∂y = ∂B_y/∂ρ (curl-free) and ∂(ρB_ρ)/ρ∂ρ + ∂B_y/∂y = 0
   (divergence-free), B_y even and B_ρ odd in y: B_y = Σ a_k y²ᵏ, B_ρ = Σ a_k′ y²ᵏ⁺¹/(2k + 1), a₀ = f,
   a_{k+1} = −(a_k″ + a_k′/ρ)/((2k + 1)(2k + 2)) (so B_y = f − (y²/2)(f″ + f′/ρ) + O(y⁴)), tabulated
-  as polynomials in x and y (:func:`ringsim.solenoid.offplane_expansion`, terms to y¹⁰ in B_y and y¹¹
-  in B_ρ): exactly curl-free, divergence O(y¹¹), the order of the first neglected term; within
+  as polynomials in x and y (:func:`ringsim.solenoid.offplane_expansion`: to y¹⁰ in B_y and y¹¹
+  in B_ρ, total degree 12): exactly curl-free, divergence of the order of the neglected terms; within
   |x|, |y| ≤ 3 cm it is the loops' field to 3e-10 T (tests/test_jparc.py).
 - The ESQ voltage may recover during the fill: κ(t) = κ₀(1 − f e^{−t/τ_RC}) (Run-1 RC effect).
 - ESQ scraping: early in the fill the plate voltages are asymmetric, which displaces the field
@@ -49,7 +49,7 @@ RC_FRAC, RC_TAU = 6, 7
 KICK_ON, KICK_PHI1, KICK_PHI2, KICK_B, KICK_T0, KICK_WIDTH = 8, 9, 10, 11, 12, 13
 MULT_R0, AZ_EPS, AZ_M, B_RADIAL = 14, 15, 16, 17
 N_COLL, N_SEC, N_MULT, OMEGA_C = 18, 19, 20, 21
-N_POLY = 22  # solenoid: coefficients per table row (powers of x); the B_y and B_ρ tables (SOLENOID_TERMS rows each) follow the multipoles
+N_POLY = 22  # solenoid: coefficients per table row (powers of x, total degree N_POLY − 1); the B_y and B_ρ tables (SOLENOID_TERMS rows each) follow the multipoles
 SCRAPE_X, SCRAPE_Y, SCRAPE_T1, SCRAPE_T2 = 23, 24, 25, 26  # field-centre offsets [m], end of the plateau and of the ramp [s]
 HEADER = 28
 SOLENOID_TERMS = 6  # powers of y² kept in the solenoid expansion
@@ -148,7 +148,7 @@ def _solenoid_field(x, y, ring):
     for k in range(SOLENOID_TERMS - 1, -1, -1):
         p = 0.0
         q = 0.0
-        for j in range(m - 1, -1, -1):
+        for j in range(m - 2 * k - 1, -1, -1):  # row k: total degree m − 1 in (x, y)
             p = p * x + ring[base + k * m + j]
             q = q * x + ring[base + (SOLENOID_TERMS + k) * m + j]
         b_y = b_y * y2 + p
