@@ -37,7 +37,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     prov = simulate_to_file(args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force)
     print(f"wrote {prov['n_positrons']} positrons ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
     if "spiral_injection" in prov:
-        print(f"spiral injection: {100 * prov['spiral_injection']['efficiency']:.1f} % stored ({prov['spiral_injection']['efficiency_muons']} muons injected)")
+        print(f"spiral injection: {100 * prov['spiral_injection']['efficiency']:.1f} % of {prov['spiral_injection']['efficiency_muons']} injected muons stored")
     return 0
 
 
