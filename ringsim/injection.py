@@ -20,6 +20,12 @@ Tracking: fixed steps T_c/``steps_per_turn``, leapfrog as in ``ringsim.tracker``
 integer steps, u and spin on half steps. With 64 steps per turn the canonical angular momentum is
 conserved to 1e-4 through the fringe (second order in the step) and far better in the storage
 region. States are rows (X, Y, Z [m], u (3), spin (3), t [s]); Y is the solenoid axis.
+
+Simulation option: with ``beam.injection = "spiral"`` (the J-PARC preset's default; track mode
+only, it needs ``ring.field_model = "solenoid"``) ``ringsim simulate`` starts each block's stored
+muons from :func:`spiral_beam` instead of the Gaussian beam at the storage plane, and reports the
+injection efficiency (:func:`injection_efficiency`) in the run's provenance (``spiral_injection``)
+and in its printed summary. The kicker is tuned once per configuration (cached).
 """
 
 from __future__ import annotations

@@ -307,6 +307,7 @@ def test_spiral_injected_muons_stay_in_the_storage_region_in_the_main_tracker():
     assert np.max(np.abs(y)) > 0.3 * PARAMS.storage_half_height_m  # the region is used, not a trivial beam
 
 
+@pytest.mark.slow
 def test_reported_spiral_injection_efficiency_is_the_stored_fraction(tmp_path):
     from ringsim.config import load_config
     from ringsim.injection import EFFICIENCY_MUONS, config_params
@@ -328,6 +329,7 @@ def test_reported_spiral_injection_efficiency_is_the_stored_fraction(tmp_path):
     assert 0.7 < reported < 1.0
 
 
+@pytest.mark.slow
 def test_spiral_track_mode_blocks_are_reproducible():
     from ringsim.config import load_config
     from ringsim.simulate import generate_block

@@ -62,7 +62,7 @@ def test_scraping_pushes_muons_into_the_collimators_during_the_window():
     base = ["kicker.enabled=false"]  # the preset's discrete ESQ and 45 mm collimators
     beam = sample_beam(load_config("fnal"), 1200, np.random.default_rng(11))
     lost = {}
-    for label, extra in (("off", []), ("on", [f"esq.scrape_x_m=-0.01", "esq.scrape_y_m=0.008", f"esq.scrape_us={hold_us}", f"esq.scrape_ramp_us={ramp_us}"])):
+    for label, extra in (("off", []), ("on", ["esq.scrape_x_m=-0.01", "esq.scrape_y_m=0.008", f"esq.scrape_us={hold_us}", f"esq.scrape_ramp_us={ramp_us}"])):
         cfg = load_config("fnal", overrides=base + extra)
         kin = ring_kinematics(cfg)
         period = _period_s(cfg)
