@@ -48,6 +48,7 @@ class RingConfig:
     field_t: float = _num("positive")
     field_index: float = _num("open_unit")
     focusing: str = field(metadata={"choices": ("electric", "magnetic")})
+    field_model: str = field(metadata={"choices": ("linear", "solenoid")})  # guide field: B₀ plus linear focusing, or the J-PARC coil model
     aperture_radius_m: float = _num("positive")
     n_detectors: int = _num("positive")
 
@@ -71,6 +72,7 @@ class BeamConfig:
     bunch_length_ns: float = _num("nonnegative")
     polarization: float = _num("polarization")
     spin_phase_rad: float = _num("any")
+    injection: str = field(metadata={"choices": ("gaussian", "spiral")})  # track mode: Gaussian beam at φ = 0, or the J-PARC spiral injection
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,10 @@ class EsqConfig:
     long_deg: float = _num("nonnegative")
     rc_fraction: float = _num("any")  # κ(t) = κ₀(1 − rc_fraction·e^{−t/τ_RC})
     rc_tau_us: float = _num("positive")
+    scrape_x_m: float = _num("any")  # scraping: radial offset of the field centre, E_r = κ(x − x_s)
+    scrape_y_m: float = _num("any")  # vertical offset, E_y = −κ(y − y_s)
+    scrape_us: float = _num("nonnegative")  # offsets held from injection to this time
+    scrape_ramp_us: float = _num("nonnegative")  # then returned linearly to zero over this time
 
 
 @dataclass(frozen=True)
@@ -316,6 +322,12 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
         raise ConfigError("analysis.energy_max_mev: must exceed analysis.energy_min_mev")
     if cfg.esq.model != "none" and cfg.ring.focusing != "electric":
         raise ConfigError(f"esq.model: {cfg.esq.model!r} needs ring.focusing = 'electric'; use 'none' for a magnetic ring")
+    if cfg.ring.field_model == "solenoid" and cfg.ring.focusing != "magnetic":
+        raise ConfigError("ring.field_model: 'solenoid' needs ring.focusing = 'magnetic'")
+    if cfg.beam.injection == "spiral" and cfg.ring.field_model != "solenoid":
+        raise ConfigError("beam.injection: 'spiral' needs ring.field_model = 'solenoid' (the J-PARC coil model)")
+    if (cfg.esq.scrape_x_m or cfg.esq.scrape_y_m) and cfg.esq.model == "none":
+        raise ConfigError("esq.scrape_x_m: scraping offsets need esq.model = 'continuous' or 'discrete'")
     if cfg.esq.model == "discrete" and not cfg.esq.station_start_deg:
         raise ConfigError("esq.station_start_deg: discrete quadrupoles need at least one station")
     if cfg.kicker.end_deg <= cfg.kicker.start_deg and cfg.kicker.enabled:

@@ -4,8 +4,19 @@ Coordinates: ring in the X–Z plane, Y vertical; x = ρ − R₀ (radial), y = 
 
 - Focusing: continuous electrostatic (E = κ(x r̂ − y ŷ) everywhere, κ = nβcB₀/R₀), discrete
   electrostatic stations (local κ = κ̄/coverage inside the plates, zero in the gaps), magnetic weak
-  focusing (B_y = B₀(1 − n x/R₀), B_r = −B₀ n y/R₀), or none.
+  focusing (B_y = B₀(1 − n x/R₀), B_r = −B₀ n y/R₀), the solenoid coil model, or none.
+- Solenoid (``ring.field_model = "solenoid"``): the axisymmetric field of the current loops of
+  ``ringsim.solenoid`` from its mid-plane profile f(ρ) = B_y(ρ, 0) (a polynomial in x fitted to the
+  loops over |x| ≤ 4 cm). With ∂B_ρ/∂y = ∂B_y/∂ρ (curl-free) and ∂(ρB_ρ)/ρ∂ρ + ∂B_y/∂y = 0
+  (divergence-free), B_y even and B_ρ odd in y: B_y = Σ a_k y²ᵏ, B_ρ = Σ a_k′ y²ᵏ⁺¹/(2k + 1), a₀ = f,
+  a_{k+1} = −(a_k″ + a_k′/ρ)/((2k + 1)(2k + 2)) (so B_y = f − (y²/2)(f″ + f′/ρ) + O(y⁴)), tabulated
+  as polynomials in x and y (:func:`ringsim.solenoid.offplane_expansion`: to y¹⁰ in B_y and y¹¹
+  in B_ρ, total degree 12): exactly curl-free, divergence of the order of the neglected terms; within
+  |x|, |y| ≤ 3 cm it is the loops' field to 3e-10 T (tests/test_jparc.py).
 - The ESQ voltage may recover during the fill: κ(t) = κ₀(1 − f e^{−t/τ_RC}) (Run-1 RC effect).
+- ESQ scraping: early in the fill the plate voltages are asymmetric, which displaces the field
+  centre to (x_s(t), y_s(t)): E_r = κ(t)(x − x_s), E_y = −κ(t)(y − y_s); x_s, y_s are constant up to
+  t₁ and return linearly to zero by t₂ (ramp-back), zero afterwards.
 - Kicker: ΔB_y = −B_k sin(π(t − t₀)/w) inside its azimuth range during the pulse (an outward kick).
 - Static perturbations: 2-D multipoles B_y + iB_x += B₀Σ(b_k + i a_k)((x + iy)/r₀)^k, an azimuthal
   modulation B₀ ε cos(mφ) of B_y, and a uniform radial field.
@@ -28,20 +39,26 @@ from numba import njit
 from ringsim.config import SimConfig
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 from ringsim.rings import RingKinematics
+from ringsim.solenoid import CoilGeometry, midplane_polynomial, offplane_expansion
 
-FOCUSING_CODES = {"continuous": 0, "magnetic": 1, "discrete": 2, "none": 3}
+FOCUSING_CODES = {"continuous": 0, "magnetic": 1, "discrete": 2, "none": 3, "solenoid": 4}
 
-# layout of the ring array (header, then collimator azimuths, ESQ sections, multipoles)
+# layout of the ring array (header, then collimator azimuths, ESQ sections, multipoles, solenoid tables)
 B0, NIDX, R0, FOC, KAPPA, APERTURE = 0, 1, 2, 3, 4, 5
 RC_FRAC, RC_TAU = 6, 7
 KICK_ON, KICK_PHI1, KICK_PHI2, KICK_B, KICK_T0, KICK_WIDTH = 8, 9, 10, 11, 12, 13
 MULT_R0, AZ_EPS, AZ_M, B_RADIAL = 14, 15, 16, 17
 N_COLL, N_SEC, N_MULT, OMEGA_C = 18, 19, 20, 21
-HEADER = 24
+N_POLY = 22  # solenoid: coefficients per table row (powers of x, total degree N_POLY − 1); the B_y and B_ρ tables (SOLENOID_TERMS rows each) follow the multipoles
+SCRAPE_X, SCRAPE_Y, SCRAPE_T1, SCRAPE_T2 = 23, 24, 25, 26  # field-centre offsets [m], end of the plateau and of the ramp [s]
+HEADER = 28
+SOLENOID_TERMS = 6  # powers of y² kept in the solenoid expansion
 TWO_PI = 2.0 * math.pi
 
 
 def focusing_code(cfg: SimConfig) -> int:
+    if cfg.ring.field_model == "solenoid":
+        return FOCUSING_CODES["solenoid"]
     if cfg.ring.focusing == "magnetic":
         return FOCUSING_CODES["magnetic"]
     return FOCUSING_CODES[cfg.esq.model]
@@ -70,6 +87,14 @@ def ring_parameters(cfg: SimConfig, kin: RingKinematics) -> np.ndarray:
     head = np.zeros(HEADER)
     head[[B0, NIDX, R0, FOC, KAPPA, APERTURE]] = [ring.field_t, ring.field_index, ring.radius_m, code, kappa, ring.aperture_radius_m]
     head[[RC_FRAC, RC_TAU]] = [esq.rc_fraction, esq.rc_tau_us * 1e-6]
+    if esq.scrape_x_m != 0.0 or esq.scrape_y_m != 0.0:
+        t1 = esq.scrape_us * 1e-6
+        head[[SCRAPE_X, SCRAPE_Y, SCRAPE_T1, SCRAPE_T2]] = [esq.scrape_x_m, esq.scrape_y_m, t1, t1 + esq.scrape_ramp_us * 1e-6]
+    tables = np.zeros((2, SOLENOID_TERMS, 0))
+    if code == FOCUSING_CODES["solenoid"]:
+        geometry = CoilGeometry(field_t=ring.field_t, radius_m=ring.radius_m, field_index=ring.field_index)
+        tables = np.stack(offplane_expansion(midplane_polynomial(geometry), ring.radius_m, SOLENOID_TERMS))
+    head[N_POLY] = tables.shape[2]
     if kick.enabled and kick.strength > 0.0:
         phi1, phi2 = math.radians(kick.start_deg), math.radians(kick.end_deg)
         b_kick = design_kick_rad(cfg) * kick.strength * ring.field_t / (phi2 - phi1)
@@ -86,7 +111,7 @@ def ring_parameters(cfg: SimConfig, kin: RingKinematics) -> np.ndarray:
     collimators = np.radians(np.asarray(cfg.collimators.azimuth_deg, dtype=float)) % TWO_PI
     sec = np.radians(np.asarray(sections, dtype=float).reshape(-1))
     mult = np.stack([normal, skew], axis=1).reshape(-1) * 1e-6
-    return np.concatenate([head, collimators, sec, mult])
+    return np.concatenate([head, collimators, sec, mult, tables.reshape(-1)])
 
 
 @njit(cache=True, inline="always")
@@ -99,6 +124,36 @@ def _overlap(lo, hi, a, b):
         if e > s:
             total += e - s
     return total
+
+
+@njit(cache=True, inline="always")
+def _scrape_offsets_m(t, ring):
+    """Field-centre offsets (x_s, y_s) [m] of the ESQ at time t [s]: constant to t₁, linear to zero at t₂."""
+    if t < ring[SCRAPE_T1]:
+        return ring[SCRAPE_X], ring[SCRAPE_Y]
+    if t < ring[SCRAPE_T2]:
+        w = (ring[SCRAPE_T2] - t) / (ring[SCRAPE_T2] - ring[SCRAPE_T1])
+        return w * ring[SCRAPE_X], w * ring[SCRAPE_Y]
+    return 0.0, 0.0
+
+
+@njit(cache=True)
+def _solenoid_field(x, y, ring):
+    """(B_y, B_ρ) [T] of the solenoid model at ρ = R₀ + x, height y (tables in the module docstring)."""
+    m = int(ring[N_POLY])
+    base = HEADER + int(ring[N_COLL]) + 2 * int(ring[N_SEC]) + 2 * int(ring[N_MULT])
+    y2 = y * y
+    b_y = 0.0
+    b_rho = 0.0
+    for k in range(SOLENOID_TERMS - 1, -1, -1):
+        p = 0.0
+        q = 0.0
+        for j in range(m - 2 * k - 1, -1, -1):  # row k: total degree m − 1 in (x, y)
+            p = p * x + ring[base + k * m + j]
+            q = q * x + ring[base + (SOLENOID_TERMS + k) * m + j]
+        b_y = b_y * y2 + p
+        b_rho = b_rho * y2 + q
+    return b_y, b_rho * y
 
 
 @njit(cache=True)
@@ -126,11 +181,16 @@ def fields_at(px, py, pz, t, h, ring):
             for s in range(int(ring[N_SEC])):
                 inside += _overlap(phi - half_span, phi + half_span, ring[base + 2 * s], ring[base + 2 * s + 1])
             kappa *= inside / (2.0 * half_span) if half_span > 0.0 else 0.0
-        e_r = kappa * x
-        e_y = -kappa * py
+        x_s, y_s = _scrape_offsets_m(t, ring)
+        e_r = kappa * (x - x_s)
+        e_y = -kappa * (py - y_s)
     elif code == 1:
         b_y = b0 * (1.0 - ring[NIDX] * x / ring[R0])
         b_r += -b0 * ring[NIDX] * py / ring[R0]
+    elif code == 4:
+        b_sol, b_rho = _solenoid_field(x, py, ring)
+        b_y = b_sol
+        b_r += b_rho
     if ring[AZ_EPS] != 0.0:
         b_y += b0 * ring[AZ_EPS] * math.cos(ring[AZ_M] * phi)
     n_mult = int(ring[N_MULT])
@@ -204,8 +264,8 @@ def kick_span_rad(phi, h, omega_c):
 
 @njit(cache=True)
 def needs_fields_at(ring):
-    """Whether the ring has features that only :func:`fields_at` evaluates (RC recovery, azimuthal modulation, multipoles)."""
-    return ring[RC_FRAC] != 0.0 or ring[AZ_EPS] != 0.0 or ring[N_MULT] > 0.0
+    """Whether the ring has features that only :func:`fields_at` evaluates (RC recovery, scraping, azimuthal modulation, multipoles, solenoid)."""
+    return ring[RC_FRAC] != 0.0 or ring[AZ_EPS] != 0.0 or ring[N_MULT] > 0.0 or ring[N_POLY] > 0.0 or ring[SCRAPE_X] != 0.0 or ring[SCRAPE_Y] != 0.0
 
 
 @njit(cache=True)

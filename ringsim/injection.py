@@ -20,6 +20,12 @@ Tracking: fixed steps T_c/``steps_per_turn``, leapfrog as in ``ringsim.tracker``
 integer steps, u and spin on half steps. With 64 steps per turn the canonical angular momentum is
 conserved to 1e-4 through the fringe (second order in the step) and far better in the storage
 region. States are rows (X, Y, Z [m], u (3), spin (3), t [s]); Y is the solenoid axis.
+
+Simulation option: with ``beam.injection = "spiral"`` (the J-PARC preset's default; track mode
+only, it needs ``ring.field_model = "solenoid"``) ``ringsim simulate`` starts each block's stored
+muons from :func:`spiral_beam` instead of the Gaussian beam at the storage plane, and reports the
+injection efficiency (:func:`injection_efficiency`) in the run's provenance (``spiral_injection``)
+and in its printed summary. The kicker is tuned once per configuration (cached).
 """
 
 from __future__ import annotations
@@ -32,12 +38,16 @@ import numpy as np
 from numba import njit, prange
 from scipy.optimize import minimize
 
+from ringsim.beam import Beam
+from ringsim.config import SimConfig
 from ringsim.constants import A_MU_DEFAULT, SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.errors import ConfigError
+from ringsim.rings import ring_kinematics
 from ringsim.solenoid import CoilGeometry, coil_set_jparc, field_index_at, field_solenoid, flux_solenoid, loop_field_rz
 from ringsim.tracker import N_STATE, kick
 
 C_LIGHT = SPEED_OF_LIGHT_M_PER_S
+EFFICIENCY_MUONS = 2000  # bunch of the efficiency reported for a configuration
 
 
 @dataclass(frozen=True)
@@ -268,8 +278,9 @@ def _reference(params: InjectionParams) -> tuple[np.ndarray, float]:
     return st[0].copy(), t_back
 
 
-def _amplitudes(states: np.ndarray, params: InjectionParams, setup: _Setup) -> tuple[np.ndarray, np.ndarray]:
-    """Linear betatron invariants: vertical A_y and radial |x_e| + A_x [m] of each state row."""
+def betatron_amplitudes(states: np.ndarray, params: InjectionParams = InjectionParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Linear betatron invariants: vertical A_y and radial |x_e| + A_x [m] of each state row (ν_y = √n, ν_x = √(1 − n))."""
+    setup = _setup(params)
     r0 = params.coils.radius_m
     x, y, z = states[:, 0], states[:, 1], states[:, 2]
     ux, uy, uz = states[:, 3], states[:, 4], states[:, 5]
@@ -296,7 +307,7 @@ def tune_kicker(params: InjectionParams) -> tuple[float, float]:
         start_s, peak_t = x[0] * 1e-9, x[1] * 1e-3
         st = entry[None, :].copy()
         _run(st, _steps(start_s + tau_s + params.settle_ns * 1e-9, setup), params, setup, peak_t, start_s)
-        a_y, _ = _amplitudes(st, params, setup)
+        a_y, _ = betatron_amplitudes(st, params)
         return a_y[0] / params.storage_half_height_m
 
     # coarse grid: pulse ending around the kicker-off arrival at the plane, peak field that stops
@@ -389,7 +400,7 @@ def inject(n_muons: int, seed: int, params: InjectionParams = InjectionParams())
     t_end_s = (start_ns + params.kicker_duration_ns + params.settle_ns) * 1e-9
     # every muon takes the same steps; the entry-time spread shifts each clock
     arrival_s, _ = _run(states, _steps(t_end_s, setup), params, setup, peak_t, start_ns * 1e-9)
-    a_y, a_x = _amplitudes(states, params, setup)
+    a_y, a_x = betatron_amplitudes(states, params)
     stored = (a_y <= params.storage_half_height_m) & (a_x <= params.storage_half_width_m)
     report = InjectionReport(
         efficiency=float(stored.mean()),
@@ -415,3 +426,76 @@ def track_stored(states: np.ndarray, n_turns: int, params: InjectionParams = Inj
     n_rec = n_turns * samples_per_turn
     _, rec = _run(st, n_turns * params.steps_per_turn, params, setup, 0.0, 0.0, n_rec, params.steps_per_turn // samples_per_turn)
     return rec
+
+
+# --------------------------------------------------------------------------- simulation option
+
+
+def config_params(cfg: SimConfig, codata_edition: int = 2018) -> InjectionParams:
+    """Injection design of a configuration: coils fitted to the ring's B₀, R₀ and n, the ring's
+    momentum, rms Δp/p and bunch length from ``[beam]``, a_μ and η from ``[muon]``; the rest the
+    :class:`InjectionParams` defaults (the beam's mean offset, betatron widths and spin phase do
+    not apply: the injection shapes the stored beam, spins start along the momentum)."""
+    ring = cfg.ring
+    coils = CoilGeometry(field_t=ring.field_t, radius_m=ring.radius_m, field_index=ring.field_index)
+    return InjectionParams(
+        coils=coils, momentum_mev=ring_kinematics(cfg, codata_edition).momentum_mev, momentum_spread=cfg.beam.momentum_spread,
+        bunch_length_ns=cfg.beam.bunch_length_ns, a_mu=cfg.muon.a_mu, edm_eta=cfg.muon.edm_eta, codata_edition=codata_edition,
+    )
+
+
+def _kept(states: np.ndarray, stored: np.ndarray, params: InjectionParams, aperture_m: float) -> np.ndarray:
+    """Stored muons whose orbit also stays inside the ring's circular aperture, (|x_e| + A_x)² + A_y² ≤ a²."""
+    a_y, a_x = betatron_amplitudes(states, params)
+    return stored & (a_x**2 + a_y**2 <= aperture_m**2)
+
+
+def spiral_beam(cfg: SimConfig, n_muons: int, rng: np.random.Generator, codata_edition: int = 2018) -> tuple[np.ndarray, Beam, int]:
+    """``n_muons`` stored muons after the spiral injection, for ``beam.injection = "spiral"``.
+
+    Bunches (seeded from ``rng``) are injected until enough muons are stored (see :func:`inject`,
+    and inside the ring's aperture as for the Gaussian beam); the first ``n_muons`` are kept.
+    Returns their tracker state rows at the end of the injection, with times from the nominal
+    injection (t = 0 when the design muon, kicker off, reaches the storage plane), their
+    :class:`~ringsim.beam.Beam` (Δp/p, x_e, radial and vertical offsets and slopes there;
+    ``t0_ns`` = that start time) and the number of muons injected. The decay clock may start at
+    the end of the injection: the lifetime is memoryless, and muons that decay earlier are not stored.
+    """
+    params = config_params(cfg, codata_edition)
+    setup = _setup(params)
+    t_plane_s = _reference(params)[1]
+    parts, injected, kept = [], 0, 0
+    while kept < n_muons:
+        batch = max(64, int(1.15 * (n_muons - kept) / max(injection_efficiency(cfg, codata_edition), 0.05)))
+        states, stored, _ = inject(batch, int(rng.integers(2**62)), params)
+        ok = _kept(states, stored, params, cfg.ring.aperture_radius_m)
+        parts.append(states[ok])
+        injected += batch
+        kept += int(ok.sum())
+    st = np.concatenate(parts)[:n_muons]
+    st[:, 9] -= t_plane_s
+    x, z = st[:, 0], st[:, 2]
+    rho = np.hypot(x, z)
+    u_rho = (x * st[:, 3] + z * st[:, 5]) / rho
+    u_phi = (x * st[:, 5] - z * st[:, 3]) / rho
+    delta = np.linalg.norm(st[:, 3:6], axis=1) / setup.u0 - 1.0
+    x_e = params.coils.radius_m * (np.hypot(u_rho, u_phi) / setup.u_ref_orbit - 1.0) / setup.nu_x**2
+    beam = Beam(delta, x_e, rho - params.coils.radius_m - x_e, u_rho / u_phi, st[:, 1].copy(), st[:, 4] / u_phi, st[:, 9] * 1e9)
+    return st, beam, injected
+
+
+@lru_cache(maxsize=8)
+def injection_efficiency(cfg: SimConfig, codata_edition: int = 2018, n_muons: int = EFFICIENCY_MUONS, seed: int = 0) -> float:
+    """Stored fraction of the spiral injection of a configuration (as :func:`spiral_beam` stores), from one bunch of ``n_muons``."""
+    params = config_params(cfg, codata_edition)
+    states, stored, _ = inject(n_muons, seed, params)
+    return float(_kept(states, stored, params, cfg.ring.aperture_radius_m).mean())
+
+
+def injection_summary(cfg: SimConfig, mode: str, codata_edition: int = 2018) -> dict:
+    """Provenance entries of a run with the spiral injection (track mode): its stored fraction and kicker settings; {} otherwise."""
+    if mode != "track" or cfg.beam.injection != "spiral":
+        return {}
+    start_ns, peak_t = tune_kicker(config_params(cfg, codata_edition))
+    spiral = {"efficiency": injection_efficiency(cfg, codata_edition), "efficiency_muons": EFFICIENCY_MUONS, "kicker_start_ns": start_ns, "kicker_peak_t": peak_t}
+    return {"spiral_injection": spiral}

@@ -28,6 +28,7 @@ from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
 from ringsim.fastmc import DecayStates, decay_states, loss_times_s
+from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path
 from ringsim.progress import progress_bar
 from ringsim.rings import ring_kinematics
@@ -128,7 +129,11 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
         states = decay_states(cfg, kin, beam, lifetime_s, q_over_m)
         loss_phi = rng.uniform(0.0, 2.0 * math.pi, size)
     else:
-        st = initial_states(cfg, kin, beam)
+        if cfg.beam.injection == "spiral":
+            st, beam, _ = spiral_beam(cfg, size, rng, codata_edition)
+            lifetime_s *= np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2) / gamma  # the same draws, at the stored muons' γ
+        else:
+            st = initial_states(cfg, kin, beam)
         dt_max = 2.0 * math.pi / kin.omega_c_rad_per_s / cfg.tracking.steps_per_turn
         loss_s = np.full(size, np.nan)
         loss_phi = np.full(size, np.nan)
@@ -306,6 +311,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
         "blinding": "simulation truth, unblinded",
         "a_mu_truth": cfg.muon.a_mu,
         "omega_a_truth_rad_per_us": kin.omega_a_rad_per_us,
+        **injection_summary(cfg, mode, codata_edition),
     }
     t_edges, e_edges = histogram_edges(cfg, codata_edition)
     hist = np.zeros((cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1))

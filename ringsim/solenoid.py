@@ -187,3 +187,45 @@ def field_index_at(rho_m: float, coil_r, coil_y, coil_current, step_m: float = 1
     b_minus = field_solenoid(rho_m - step_m, 0.0, 0.0, coil_r, coil_y, coil_current)[1]
     b = field_solenoid(rho_m, 0.0, 0.0, coil_r, coil_y, coil_current)[1]
     return b, -rho_m / b * (b_plus - b_minus) / (2.0 * step_m)
+
+
+
+@lru_cache(maxsize=8)
+def midplane_polynomial(geom: CoilGeometry, half_width_m: float = 0.04, degree: int = 12) -> tuple[float, ...]:
+    """Coefficients c_k [T/mᵏ] of the mid-plane field f(x) = B_y(R₀ + x, 0) ≈ Σ c_k xᵏ of the fitted loops.
+
+    Least squares on Chebyshev nodes over |x| ≤ ``half_width_m``.
+    """
+    coils = _fitted_coils(geom)
+    nodes = half_width_m * np.cos(np.pi * (np.arange(4 * degree) + 0.5) / (4 * degree))
+    b_y = np.array([field_solenoid(geom.radius_m + x, 0.0, 0.0, *coils)[1] for x in nodes])
+    poly = np.polynomial.Polynomial.fit(nodes, b_y, degree, domain=[-half_width_m, half_width_m])
+    return tuple(float(c) for c in poly.convert().coef)
+
+
+def offplane_expansion(midplane: tuple[float, ...], radius_m: float, n_terms: int = 6, degree: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Tables (P, Q) with B_y = Σ_k y²ᵏ Σ_j P[k, j] xʲ and B_ρ = Σ_k y²ᵏ⁺¹ Σ_j Q[k, j] xʲ [T, m].
+
+    Axisymmetric, curl- and divergence-free field with the mid-plane profile f = Σ c_j xʲ
+    (ρ = R₀ + x): B_y = Σ a_k(ρ) y²ᵏ, B_ρ = Σ a_k′(ρ) y²ᵏ⁺¹/(2k + 1) with a₀ = f and
+    a_{k+1} = −(a_k″ + a_k′/ρ)/((2k + 1)(2k + 2)), 1/ρ as its power series in x/R₀. Terms are kept
+    to ``n_terms`` powers of y² and to the total degree ``degree`` in (x, y) (row k of P to
+    degree − 2k, of Q to degree − 2k − 1), so that Q[k] = P[k]′/(2k + 1): the field is exactly
+    curl-free; its divergence is the truncation remainder (the first neglected orders).
+    """
+    P = np.polynomial.Polynomial
+    inv_rho = P([(-1.0) ** j / radius_m ** (j + 1) for j in range(degree + 1)])
+    a = P(np.asarray(midplane, dtype=float)).cutdeg(degree)
+    p_tab = np.zeros((n_terms, degree + 1))
+    q_tab = np.zeros((n_terms, degree + 1))
+    for k in range(n_terms):
+        top = degree - 2 * k
+        if top < 0:
+            break
+        a = a.cutdeg(top)
+        d1 = a.deriv(1)
+        p_tab[k, : a.coef.size] = a.coef
+        q = d1 / (2 * k + 1)
+        q_tab[k, : q.coef.size] = q.coef
+        a = -(a.deriv(2) + (d1 * inv_rho).cutdeg(degree)) / ((2 * k + 1) * (2 * k + 2))
+    return p_tab, q_tab

@@ -37,6 +37,12 @@ def test_presets_load_with_spec_values(ring):
         ("detector.efficiency=true", "detector.efficiency"),
         ("beam.colour=1", "beam.colour"),
         ("analysis.fit_end_us=10", "analysis.fit_end_us"),
+        ("ring.field_model='iron'", "ring.field_model"),
+        ("ring.field_model='solenoid'", "ring.field_model"),  # needs magnetic focusing
+        ("beam.injection='spiral'", "beam.injection"),  # needs the solenoid coil model
+        ("beam.injection=1", "beam.injection"),
+        ("esq.scrape_us=-7", "esq.scrape_us"),
+        ("esq.scrape_y_m='up'", "esq.scrape_y_m"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(override, key):

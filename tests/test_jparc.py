@@ -197,3 +197,159 @@ def test_bad_injection_parameters_raise_config_errors():
         InjectionParams(storage_pitch_rad=-0.01)
     with pytest.raises(ConfigError, match="steps_per_turn"):
         InjectionParams(steps_per_turn=3)
+
+
+# --------------------------------------------------------------------------- the tracker's solenoid field model
+
+
+def _jparc_ring(overrides=()):
+    from ringsim.config import load_config
+    from ringsim.fields import ring_parameters
+    from ringsim.rings import ring_kinematics
+
+    cfg = load_config("jparc", overrides=list(overrides))
+    kin = ring_kinematics(cfg)
+    return cfg, kin, ring_parameters(cfg, kin)
+
+
+def _tracker_b(point, ring):
+    from ringsim.fields import fields_at
+
+    return np.array(fields_at(*point, 0.0, 1e-10, ring)[3:])
+
+
+def test_tracker_solenoid_field_is_the_loops_field_in_the_storage_region():
+    cfg, _, ring = _jparc_ring()
+    assert cfg.ring.field_model == "solenoid"
+    coils = coil_set_jparc()
+    worst = 0.0
+    for x in np.linspace(-0.03, 0.03, 7):
+        for y in np.linspace(-0.03, 0.03, 7):
+            for phi in (0.4, 2.5, 5.0):
+                point = np.array([(R0 + x) * math.cos(phi), y, (R0 + x) * math.sin(phi)])
+                worst = max(worst, np.max(np.abs(_tracker_b(point, ring) - np.array(field_solenoid(*point, *coils)))))
+    # 1e-9 T = 0.3 ppb of B0, and 2.5e-5 of the focusing field B0·n·x/R0 at 3 cm
+    assert worst < 1e-9
+
+
+def test_tracker_solenoid_field_is_curl_free_and_divergence_free_to_the_truncation_order():
+    from ringsim.fields import N_POLY
+
+    _, _, ring = _jparc_ring()
+
+    def jacobian(point, h=1e-4):
+        jac = np.empty((3, 3))
+        for j in range(3):
+            d = np.zeros(3)
+            d[j] = h
+            f = [_tracker_b(point + k * d, ring) for k in (-2, -1, 1, 2)]
+            jac[:, j] = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+        return jac
+
+    degree = int(ring[N_POLY]) - 1  # total degree of the B_y polynomial in (x, y)
+    for x, y, phi in ((0.02, 0.03, 0.3), (-0.025, 0.03, 3.5), (0.03, -0.02, 5.0)):
+        div = []
+        for scale in (1.0, 0.8):
+            xs, ys = scale * x, scale * y
+            jac = jacobian(np.array([(R0 + xs) * math.cos(phi), ys, (R0 + xs) * math.sin(phi)]))
+            curl = np.array([jac[2, 1] - jac[1, 2], jac[0, 2] - jac[2, 0], jac[1, 0] - jac[0, 1]])
+            assert np.max(np.abs(curl)) < 1e-10  # exact up to rounding (the gradients are ≈ 1e-3 T/m)
+            div.append(np.trace(jac))
+        # the truncation leaves terms of total degree ≥ degree − 1 in ∇·B, 1e-5 of the gradients at most
+        assert abs(div[0]) < 1e-8
+        assert div[0] / div[1] == pytest.approx(1.25 ** (degree - 1), rel=0.25)
+    # the linear model's field is not Maxwellian: ∇·B = B_r/ρ = −B0 n y/(R0 ρ) ≠ 0
+    _, _, linear = _jparc_ring(["ring.field_model='linear'", "beam.injection='gaussian'"])
+    point = np.array([R0, 0.03, 0.0])
+    h = 1e-4
+    by = [_tracker_b(point + [0, k * h, 0], linear)[1] for k in (-1, 1)]
+    assert (by[1] - by[0]) / (2 * h) + _tracker_b(point, linear)[0] / R0 == pytest.approx(-B0 * N_INDEX * 0.03 / R0**2, rel=1e-6)
+
+
+def test_tracked_tunes_and_spin_advance_in_the_solenoid_model():
+    from ringsim.beam import Beam, initial_states
+    from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded
+
+    cfg, kin, ring = _jparc_ring()
+    gamma = math.sqrt(1 + (PARAMS.momentum_mev / codata(2018).muon_mass_mev) ** 2)
+    period = 2 * math.pi * gamma / (Q_OVER_M * B0)
+    steps, every, turns = 32, 4, 1200
+    z = np.zeros(2)
+    beam = Beam(z, z, np.array([0.0, 2e-3]), z, np.array([0.0, 5e-3]), z, z)
+    rec = track_recorded(initial_states(cfg, kin, beam), turns * steps, period / steps, every, ring, Q_OVER_M, cfg.muon.a_mu, 0.0)
+    _, y = radial_vertical_offsets_m(rec[1, :, :3], R0)
+    _, n_loops = field_index_at(R0, *coil_set_jparc())
+    assert _dominant_frequency(y - y.mean(), 1.0 / (steps // every)) == pytest.approx(math.sqrt(n_loops), rel=0.02)
+    # the centred muon sees B0 at R0: the spin turns by 2π a γ per turn
+    phase = np.unwrap(spin_phase_rad(rec[0, :, 3:6], rec[0, :, 6:9]))
+    assert phase[-1] / turns == pytest.approx(2 * math.pi * cfg.muon.a_mu * gamma, rel=1e-8)
+
+
+# --------------------------------------------------------------------------- spiral injection as a simulation option
+
+
+def test_spiral_injected_muons_stay_in_the_storage_region_in_the_main_tracker():
+    from ringsim.injection import spiral_beam
+    from ringsim.tracker import radial_vertical_offsets_m, track_recorded
+
+    cfg, kin, ring = _jparc_ring()
+    assert cfg.beam.injection == "spiral"
+    st, beam, injected = spiral_beam(cfg, 120, np.random.default_rng(5))
+    assert st.shape == (120, 10) and injected > 120
+    # t = 0: the design muon reaches the storage plane; the states are taken after the kicker pulse
+    assert np.all(st[:, 9] > 0.0) and np.all(st[:, 9] < 2 * PARAMS.kicker_duration_ns * 1e-9)
+    np.testing.assert_array_equal(beam.t0_ns, st[:, 9] * 1e9)
+    steps, turns = 40, 120
+    rec = track_recorded(st.copy(), turns * steps, 2 * math.pi / kin.omega_c_rad_per_s / steps, 2, ring, Q_OVER_M, cfg.muon.a_mu, 0.0)
+    assert np.all(np.isfinite(rec))  # none lost at the aperture
+    x, y = radial_vertical_offsets_m(rec[..., :3], R0)
+    assert np.max(np.abs(y)) <= PARAMS.storage_half_height_m and np.max(np.abs(x)) <= PARAMS.storage_half_width_m
+    assert np.max(np.abs(y)) > 0.3 * PARAMS.storage_half_height_m  # the region is used, not a trivial beam
+
+
+@pytest.mark.slow
+def test_reported_spiral_injection_efficiency_is_the_stored_fraction(tmp_path):
+    from ringsim.config import load_config
+    from ringsim.injection import EFFICIENCY_MUONS, config_params
+    from ringsim.simulate import simulate_to_file
+    from ringsim.tracker import radial_vertical_offsets_m, track_recorded
+
+    cfg = load_config("jparc", overrides=["run.muons_per_fill=500"])
+    prov = simulate_to_file(tmp_path / "j.root", cfg, "track", n_muons=400, seed=2)
+    reported = prov["spiral_injection"]["efficiency"]
+    # the same bunch, tracked here in the main tracker for 200 turns (> 2 vertical periods):
+    # stored = never leaves the storage region |y| ≤ 3 cm, |x| ≤ 1.5 cm (nor the 3 cm aperture)
+    _, kin, ring = _jparc_ring()
+    states, _, _ = inject(EFFICIENCY_MUONS, 0, config_params(cfg))
+    steps, turns = 40, 200
+    rec = track_recorded(states, turns * steps, 2 * math.pi / kin.omega_c_rad_per_s / steps, 4, ring, Q_OVER_M, cfg.muon.a_mu, 0.0)
+    x, y = radial_vertical_offsets_m(rec[..., :3], R0)
+    inside = np.all(np.isfinite(y), axis=1) & np.all(np.abs(y) <= PARAMS.storage_half_height_m, axis=1) & np.all(np.abs(x) <= PARAMS.storage_half_width_m, axis=1)
+    assert reported == pytest.approx(inside.mean(), abs=0.01)
+    assert 0.7 < reported < 1.0
+
+
+@pytest.mark.slow
+def test_spiral_track_mode_blocks_are_reproducible():
+    from ringsim.config import load_config
+    from ringsim.simulate import generate_block
+
+    cfg = load_config("jparc", overrides=["run.muons_per_fill=500"])
+    first, second = (generate_block(cfg, "track", 9, 1, n_use=60) for _ in range(2))
+    assert first[0]["time_ns"].size > 0
+    for a, b in zip(first, second):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    other = generate_block(cfg, "track", 9, 2, n_use=60)[0]
+    assert not np.array_equal(other["truth_t0_ns"][:5], first[0]["truth_t0_ns"][:5])
+
+
+def test_injection_option_is_validated():
+    from ringsim.config import load_config
+
+    with pytest.raises(ConfigError, match="beam.injection"):
+        load_config("jparc", overrides=["beam.injection='helical'"])
+    with pytest.raises(ConfigError, match="beam.injection"):
+        load_config("fnal", overrides=["beam.injection='spiral'"])  # needs the solenoid coil model
+    with pytest.raises(ConfigError, match="ring.field_model"):
+        load_config("jparc", overrides=["ring.field_model='coils'"])

@@ -68,11 +68,13 @@ def check_tunes() -> list[dict]:
     return out
 
 
-def check_spin_advance() -> dict:
-    cfg = load_config("fnal", overrides=["esq.model='none'", *CLEAN])
-    kin, rec = _tracked(cfg, _muons(), 2000, 32, 32)
-    phase = np.unwrap(spin_phase_rad(rec[0, :, 3:6], rec[0, :, 6:9]))
-    return _check("spin advance per turn [rad], uniform field", phase[-1] / 2000, 2 * math.pi * cfg.muon.a_mu * kin.gamma, 1e-9, relative=True)
+def check_spin_advance() -> list[dict]:
+    out = []
+    for label, cfg in (("uniform field", load_config("fnal", overrides=["esq.model='none'", *CLEAN])), ("jparc solenoid", load_config("jparc"))):
+        kin, rec = _tracked(cfg, _muons(), 2000, 32, 32)
+        phase = np.unwrap(spin_phase_rad(rec[0, :, 3:6], rec[0, :, 6:9]))
+        out.append(_check(f"spin advance per turn [rad], {label}", phase[-1] / 2000, 2 * math.pi * cfg.muon.a_mu * kin.gamma, 1e-9, relative=True))
+    return out
 
 
 def check_corrections() -> list[dict]:
@@ -133,7 +135,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ringsim.io import write_json_atomic
 
     _check_outputs(args, "json")
-    checks = [*check_tunes(), check_spin_advance(), *check_corrections(), check_edm_tilt(), check_michel()]
+    checks = [*check_tunes(), *check_spin_advance(), *check_corrections(), check_edm_tilt(), check_michel()]
     width = max(len(c["name"]) for c in checks)
     for c in checks:
         print(f"{'ok ' if c['ok'] else 'FAIL'} {c['name']:<{width}}  measured {c['measured']:.10g}  expected {c['expected']:.10g}  tolerance {c['tolerance']:.2g}{' (relative)' if c['relative'] else ''}")
