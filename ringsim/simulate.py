@@ -27,6 +27,7 @@ from ringsim.detectors.response import respond
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
+from ringsim.fastgen import fast_params, fill_streams, simulate_fills
 from ringsim.fastmc import DecayStates, decay_states, loss_times_s
 from ringsim.io import EventWriter, check_output_path
 from ringsim.progress import progress_bar
@@ -107,6 +108,16 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
     return sector_station(states.azimuth_rad, cfg.ring.n_detectors), zeros, zeros, zeros
 
 
+def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Fast mode with the calorimeter or sector model: the fused kernel, one random stream per fill."""
+    per_fill = cfg.run.muons_per_fill
+    n_fills = size // per_fill
+    fill_muons = np.clip(n_use - np.arange(n_fills) * per_fill, 0, per_fill)
+    params = fast_params(cfg, ring_kinematics(cfg, codata_edition), muon_charge_over_mass(codata_edition), codata(codata_edition).muon_mass_mev)
+    events, lost = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills)
+    return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost))
+
+
 def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Recorded clusters and lost muons of block ``block``, of which the first ``n_use`` muons are used.
 
@@ -115,6 +126,8 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     """
     size = block_muons(cfg, mode)
     n_use = size if n_use is None else n_use
+    if mode == "fast" and cfg.detector.model != "vanes":
+        return _fast_block(cfg, seed, block, size, n_use, codata_edition)
     kin = ring_kinematics(cfg, codata_edition)
     q_over_m = muon_charge_over_mass(codata_edition)
     rng, numba_seed = _block_seeds(seed, block)
