@@ -133,22 +133,27 @@ def _uniform(s):
 
 
 @njit(cache=True, inline="always")
-def _disk(s):
-    """A point (v₁, v₂) uniform in the unit disk without its centre, and q = v₁² + v₂²."""
-    while True:
-        v1 = 2.0 * _uniform(s) - 1.0
-        v2 = 2.0 * _uniform(s) - 1.0
-        q = v1 * v1 + v2 * v2
-        if 0.0 < q < 1.0:
-            return v1, v2, q
+def sincos(x):
+    """(sin x, cos x) to a few ulp for |x| < 2²⁰·π/2: Cody–Waite reduction by π/2, fdlibm kernels."""
+    k = math.floor(x * 0.6366197723675814 + 0.5)  # nearest multiple of π/2
+    # π/2 in three 33-bit pieces (fdlibm pio2_1, pio2_2, pio2_3): k·piece is exact for |k| < 2²⁰
+    r = ((x - k * 1.57079632673412561417e00) - k * 6.07710050630396597660e-11) - k * 2.02226624871116645580e-21
+    z = r * r
+    sin_r = r + r * z * (-1.66666666666666324348e-01 + z * (8.33333333332248946124e-03 + z * (-1.98412698298579493134e-04 + z * (2.75573137070700676789e-06 + z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))))
+    cos_r = 1.0 - 0.5 * z + z * z * (4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 + z * (2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 + z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))))
+    q = int(k) & 3  # quadrant, without branches: (s, c), (c, −s), (−s, −c), (−c, s)
+    odd = q & 1
+    a = cos_r if odd else sin_r
+    b = sin_r if odd else cos_r
+    return (1.0 - (q & 2)) * a, (1.0 - ((q + 1) & 2)) * b
 
 
 @njit(cache=True, inline="always")
-def _gauss_pair(s):
-    """Two independent standard normals (Marsaglia's polar method)."""
-    v1, v2, q = _disk(s)
-    f = math.sqrt(-2.0 * math.log(q) / q)
-    return v1 * f, v2 * f
+def _polar_normal(s):
+    """A standard normal pair in polar form (Box–Muller): R² = −2 ln(1 − u₁) and (sin, cos) of the angle 2πu₂."""
+    r2 = -2.0 * math.log(1.0 - _uniform(s))
+    sin_a, cos_a = sincos(TWO_PI * _uniform(s))
+    return r2, sin_a, cos_a
 
 
 @njit(cache=True)
@@ -166,17 +171,17 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
     n_hits = 0
     n_lost = 0
     for _ in range(n_muons):
-        # collimated Gaussian beam: (x_β, x′R₀/ν) = σ R (cos ψ, sin ψ), amplitude σR
+        # collimated Gaussian beam: (x_β, x′R₀/ν) = σR(cos ψ, sin ψ), amplitude σR
         while True:
-            v1, v2, q = _disk(s)
-            r2x = -2.0 * math.log(q)
-            f = math.sqrt(r2x / q)
-            x_beta, w_x = p.x_width_m * v1 * f, p.x_width_m * v2 * f
-            v1, v2, q = _disk(s)
-            r2y = -2.0 * math.log(q)
-            f = math.sqrt(r2y / q)
-            y0, w_y = p.y_width_m * v1 * f, p.y_width_m * v2 * f
-            g1, g2 = _gauss_pair(s)
+            r2x, sin_x, cos_x = _polar_normal(s)
+            f = math.sqrt(r2x)
+            x_beta, w_x = p.x_width_m * f * cos_x, p.x_width_m * f * sin_x
+            r2y, sin_y, cos_y = _polar_normal(s)
+            f = math.sqrt(r2y)
+            y0, w_y = p.y_width_m * f * cos_y, p.y_width_m * f * sin_y
+            r2, sin_d, cos_d = _polar_normal(s)
+            f = math.sqrt(r2)
+            g1, g2 = f * cos_d, f * sin_d
             delta = p.momentum_offset + p.momentum_spread * g1
             x_e = p.dispersion * delta
             a_x = p.x_width_m * math.sqrt(r2x)
@@ -198,14 +203,13 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
                 continue
         # decay state (ringsim.fastmc.decay_states)
         theta = beta * c / (r0 + x_e) * life_s
-        cos_a, sin_a = math.cos(theta), math.sin(theta)
-        px_ = p.nu_x * theta
-        cx, sx = math.cos(px_), math.sin(px_)
+        sin_a, cos_a = sincos(theta)
+        sx, cx = sincos(p.nu_x * theta)
         x = x_e + x_beta * cx + w_x * x_slope * sx
         if p.cbo_amplitude_m > 0.0:
             x += p.cbo_amplitude_m * math.exp(-life_s * 1e6 / p.cbo_tau_us) * (cx * p.cbo_cos_phase - sx * p.cbo_sin_phase)
-        py_ = p.nu_y * theta
-        y = y0 * math.cos(py_) + w_y * y_slope * math.sin(py_)
+        sy, cy = sincos(p.nu_y * theta)
+        y = y0 * cy + w_y * y_slope * sy
         # ω_a at the equilibrium radius (ringsim.fastmc.muon_omega_a_rad_per_s), pitch factor
         if p.electric:
             omega = p.q_over_m * (p.a_mu * p.field_t - (p.a_mu - 1.0 / (u_abs * u_abs)) * beta * p.kappa * x_e / c)
@@ -213,7 +217,7 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
             omega = p.q_over_m * p.a_mu * p.field_t * (1.0 - p.field_index * x_e / r0)
         omega *= 1.0 - p.field_index * a_y2 / (4.0 * r0 * r0)
         spin = p.spin_phase_rad + omega * life_s
-        cs, ss = math.cos(spin), math.sin(spin)
+        ss, cs = sincos(spin)
         ux_hat, uz_hat = -sin_a, cos_a
         # Michel decay in the rest frame, boosted with u
         while True:
@@ -221,10 +225,10 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
             if 2.0 * _uniform(s) < xe * xe * (6.0 - 4.0 * xe):
                 break
         cos_t = rest_frame_cos_theta(xe, p.polarization, _uniform(s))
-        v1, v2, q = _disk(s)  # azimuth about the spin: the angle of (v₁² − v₂², 2v₁v₂) is uniform
+        sin_phi, cos_phi = sincos(TWO_PI * _uniform(s))  # azimuth about the spin
         energy, dx, dy, dz = boost_positron(
             u_abs * ux_hat, 0.0, u_abs * uz_hat, cs * ux_hat - ss * uz_hat, 0.0, cs * uz_hat + ss * ux_hat,
-            xe, cos_t, (v1 * v1 - v2 * v2) / q, 2.0 * v1 * v2 / q, p.muon_mass_mev,
+            xe, cos_t, cos_phi, sin_phi, p.muon_mass_mev,
         )
         if p.calorimeters:
             station, flight_ns, x_hit, y_hit = calorimeter_hit(
@@ -238,7 +242,9 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
         # detector response (ringsim.detectors.response.respond)
         if p.efficiency < 1.0 and _uniform(s) >= p.efficiency:
             continue
-        g1, g2 = _gauss_pair(s)
+        r2, sin_d, cos_d = _polar_normal(s)
+        f = math.sqrt(r2)
+        g1, g2 = f * cos_d, f * sin_d
         e_gev = max(energy, 1e-6) * 1e-3
         sigma = energy * math.sqrt(p.resolution_stochastic * p.resolution_stochastic / e_gev + p.resolution_constant * p.resolution_constant)
         decay_ns = t0_ns + life_s * 1e9
@@ -265,15 +271,43 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
 
 
 @njit(cache=True)
-def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, clusters):
+def _time_order(t_ns, tau_ns):
+    """Indices that sort ``t_ns`` (stable): bucket sort on 1 − e^{−t/τ}, then insertion sort (O(n) for decay times)."""
+    n = t_ns.size
+    bucket = np.empty(n, dtype=np.int64)
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        b = min(int(n * -math.expm1(-max(t_ns[i], 0.0) / tau_ns)), n - 1)
+        bucket[i] = b
+        start[b + 1] += 1
+    for b in range(n):
+        start[b + 1] += start[b]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[start[bucket[i]]] = i
+        start[bucket[i]] += 1
+    for i in range(1, n):  # buckets are in time order: only the order inside each remains to fix
+        k = order[i]
+        t = t_ns[k]
+        j = i
+        while j > 0 and t_ns[order[j - 1]] > t:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = k
+    return order
+
+
+@njit(cache=True)
+def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau_ns, clusters):
     """Pileup merging of one fill's hits per station, then the recorded clusters in time order.
 
     Hits of a station closer than ``resolving_ns`` to the previous one merge (summed energy,
-    energy-weighted time, listed under the earliest hit). Rows of ``clusters``: (time [ns],
+    energy-weighted time, listed under the earliest hit); ``sort_tau_ns`` is the time scale of the
+    hit times (γτ), which only sets the speed of the time ordering. Rows of ``clusters``: (time [ns],
     energy [MeV], number of hits, row of the first hit); returns the number of recorded clusters
     (energy ≥ ``energy_min_mev``, time ≥ 0).
     """
-    order = np.argsort(hits[:n_hits, _T_MEAS])
+    order = _time_order(hits[:n_hits, _T_MEAS], sort_tau_ns)
     open_cluster = np.full(n_stations, -1, dtype=np.int64)
     last_t = np.zeros(n_stations)
     n_clusters = 0
@@ -330,6 +364,7 @@ def simulate_fills(p, states, fill_muons, first_fill):
     lost = np.empty((total, 3))
     n_recorded = np.zeros(n_fills, dtype=np.int64)
     n_lost = np.zeros(n_fills, dtype=np.int64)
+    sort_tau_ns = math.sqrt(1.0 + p.gamma_beta * p.gamma_beta) * p.lifetime_s * 1e9
     azimuths = TWO_PI * (np.arange(p.n_stations) + 1.0) / p.n_stations
     cos_az, sin_az = np.cos(azimuths), np.sin(azimuths)
     for f in prange(n_fills):
@@ -338,7 +373,7 @@ def simulate_fills(p, states, fill_muons, first_fill):
         s = padded[8:12]
         s[:] = states[f]
         nh, n_lost[f] = _simulate_fill(p, s, fill_muons[f], first_fill + f, cos_az, sin_az, hits[a:b], lost[a:b])
-        n_recorded[f] = _merge_fill(hits[a:b], nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, clusters[a:b])
+        n_recorded[f] = _merge_fill(hits[a:b], nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters[a:b])
     out_start = np.zeros(n_fills + 1, dtype=np.int64)
     lost_start = np.zeros(n_fills + 1, dtype=np.int64)
     for f in range(n_fills):

@@ -56,7 +56,7 @@ def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_a
     vx, vz = dx / dh, dz / dh
     # centre of the circle: P + ρ (v̂ × ŷ) = P + ρ(−v_z, 0, v_x)
     cx, cz = px - rho * vz, pz + rho * vx
-    start = math.atan2(pz - cz, px - cx)
+    rx, rz = px - cx, pz - cz  # decay point seen from the centre
     slope = dy / dh  # vertical rise per unit horizontal path
     c2 = cx * cx + cz * cz
     # a crossing at distance s from the ring centre along ê_k has ê_k·C = g(s) = (s² + |C|² − ρ²)/(2s):
@@ -92,7 +92,7 @@ def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_a
             qx, qz = s * ex - cx, s * ez - cz
             if qz * ez + qx * ex <= 0.0:
                 continue
-            travel = math.atan2(qz, qx) - start
+            travel = math.atan2(rx * qz - rz * qx, rx * qx + rz * qz)  # turn from the decay point to Q
             if travel < 0.0:
                 travel += TWO_PI
             if travel <= 1e-9 or travel >= best:
@@ -109,6 +109,7 @@ def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_a
     # the positron must reach that face before it leaves the chamber (outwards or inwards): the
     # circle meets radius R_c where cos(a − a_C) = (R_c² − |C|² − ρ²)/(2ρ|C|)
     a_centre = math.atan2(cz, cx)
+    start = math.atan2(rz, rx)
     for rc in (radius_m + chamber_x, radius_m + chamber_inner_x):
         cos_a = (rc * rc - c2 - rho * rho) / (2.0 * rho * math.sqrt(c2)) if c2 > 0.0 else 2.0
         if abs(cos_a) <= 1.0:
