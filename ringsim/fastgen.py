@@ -271,7 +271,7 @@ def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
 
 
 @njit(cache=True)
-def _time_order(t_ns, tau_ns):
+def time_order(t_ns, tau_ns):
     """Indices that sort ``t_ns`` (stable): bucket sort on 1 − e^{−t/τ}, then insertion sort (O(n) for decay times)."""
     n = t_ns.size
     bucket = np.empty(n, dtype=np.int64)
@@ -307,7 +307,7 @@ def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau
     energy [MeV], number of hits, row of the first hit); returns the number of recorded clusters
     (energy ≥ ``energy_min_mev``, time ≥ 0).
     """
-    order = _time_order(hits[:n_hits, _T_MEAS], sort_tau_ns)
+    order = time_order(hits[:n_hits, _T_MEAS], sort_tau_ns)
     open_cluster = np.full(n_stations, -1, dtype=np.int64)
     last_t = np.zeros(n_stations)
     n_clusters = 0
