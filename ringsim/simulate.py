@@ -34,7 +34,7 @@ from ringsim.progress import progress_bar
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import spin_phase_rad, track_to_times
 
-TARGET_BLOCK_MUONS = {"fast": 1 << 16, "track": 1 << 10}  # muons per block, rounded to whole fills
+TARGET_BLOCK_MUONS = {"fast": 1 << 18, "track": 1 << 10}  # muons per block, rounded to whole fills (fast: ≥ 20 fills to share between threads)
 MODES = ("fast", "track")
 
 EVENT_BRANCHES = {
