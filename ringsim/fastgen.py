@@ -134,7 +134,9 @@ def _uniform(s):
 
 @njit(cache=True, inline="always")
 def sincos(x):
-    """(sin x, cos x) to a few ulp for |x| < 2²⁰·π/2: Cody–Waite reduction by π/2, fdlibm kernels."""
+    """(sin x, cos x) to a few ulp: Cody–Waite reduction by π/2 and fdlibm kernels for |x| < 10⁶, libm beyond."""
+    if abs(x) >= 1e6:
+        return math.sin(x), math.cos(x)
     k = math.floor(x * 0.6366197723675814 + 0.5)  # nearest multiple of π/2
     # π/2 in three 33-bit pieces (fdlibm pio2_1, pio2_2, pio2_3): k·piece is exact for |k| < 2²⁰
     r = ((x - k * 1.57079632673412561417e00) - k * 6.07710050630396597660e-11) - k * 2.02226624871116645580e-21
@@ -345,11 +347,12 @@ def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau
 
 
 @njit(cache=True, parallel=True)
-def simulate_fills(p, states, fill_muons, first_fill):
+def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
     """Recorded clusters and lost muons of consecutive fills, fills in parallel.
 
     ``states`` (n_fills, 4) are the fills' xoshiro256** states, ``fill_muons`` the muons to follow in
-    each fill, ``first_fill`` the number of the first. Returns the event branches (time_ns, energy_mev,
+    each fill, ``first_fill`` the number of the first, (``cos_az``, ``sin_az``) the radial directions
+    of the calorimeter faces. Returns the event branches (time_ns, energy_mev,
     calo, fill, n_hits, x_hit_m, y_hit_m, hemisphere, vertical_angle_rad, truth_energy_mev,
     truth_decay_time_ns, truth_delta_p, truth_x_e_m, truth_x_m, truth_y_m, truth_spin_phase_rad,
     truth_t0_ns), ordered by fill and time, and the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p).
@@ -365,8 +368,6 @@ def simulate_fills(p, states, fill_muons, first_fill):
     n_recorded = np.zeros(n_fills, dtype=np.int64)
     n_lost = np.zeros(n_fills, dtype=np.int64)
     sort_tau_ns = math.sqrt(1.0 + p.gamma_beta * p.gamma_beta) * p.lifetime_s * 1e9
-    azimuths = TWO_PI * (np.arange(p.n_stations) + 1.0) / p.n_stations
-    cos_az, sin_az = np.cos(azimuths), np.sin(azimuths)
     for f in prange(n_fills):
         a, b = start[f], start[f + 1]
         padded = np.empty(24, dtype=np.uint64)  # the state in the middle of 192 bytes: no cache line shared between threads

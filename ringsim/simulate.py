@@ -1,8 +1,9 @@
 """Event generation in blocks (fast or track mode) and writing to ROOT with provenance.
 
 Muons are generated in blocks of whole fills (:func:`block_muons`); block ``i`` draws all its random numbers from
-``SeedSequence(seed, spawn_key=(i,))``, so a sample is bit-identical for any number of threads or
-any grouping of blocks into chunks.
+``SeedSequence(seed, spawn_key=(i,))`` (in fast mode with calorimeters or sectors: one stream per fill,
+:mod:`ringsim.fastgen`), so a sample is bit-identical for any number of threads or any grouping of
+blocks into chunks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ringsim.beam import initial_states, muon_charge_over_mass, sample_beam
 from ringsim.fields import ring_parameters
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
+from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
 from ringsim.detectors.response import respond
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
@@ -114,7 +115,8 @@ def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, co
     n_fills = size // per_fill
     fill_muons = np.clip(n_use - np.arange(n_fills) * per_fill, 0, per_fill)
     params = fast_params(cfg, ring_kinematics(cfg, codata_edition), muon_charge_over_mass(codata_edition), codata(codata_edition).muon_mass_mev)
-    events, lost = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills)
+    cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
+    events, lost = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az)
     return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost))
 
 
