@@ -17,29 +17,31 @@ from ringsim.errors import ConfigError
 
 
 @njit(cache=True)
+def rest_frame_cos_theta(x, polarization, u):
+    """cosθ of a rest-frame positron of energy fraction ``x`` by inverse CDF of the uniform ``u``."""
+    k = polarization * (2.0 * x - 1.0) / (3.0 - 2.0 * x)  # density of cosθ ∝ 1 + k cosθ, |k| ≤ 1
+    disc = (1.0 - k) ** 2 + 4.0 * k * u
+    return (k - 2.0 + 4.0 * u) / (1.0 + math.sqrt(disc))  # stable as k → 0
+
+
+@njit(cache=True)
 def sample_rest_frame(polarization):
     """Draw (x, cosθ) from the polarised Michel density using numba's per-thread RNG."""
     while True:
         x = np.random.random()
         if 2.0 * np.random.random() < x * x * (6.0 - 4.0 * x):
             break
-    k = polarization * (2.0 * x - 1.0) / (3.0 - 2.0 * x)  # density of cosθ ∝ 1 + k cosθ, |k| ≤ 1
-    u = np.random.random()
-    disc = (1.0 - k) ** 2 + 4.0 * k * u
-    cos_theta = (k - 2.0 + 4.0 * u) / (1.0 + math.sqrt(disc))  # inverse CDF, stable as k → 0
-    return x, cos_theta
+    return x, rest_frame_cos_theta(x, polarization, np.random.random())
 
 
 @njit(cache=True)
-def decay_positron(ux, uy, uz, sx, sy, sz, polarization, muon_mass_mev):
-    """Sample one decay positron in the lab.
+def boost_positron(ux, uy, uz, sx, sy, sz, x, cos_t, cos_phi, sin_phi, muon_mass_mev):
+    """Lab positron of a rest-frame decay at (x, cosθ to the spin, azimuth φ about it).
 
-    Parameters: the muon's u = γβ, its rest-frame spin direction (unit vector, lab axes), its
-    polarisation. Returns (energy_mev, dir_x, dir_y, dir_z) of the positron in the lab.
+    Parameters: the muon's u = γβ, its rest-frame spin direction (unit vector, lab axes), the
+    energy fraction x = 2E*/m_μ, cosθ, and cos φ, sin φ. Returns (energy_mev, dir_x, dir_y, dir_z).
     """
-    x, cos_t = sample_rest_frame(polarization)
     sin_t = math.sqrt(max(0.0, 1.0 - cos_t * cos_t))
-    phi = 2.0 * math.pi * np.random.random()
     # orthonormal basis (e1, e2) perpendicular to the spin, e1 along the momentum's part
     # perpendicular to it: the decay frame then turns with the muon, so nearby muons (correlated
     # samples of a systematic study) get nearby positrons
@@ -58,8 +60,8 @@ def decay_positron(ux, uy, uz, sx, sy, sz, polarization, muon_mass_mev):
     e2x = sy * e1z - sz * e1y
     e2y = sz * e1x - sx * e1z
     e2z = sx * e1y - sy * e1x
-    cp = math.cos(phi) * sin_t
-    sp = math.sin(phi) * sin_t
+    cp = cos_phi * sin_t
+    sp = sin_phi * sin_t
     nx = cos_t * sx + cp * e1x + sp * e2x
     ny = cos_t * sy + cp * e1y + sp * e2y
     nz = cos_t * sz + cp * e1z + sp * e2z
@@ -78,6 +80,18 @@ def decay_positron(ux, uy, uz, sx, sy, sz, polarization, muon_mass_mev):
     py = e_star * ny + coef * by
     pz = e_star * nz + coef * bz
     return energy, px / energy, py / energy, pz / energy
+
+
+@njit(cache=True)
+def decay_positron(ux, uy, uz, sx, sy, sz, polarization, muon_mass_mev):
+    """Sample one decay positron in the lab with numba's per-thread RNG.
+
+    Parameters: the muon's u = γβ, its rest-frame spin direction (unit vector, lab axes), its
+    polarisation. Returns (energy_mev, dir_x, dir_y, dir_z) of the positron in the lab.
+    """
+    x, cos_t = sample_rest_frame(polarization)
+    phi = 2.0 * math.pi * np.random.random()
+    return boost_positron(ux, uy, uz, sx, sy, sz, x, cos_t, math.cos(phi), math.sin(phi), muon_mass_mev)
 
 
 def _cos_limits(x, gamma, beta, e_lo_over_m, e_hi_over_m):

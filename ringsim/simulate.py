@@ -1,8 +1,9 @@
 """Event generation in blocks (fast or track mode) and writing to ROOT with provenance.
 
 Muons are generated in blocks of whole fills (:func:`block_muons`); block ``i`` draws all its random numbers from
-``SeedSequence(seed, spawn_key=(i,))``, so a sample is bit-identical for any number of threads or
-any grouping of blocks into chunks.
+``SeedSequence(seed, spawn_key=(i,))`` (in fast mode with calorimeters or sectors: one stream per fill,
+:mod:`ringsim.fastgen`), so a sample is bit-identical for any number of threads or any grouping of
+blocks into chunks.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from ringsim.beam import initial_states, muon_charge_over_mass, sample_beam
 from ringsim.fields import ring_parameters
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
+from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
 from ringsim.detectors.response import respond
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
+from ringsim.fastgen import fast_params, fill_streams, simulate_fills
 from ringsim.fastmc import DecayStates, decay_states, loss_times_s
 from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path
@@ -34,7 +36,7 @@ from ringsim.progress import progress_bar
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import spin_phase_rad, track_to_times
 
-TARGET_BLOCK_MUONS = {"fast": 1 << 16, "track": 1 << 10}  # muons per block, rounded to whole fills
+TARGET_BLOCK_MUONS = {"fast": 1 << 18, "track": 1 << 10}  # muons per block, rounded to whole fills (fast: ≥ 20 fills to share between threads)
 MODES = ("fast", "track")
 
 EVENT_BRANCHES = {
@@ -108,6 +110,17 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
     return sector_station(states.azimuth_rad, cfg.ring.n_detectors), zeros, zeros, zeros
 
 
+def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Fast mode with the calorimeter or sector model: the fused kernel, one random stream per fill."""
+    per_fill = cfg.run.muons_per_fill
+    n_fills = size // per_fill
+    fill_muons = np.clip(n_use - np.arange(n_fills) * per_fill, 0, per_fill)
+    params = fast_params(cfg, ring_kinematics(cfg, codata_edition), muon_charge_over_mass(codata_edition), codata(codata_edition).muon_mass_mev)
+    cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
+    events, lost = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az)
+    return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost))
+
+
 def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Recorded clusters and lost muons of block ``block``, of which the first ``n_use`` muons are used.
 
@@ -116,6 +129,8 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     """
     size = block_muons(cfg, mode)
     n_use = size if n_use is None else n_use
+    if mode == "fast" and cfg.detector.model != "vanes":
+        return _fast_block(cfg, seed, block, size, n_use, codata_edition)
     kin = ring_kinematics(cfg, codata_edition)
     q_over_m = muon_charge_over_mass(codata_edition)
     rng, numba_seed = _block_seeds(seed, block)

@@ -92,17 +92,17 @@ def small_run(tmp_path_factory):
 
     cfg = load_config("fnal")
     path = tmp_path_factory.mktemp("run") / "events.root"
-    simulate_to_file(path, cfg, "fast", n_positrons=60_000, seed=3, progress=False)
+    simulate_to_file(path, cfg, "fast", n_positrons=60_000, seed=4, progress=False)
     with uproot.open(path) as f:
         events = f["events"].arrays(library="np")
     settings = ring_settings(cfg)
-    fit, _, _ = histogram_and_fit(select_energy(events["time_ns"], events["energy_mev"], settings), settings, seed=3)
+    fit, _, _ = histogram_and_fit(select_energy(events["time_ns"], events["energy_mev"], settings), settings, seed=4)
     return cfg, fit, events
 
 
 def test_simulated_run_closes_on_its_truth(small_run, tmp_path):
     cfg, fit, events = small_run
-    rb = simulated_run_budget(cfg, fit, events, c_e_source="truth", seed=3)
+    rb = simulated_run_budget(cfg, fit, events, c_e_source="truth", seed=4)
     names = [line.name for line in rb.budget.lines]
     for name in ("ω_a statistical", "C_e", "C_p", "C_pa", "C_dd", "C_ml", "f_clock", "f_calib (probe calibration)", "B_k", "B_q"):
         assert name in names

@@ -1,0 +1,170 @@
+"""Fused fast-mode kernel: same physics as the step-by-step numpy/njit path, ω_a and γτ of N(t),
+flat stations, pileup ∝ rate², bit-identical output for any thread count and any chunking."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.optimize import curve_fit
+
+from ringsim.beam import muon_charge_over_mass, sample_beam
+from ringsim.config import load_config
+from ringsim.constants import MUON_LIFETIME_S, codata
+from ringsim.decay import lab_fraction_and_asymmetry
+from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
+from ringsim.detectors.simple import decay_positrons
+from ringsim.fastgen import sincos, time_order
+from ringsim.fastmc import decay_states
+from ringsim.rings import ring_kinematics
+from ringsim.simulate import block_muons, generate, generate_block
+
+# an ideal detector: every hit is one recorded cluster carrying its true energy and time
+IDEAL = ["detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", "detector.time_resolution_ns=0", "detector.resolving_time_ns=0", "detector.energy_min_mev=0"]
+
+
+def _blocks(cfg, seed, n_blocks):
+    out = [generate_block(cfg, "fast", seed, b) for b in range(n_blocks)]
+    return {k: np.concatenate([o[0][k] for o in out]) for k in out[0][0]}
+
+
+def _reference_hits(cfg, n, seed):
+    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits."""
+    kin = ring_kinematics(cfg)
+    rng = np.random.default_rng(seed)
+    beam = sample_beam(cfg, n, rng)
+    gamma = np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2)
+    life_s = rng.exponential(1.0, n) * gamma * MUON_LIFETIME_S
+    st = decay_states(cfg, kin, beam, life_s, muon_charge_over_mass())
+    energy, direction = decay_positrons(np.array([0, n]), np.array([seed]), np.ascontiguousarray(st.u), np.ascontiguousarray(st.spin), cfg.beam.polarization, codata().muon_mass_mev)
+    geo = CalorimeterGeometry()
+    station, flight_ns, x_hit, _ = calorimeter_hits(np.ascontiguousarray(st.position_m), direction, energy, cfg.ring.field_t, cfg.ring.radius_m, geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m)
+    hit = (station >= 0) & (beam.t0_ns + life_s * 1e9 + flight_ns >= 0.0)
+    x_rel = np.hypot(st.position_m[:, 0], st.position_m[:, 2]) - cfg.ring.radius_m
+    return {"truth_energy_mev": energy[hit], "x_hit_m": x_hit[hit], "truth_x_m": x_rel[hit], "truth_delta_p": beam.delta_p[hit], "calo": station[hit]}
+
+
+def _two_sample_chi2(a, b, edges):
+    """χ² and its p-value for two histograms of independent samples having the same shape."""
+    na, nb = np.histogram(a, edges)[0].astype(float), np.histogram(b, edges)[0].astype(float)
+    use = na + nb > 0
+    k1, k2 = math.sqrt(nb.sum() / na.sum()), math.sqrt(na.sum() / nb.sum())
+    chi2 = np.sum((k1 * na[use] - k2 * nb[use]) ** 2 / (na[use] + nb[use]))
+    return chi2, stats.chi2.sf(chi2, use.sum() - 1)
+
+
+def test_sincos_is_accurate_to_a_few_ulp_over_the_turn_angles_of_a_fill():
+    x = np.concatenate([np.linspace(-10.0, 10.0, 20_001), np.random.default_rng(0).uniform(-1e5, 1e5, 200_000)])
+
+    @numba.njit
+    def evaluate(x):
+        s, c = np.empty(x.size), np.empty(x.size)
+        for i in range(x.size):
+            s[i], c[i] = sincos(x[i])
+        return s, c
+
+    s, c = evaluate(x)
+    assert np.max(np.abs(s - np.sin(x))) < 4e-16 and np.max(np.abs(c - np.cos(x))) < 4e-16
+
+
+def test_time_order_is_a_stable_sort():
+    rng = np.random.default_rng(1)
+    t = np.concatenate([rng.exponential(64_400.0, 5000) + rng.normal(0.0, 30.0, 5000), np.full(20, 1000.0), [-5.0, 3e6]])
+    rng.shuffle(t)
+    np.testing.assert_array_equal(time_order(t, 64_400.0), np.argsort(t, kind="stable"))
+
+
+def test_hits_match_the_step_by_step_path():
+    """Energy spectrum × acceptance, beam and decay position of the hits, against the numpy/njit path."""
+    cfg = load_config("fnal", overrides=IDEAL)
+    n_blocks = 5
+    fused = _blocks(cfg, 3, n_blocks)
+    n_muons = n_blocks * block_muons(cfg, "fast")
+    ref = _reference_hits(cfg, n_muons, 4)
+    assert np.all(fused["n_hits"] == 1) and np.array_equal(fused["energy_mev"], fused["truth_energy_mev"])
+    # acceptance (hits per muon): two binomial samples
+    p1, p2 = fused["calo"].size / n_muons, ref["calo"].size / n_muons
+    sigma = math.sqrt(p1 * (1 - p1) / n_muons + p2 * (1 - p2) / n_muons)
+    assert abs(p1 - p2) < 4 * sigma
+    # Michel lab spectrum folded with the acceptance, hit position, beam, decay position
+    e_max = ring_kinematics(cfg).e_max_mev
+    assert _two_sample_chi2(fused["truth_energy_mev"], ref["truth_energy_mev"], np.linspace(0.0, e_max, 41))[1] > 1e-3
+    assert _two_sample_chi2(fused["x_hit_m"], ref["x_hit_m"], np.linspace(-0.275, -0.05, 31))[1] > 1e-3
+    for key in ("truth_delta_p", "truth_x_m"):
+        assert stats.ks_2samp(fused[key], ref[key]).pvalue > 1e-3, key
+    # stations: the ring is symmetric, every station sees the same number of positrons
+    counts = np.bincount(fused["calo"], minlength=24)
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_wiggle_gives_the_configured_omega_a_and_gamma_tau():
+    cfg = load_config("fnal", overrides=["detector.resolving_time_ns=0"])  # no pileup distortion of N(t)
+    kin = ring_kinematics(cfg)
+    d = _blocks(cfg, 5, 12)
+    t_us = d["time_ns"][d["energy_mev"] > 1700.0] * 1e-3
+    edges = np.arange(30.0, 300.0, 0.1492)
+    counts = np.histogram(t_us, edges)[0].astype(float)
+    t = 0.5 * (edges[1:] + edges[:-1])
+    omega0, tau0 = kin.omega_a_rad_per_us, kin.gamma_tau_s * 1e6
+    weight = np.exp(t / tau0)  # start values by projection of the de-exponentialised histogram
+    phase = math.atan2(-np.sum(counts * weight * np.sin(omega0 * t)), np.sum(counts * weight * np.cos(omega0 * t)))
+
+    def five(t, n0, tau, a, omega, phi):
+        return n0 * np.exp(-(t - 30.0) / tau) * (1.0 + a * np.cos(omega * t + phi))
+
+    values = [counts[0], tau0, 0.3, omega0, phase]
+    for _ in range(2):  # Pearson χ²: errors from the previous model, not from the (low) counts
+        values, cov = curve_fit(five, t, counts, p0=values, sigma=np.sqrt(np.maximum(five(t, *values), 1.0)), absolute_sigma=True)
+    errors = np.sqrt(np.diag(cov))
+    # beam-dynamics shift of ω_a (C_e + C_p ≈ 0.5 ppm) ≪ the statistical error here (~100 ppm)
+    assert abs(values[3] - omega0) < 4 * errors[3]
+    assert abs(values[1] - tau0) < 4 * errors[1]
+    # asymmetry: P times the Michel lab asymmetry above 1.7 GeV (acceptance and resolution change it a little)
+    assert values[2] == pytest.approx(cfg.beam.polarization * lab_fraction_and_asymmetry(kin.gamma, 1700.0, 1e4, codata().muon_mass_mev)[1], abs=0.05)
+
+
+def test_pileup_doublets_scale_with_the_square_of_the_rate_and_fall_twice_as_fast():
+    doublets, fills = {}, {}
+    for per_fill in (2000, 4000):
+        cfg = load_config("fnal", overrides=["detector.energy_min_mev=0", "detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", f"run.muons_per_fill={per_fill}"])
+        per_block = block_muons(cfg, "fast") // per_fill
+        n_blocks = max(1, 240 // per_block)
+        d = _blocks(cfg, 6, n_blocks)
+        doublets[per_fill], fills[per_fill] = d["time_ns"][d["n_hits"] >= 2], n_blocks * per_block
+        assert np.all(np.diff(d["fill"]) >= 0) and np.all(np.diff(d["time_ns"])[np.diff(d["fill"]) == 0] >= 0)  # (fill, time) order
+    low, high = doublets[2000].size, doublets[4000].size
+    ratio = (high / fills[4000]) / (low / fills[2000])  # doublets per fill
+    assert ratio == pytest.approx(4.0, abs=4 * 4.0 * math.sqrt(1 / low + 1 / high))
+    # after the bunch structure has gone, doublets fall as e^{−2t/γτ}
+    tau_ns = ring_kinematics(load_config("fnal")).gamma_tau_s * 1e9
+    late = doublets[4000][doublets[4000] > 60_000.0] - 60_000.0
+    assert 1 / np.mean(late) * tau_ns == pytest.approx(2.0, abs=4 * 2.0 / math.sqrt(late.size))
+
+
+def test_output_is_identical_for_one_and_two_threads_and_any_number_of_muons_used():
+    cfg = load_config("fnal", overrides=["run.muons_per_fill=3000", "fastmodel.loss_fraction=0.05", "detector.resolving_time_ns=0"])
+    numba.set_num_threads(1)
+    try:
+        one = generate_block(cfg, "fast", 8, 2)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    two = generate_block(cfg, "fast", 8, 2)
+    for a, b in ((one[0], two[0]), (one[1], two[1])):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert one[1]["time_ns"].size > 0
+    # the first n_use muons are the same: whole fills identical, the cut fill a subset
+    first_fill = 2 * (block_muons(cfg, "fast") // 3000)
+    n_use = 2 * 3000 + 1234
+    cut, cut_lost = generate_block(cfg, "fast", 8, 2, n_use)
+    full, full_lost = two
+    for key in full:
+        whole = full["fill"] < first_fill + 2
+        np.testing.assert_array_equal(cut[key][cut["fill"] < first_fill + 2], full[key][whole])
+    assert set(cut["truth_decay_time_ns"][cut["fill"] == first_fill + 2]) < set(full["truth_decay_time_ns"][full["fill"] == first_fill + 2])
+    assert cut["fill"].max() == first_fill + 2 and set(cut_lost["time_ns"]) <= set(full_lost["time_ns"])
+    # generate() cuts runs into the same blocks
+    blocks = list(generate(cfg, "fast", n_muons=2 * block_muons(cfg, "fast") + 5000, seed=8, progress=False))
+    np.testing.assert_array_equal(blocks[1][1]["time_ns"], generate_block(cfg, "fast", 8, 1)[0]["time_ns"])
+    np.testing.assert_array_equal(blocks[2][1]["truth_energy_mev"], generate_block(cfg, "fast", 8, 2, 5000)[0]["truth_energy_mev"])
