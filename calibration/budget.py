@@ -203,7 +203,9 @@ def spin_truth(truth: Mapping[str, np.ndarray], omega_a0_rad_per_s: float, injec
       (C_e + C_p + C_ml + C_dd; dimensionless, ×1e9 for ppb);
     - ``phase_per_delta_rad``: k of r = c₀ + (c + c'δ)τ + kδ, the injected phase–momentum
       correlation (c'δ takes a frequency linear in δ, e.g. from a momentum slightly off magic);
-    each with its least-squares standard error (``*_err``).
+    each with its least-squares standard error (``*_err``). The errors are heteroscedasticity-
+    consistent (sandwich, HC1): the spread of r grows with the lifetime (each muon's own shift times
+    τ), which the homoscedastic formula would underestimate.
     """
     t_ns = np.asarray(truth["truth_decay_time_ns"] if "truth_decay_time_ns" in truth else truth["time_ns"], dtype=float)[used]
     t0_ns = np.asarray(truth["truth_t0_ns"], dtype=float)[used]
@@ -218,8 +220,11 @@ def spin_truth(truth: Mapping[str, np.ndarray], omega_a0_rad_per_s: float, injec
         scale = np.abs(design).max(axis=0)
         scale[scale == 0.0] = 1.0
         coef, *_ = np.linalg.lstsq(design / scale, r, rcond=None)
-        resid = r - (design / scale) @ coef
-        cov = np.linalg.inv((design / scale).T @ (design / scale)) * float(resid @ resid) / (n - design.shape[1])
+        x = design / scale
+        resid = r - x @ coef
+        bread = np.linalg.inv(x.T @ x)
+        meat = (x * resid[:, None] ** 2).T @ x
+        cov = bread @ meat @ bread * n / (n - design.shape[1])
         return coef / scale, np.sqrt(np.diag(cov)) / scale
 
     (_, slope), (_, slope_err) = ols(np.stack([np.ones(n), t_ns * 1e-9], axis=1))

@@ -421,7 +421,7 @@ def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
             lost_time[i] = lost[a + j, 0]
             lost_phi[i] = lost[a + j, 1]
             lost_fill[i] = first_fill + f
-            lost_calo[i] = (int(math.floor(lost[a + j, 1] / sector)) + 1) % p.n_stations  # first station downstream
+            lost_calo[i] = int(math.floor(lost[a + j, 1] / sector)) % p.n_stations  # first face downstream (faces at (k + 1)·sector)
             lost_delta[i] = lost[a + j, 2]
     events = (time_ns, energy, calo, fill, n_merged, x_hit, y_hit, hemisphere, angle, e_true, decay_ns, delta, x_e, x, y, spin, t0)
     return events, (lost_time, lost_phi, lost_fill, lost_calo, lost_delta)

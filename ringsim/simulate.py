@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtri
 
 import ringsim
 from ringsim.beam import initial_states, muon_charge_over_mass, sample_beam
@@ -24,7 +25,8 @@ from ringsim.fields import ring_parameters
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
-from ringsim.detectors.response import respond
+from ringsim.detectors.mip import MIP_STATIONS, first_station, lost_muon_hits
+from ringsim.detectors.response import respond, respond_to_draws
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
@@ -38,6 +40,7 @@ from ringsim.tracker import spin_phase_rad, track_to_times
 
 TARGET_BLOCK_MUONS = {"fast": 1 << 18, "track": 1 << 10}  # muons per block, rounded to whole fills (fast: ≥ 20 fills to share between threads)
 MODES = ("fast", "track")
+MIP_STREAM = 1  # spawn key (block, MIP_STREAM): random stream of the lost muons' calorimeter hits
 
 EVENT_BRANCHES = {
     "time_ns": np.float64,  # cluster time since the nominal injection (bunch centre at the injection point)
@@ -57,6 +60,7 @@ EVENT_BRANCHES = {
     "truth_y_m": np.float32,  # its vertical position at decay
     "truth_spin_phase_rad": np.float32,  # spin angle to momentum at decay, wrapped to (−π, π]
     "truth_t0_ns": np.float32,  # its injection time
+    "truth_mip": np.int8,  # 1: a lost muon's minimum-ionising cluster (its other truth branches NaN), 0: a positron
 }
 LOST_BRANCHES = {
     "time_ns": np.float64,  # loss time
@@ -125,12 +129,63 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     """Recorded clusters and lost muons of block ``block``, of which the first ``n_use`` muons are used.
 
     All random numbers of the block are always drawn, so the first ``n_use`` muons are the same
-    whatever ``n_use`` is. Returns (positron clusters, lost muons) as dicts of arrays.
+    whatever ``n_use`` is. Returns (clusters, lost muons) as dicts of arrays; with calorimeters the
+    clusters include the minimum-ionising hits of the lost muons (``truth_mip`` = 1).
     """
     size = block_muons(cfg, mode)
     n_use = size if n_use is None else n_use
     if mode == "fast" and cfg.detector.model != "vanes":
-        return _fast_block(cfg, seed, block, size, n_use, codata_edition)
+        positrons, lost = _fast_block(cfg, seed, block, size, n_use, codata_edition)
+    else:
+        positrons, lost = _stepwise_block(cfg, mode, seed, block, size, n_use, codata_edition)
+    positrons["truth_mip"] = np.zeros(positrons["time_ns"].size, dtype=np.int8)
+    if cfg.detector.model == "calorimeters":
+        positrons = _with_lost_muon_clusters(cfg, ring_kinematics(cfg, codata_edition).beta, seed, block, positrons, lost)
+    return positrons, lost
+
+
+def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int, positrons: dict[str, np.ndarray], lost: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The positron clusters plus the lost muons' minimum-ionising clusters, ordered by (fill, time).
+
+    The MIP hits (:func:`ringsim.detectors.mip.lost_muon_hits`) go through the same detector response
+    (resolution, efficiency, gain, merging among themselves) from their own random stream, a fixed
+    number of draws per lost muon (so the first muons' hits do not depend on how many follow);
+    their truth branches other than the deposit and Δp/p are NaN.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, MIP_STREAM)))
+    u = rng.random((lost["time_ns"].size, MIP_STATIONS, 4)).reshape(-1, 4)  # per hit: deposit, energy and time resolution, efficiency
+    hits = lost_muon_hits(u[:, 0].reshape(-1, MIP_STATIONS), lost["time_ns"], lost["azimuth_rad"].astype(float), lost["fill"], cfg.ring.n_detectors, cfg.ring.radius_m, beta)
+    clusters = respond_to_draws(cfg.detector, hits["fill"], hits["calo"], hits["time_ns"], hits["energy_mev"], ndtri(u[:, 1]), ndtri(u[:, 2]), u[:, 3])
+    src = clusters["index"]
+    n = src.size
+    nan = np.full(n, np.nan)
+    mip = {
+        "time_ns": clusters["time_ns"],
+        "energy_mev": clusters["energy_mev"],
+        "calo": hits["calo"][src],
+        "fill": hits["fill"][src],
+        "n_hits": clusters["n_hits"],
+        "x_hit_m": nan,
+        "y_hit_m": nan,
+        "hemisphere": np.zeros(n),
+        "vertical_angle_rad": np.zeros(n),
+        "truth_energy_mev": hits["energy_mev"][src],
+        "truth_decay_time_ns": nan,
+        "truth_delta_p": lost["truth_delta_p"][hits["muon"][src]],
+        "truth_x_e_m": nan,
+        "truth_x_m": nan,
+        "truth_y_m": nan,
+        "truth_spin_phase_rad": nan,
+        "truth_t0_ns": nan,
+        "truth_mip": np.ones(n),
+    }
+    merged = {k: np.concatenate([positrons[k], mip[k].astype(positrons[k].dtype)]) for k in EVENT_BRANCHES}
+    order = np.lexsort((merged["time_ns"], merged["fill"]))
+    return {k: v[order] for k, v in merged.items()}
+
+
+def _stepwise_block(cfg: SimConfig, mode: str, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Track mode, and fast mode with the vanes: beam, decay and detector as array stages."""
     kin = ring_kinematics(cfg, codata_edition)
     q_over_m = muon_charge_over_mass(codata_edition)
     rng, numba_seed = _block_seeds(seed, block)
@@ -194,12 +249,11 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     order = np.lexsort((positrons["time_ns"], positrons["fill"]))
     positrons = {k: v[order] for k, v in positrons.items()}
     lost_idx = np.flatnonzero(lost)
-    sector = 2.0 * math.pi / cfg.ring.n_detectors
     lost_muons = {
         "time_ns": beam.t0_ns[lost_idx] + loss_s[lost_idx] * 1e9,
         "azimuth_rad": loss_phi[lost_idx],
         "fill": fill[lost_idx],
-        "calo": (np.floor(loss_phi[lost_idx] / sector).astype(np.int64) + 1) % cfg.ring.n_detectors,
+        "calo": first_station(loss_phi[lost_idx], cfg.ring.n_detectors),
         "truth_delta_p": beam.delta_p[lost_idx],
     }
     return positrons, lost_muons
@@ -231,8 +285,10 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
             if n_muons is not None:
                 step = n_use
             else:
-                step = min(out["time_ns"].size, target - done)
-                out = {k: v[:step] for k, v in out.items()}
+                positron_rows = np.flatnonzero(out["truth_mip"] == 0)  # lost muons' clusters do not count
+                step = min(positron_rows.size, target - done)
+                if step < positron_rows.size:
+                    out = {k: v[: positron_rows[step]] for k, v in out.items()}
             done += step
             bar.update(step)
             yield block, out, lost
@@ -314,7 +370,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
     size = block_muons(cfg, mode)
     if n_positrons is not None:
-        done = sum(int(np.load(p)["e.time_ns"].size) for p in parts)
+        done = sum(int(np.count_nonzero(np.load(p)["e.truth_mip"] == 0)) for p in parts)
     else:
         done = min(len(parts) * size, n_muons)
     for block, positrons, lost in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done):

@@ -92,17 +92,17 @@ def small_run(tmp_path_factory):
 
     cfg = load_config("fnal")
     path = tmp_path_factory.mktemp("run") / "events.root"
-    simulate_to_file(path, cfg, "fast", n_positrons=60_000, seed=4, progress=False)
+    simulate_to_file(path, cfg, "fast", n_positrons=60_000, seed=3, progress=False)
     with uproot.open(path) as f:
         events = f["events"].arrays(library="np")
     settings = ring_settings(cfg)
-    fit, _, _ = histogram_and_fit(select_energy(events["time_ns"], events["energy_mev"], settings), settings, seed=4)
+    fit, _, _ = histogram_and_fit(select_energy(events["time_ns"], events["energy_mev"], settings), settings, seed=3)
     return cfg, fit, events
 
 
 def test_simulated_run_closes_on_its_truth(small_run, tmp_path):
     cfg, fit, events = small_run
-    rb = simulated_run_budget(cfg, fit, events, c_e_source="truth", seed=4)
+    rb = simulated_run_budget(cfg, fit, events, c_e_source="truth", seed=3)
     names = [line.name for line in rb.budget.lines]
     for name in ("ω_a statistical", "C_e", "C_p", "C_pa", "C_dd", "C_ml", "f_clock", "f_calib (probe calibration)", "B_k", "B_q"):
         assert name in names
@@ -157,3 +157,23 @@ def test_invalid_inputs_raise(small_run):
     with pytest.raises(ConfigError, match="^c_e_source: "):
         simulated_run_budget(cfg, fit, events, c_e_source="guess")
     assert math.isfinite(fit.omega_a)
+
+
+def test_spin_truth_error_matches_the_scatter_of_heteroscedastic_phases():
+    """Each muon's phase residual is its own shift times its lifetime: its spread grows with τ."""
+    from calibration.budget import spin_truth
+
+    omega0, n, tau_ns = 1.439e6, 3000, 64_400.0
+    totals, errors = [], []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        life_ns = rng.exponential(tau_ns, n)
+        shift = rng.normal(-4e-7, 3e-5, n) * omega0  # per-muon frequency shifts [rad/s]
+        phase = omega0 * life_ns * 1e-9 + shift * life_ns * 1e-9 + rng.normal(0.0, 0.01, n)
+        truth = {"truth_decay_time_ns": life_ns, "truth_t0_ns": np.zeros(n), "truth_spin_phase_rad": np.angle(np.exp(1j * phase)), "truth_delta_p": rng.normal(0.0, 1e-3, n)}
+        out = spin_truth(truth, omega0, 0.0, np.ones(n, dtype=bool))
+        totals.append(out["total"])
+        errors.append(out["total_err"])
+    scatter = np.std(totals, ddof=1)
+    assert np.mean(totals) == pytest.approx(4e-7, abs=4 * scatter / math.sqrt(len(totals)))
+    assert np.mean(errors) == pytest.approx(scatter, rel=0.15)  # the homoscedastic formula is 1.4× short here

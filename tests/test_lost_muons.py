@@ -19,7 +19,7 @@ def _hits(n, seed=1, fills=50):
     t = rng.uniform(0.0, 600e3, n)
     phi = rng.uniform(0.0, 2 * math.pi, n)
     fill = rng.integers(0, fills, n)
-    return t, phi, fill, lost_muon_hits(rng, t, phi, fill, N_ST, R0, BETA)
+    return t, phi, fill, lost_muon_hits(rng.random((n, MIP_STATIONS)), t, phi, fill, N_ST, R0, BETA)
 
 
 def test_mip_energies_follow_the_moyal_law():

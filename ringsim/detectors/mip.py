@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 
@@ -37,7 +38,7 @@ def first_station(loss_azimuth_rad: np.ndarray, n_stations: int) -> np.ndarray:
 
 
 def lost_muon_hits(
-    rng: np.random.Generator,
+    u_moyal: np.ndarray,
     loss_time_ns: np.ndarray,
     loss_azimuth_rad: np.ndarray,
     fill: np.ndarray,
@@ -48,8 +49,10 @@ def lost_muon_hits(
 ) -> dict[str, np.ndarray]:
     """True minimum-ionising hits of the lost muons in the next :data:`MIP_STATIONS` stations.
 
-    Returns ``muon`` (index of the lost muon), ``fill``, ``calo``, ``time_ns`` and ``energy_mev``,
-    the hits of muon i in rows 3i, 3i + 1, 3i + 2 (stations downstream in order).
+    ``u_moyal`` (n, MIP_STATIONS): uniform draws in (0, 1) for the deposits (Z = Φ⁻¹(u)), so that a
+    muon's hits do not depend on how many muons are drawn with it. Returns ``muon`` (index of the
+    lost muon), ``fill``, ``calo``, ``time_ns`` and ``energy_mev``, the hits of muon i in rows 3i,
+    3i + 1, 3i + 2 (stations downstream in order).
     """
     n = loss_time_ns.size
     sector = TWO_PI / n_stations
@@ -58,7 +61,7 @@ def lost_muon_hits(
     face_rad = (first[:, None] + 1 + k[None, :]) * sector  # unwrapped face azimuths, downstream of the loss
     phi = np.mod(loss_azimuth_rad, TWO_PI)[:, None]
     flight_ns = radius_m * (face_rad - phi) / (beta * SPEED_OF_LIGHT_M_PER_S) * 1e9
-    z = rng.standard_normal((n, MIP_STATIONS))
+    z = ndtri(u_moyal)
     energy = response.most_probable_mev - response.width_mev * np.log(z * z)
     return {
         "muon": np.repeat(np.arange(n), MIP_STATIONS),
