@@ -54,7 +54,7 @@ def triple_coincidences(
     time_ns: np.ndarray,
     energy_mev: np.ndarray,
     n_stations: int,
-    energy_window_mev: tuple[float, float] = (100.0, 300.0),
+    energy_window_mev: tuple[float, float] = (100.0, 500.0),
     station_dt_ns: tuple[float, float] = (4.0, 8.5),
 ) -> np.ndarray:
     """Times [ns] of the lost-muon triples among the clusters (one per triple, the first cluster's).

@@ -156,15 +156,16 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
     u = rng.random((lost["time_ns"].size, MIP_STATIONS, 4)).reshape(-1, 4)  # per hit: deposit, energy and time resolution, efficiency
     hits = lost_muon_hits(u[:, 0].reshape(-1, MIP_STATIONS), lost["time_ns"], lost["azimuth_rad"].astype(float), lost["fill"], cfg.ring.n_detectors, cfg.ring.radius_m, beta)
     clusters = respond_to_draws(cfg.detector, hits["fill"], hits["calo"], hits["time_ns"], hits["energy_mev"], ndtri(u[:, 1]), ndtri(u[:, 2]), u[:, 3])
-    src = clusters["index"]
+    keep = (clusters["energy_mev"] >= cfg.detector.energy_min_mev) & (clusters["time_ns"] >= 0.0)  # as for the positrons
+    src = clusters["index"][keep]
     n = src.size
     nan = np.full(n, np.nan)
     mip = {
-        "time_ns": clusters["time_ns"],
-        "energy_mev": clusters["energy_mev"],
+        "time_ns": clusters["time_ns"][keep],
+        "energy_mev": clusters["energy_mev"][keep],
         "calo": hits["calo"][src],
         "fill": hits["fill"][src],
-        "n_hits": clusters["n_hits"],
+        "n_hits": clusters["n_hits"][keep],
         "x_hit_m": nan,
         "y_hit_m": nan,
         "hemisphere": np.zeros(n),
@@ -388,11 +389,13 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     hist = np.zeros((cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1))
     lost_all: list[dict] = []
     fills: dict[str, list[np.ndarray]] = {"fill": [], "n_muons": [], "n_lost": [], "n_clusters": []}
+    n_mip = 0
     per_fill = cfg.run.muons_per_fill
     with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite) as writer:
         for i, part in enumerate(_finished_parts(folder, request)):
             positrons, lost = _load_part(part)
             writer.extend(positrons)
+            n_mip += int(np.count_nonzero(positrons["truth_mip"]))
             lost_all.append(lost)
             for station in range(cfg.ring.n_detectors):
                 sel = positrons["calo"] == station
@@ -410,6 +413,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
         writer.write_tree("fills", {k: np.concatenate(v).astype(np.int64) for k, v in fills.items()})
         for station in range(cfg.ring.n_detectors):
             writer.write_histogram(f"hist/calo_{station:02d}", hist[station], t_edges, e_edges)
-        writer.provenance["n_positrons"] = writer.n_entries
+        writer.provenance["n_positrons"] = writer.n_entries - n_mip
+        writer.provenance["n_mip_clusters"] = n_mip
     shutil.rmtree(folder)
     return writer.provenance

@@ -86,3 +86,46 @@ def test_clusters_outside_the_energy_window_are_ignored_and_bad_input_is_rejecte
         triple_coincidences(hits["fill"], hits["calo"], bad_t, hits["energy_mev"], N_ST)
     with pytest.raises(InputError, match="calo"):
         triple_coincidences(hits["fill"], hits["calo"] + N_ST, hits["time_ns"], hits["energy_mev"], N_ST)
+
+
+@pytest.fixture(scope="module")
+def lossy_run(tmp_path_factory):
+    from ringsim.cli import main
+
+    path = tmp_path_factory.mktemp("lossy") / "events.root"
+    args = ["simulate", "--ring", "fnal", "--positrons", "150000", "--seed", "2", "-o", str(path), "--set", "fastmodel.loss_fraction=0.05", "--set", "fastmodel.loss_tau_us=30"]
+    assert main(args) == 0
+    return path
+
+
+def test_simulated_lost_muons_are_found_as_triples_in_the_events(lossy_run):
+    import uproot
+
+    with uproot.open(lossy_run) as f:
+        ev = f["events"].arrays(library="np")
+        lost = f["lost_muons"].arrays(library="np")
+    mip = ev["truth_mip"] == 1
+    assert np.all(np.isnan(ev["truth_decay_time_ns"][mip])) and not np.any(np.isnan(ev["truth_decay_time_ns"][~mip]))
+    whole = ev["fill"] < ev["fill"].max()  # the last fill is cut where the positron count was reached
+    found = triple_coincidences(ev["fill"][whole], ev["calo"][whole], ev["time_ns"][whole], ev["energy_mev"][whole], N_ST)
+    # every lost muon of those fills gives one triple at its first face (time resolution 0.5 ns; accidentals are rare)
+    sector = 2 * math.pi / N_ST
+    phi = lost["azimuth_rad"].astype(float)
+    first_face_ns = lost["time_ns"] + R0 * ((np.floor(phi / sector) + 1) * sector - phi) / (BETA * SPEED_OF_LIGHT_M_PER_S) * 1e9
+    recorded = np.sort(first_face_ns[(lost["fill"] < ev["fill"].max()) & (first_face_ns >= 0.0)])
+    assert recorded.size > 1000
+    assert found.size == pytest.approx(recorded.size, rel=0.01)
+    nearest = np.abs(recorded[np.clip(np.searchsorted(recorded, found), 0, recorded.size - 1)] - found)
+    assert np.median(nearest) < 1.0
+
+
+def test_fit_takes_the_loss_term_from_the_coincidences(lossy_run, tmp_path):
+    import json
+
+    from ringsim.cli import main
+
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(lossy_run), "--model", "5+loss", "--loss-coincidences", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["omega_a_err"] > 0
+    assert main(["fit", str(lossy_run), "--ring", "jparc", "--loss-coincidences"]) == 2

@@ -67,8 +67,13 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
 
-def _loss_spectrum(args: argparse.Namespace, events, cfg, settings) -> LossSpectrum:
-    """Lost-muon spectrum ℓ(t) from the --loss-tree times or from the triple coincidences among the clusters."""
+def _loss_spectrum(args: argparse.Namespace, events, cfg, settings):
+    """Lost-muon spectrum ℓ(t) (a LossSpectrum) from the --loss-tree times or from the triple coincidences among the clusters."""
+    import numpy as np
+
+    from analysis.ingest import read_events
+    from analysis.models import LossSpectrum
+
     if args.loss_tree:
         times_ns = read_events(args.files, tree=args.loss_tree, time_branch=args.time_branch, time_unit=args.time_unit, energy_branch=None).time_ns
     else:

@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "ring": cfg.ring.name,
             "mode": args.mode,
             "seed": args.seed,
-            "n_positrons": events.n_entries,
+            "n_positrons": int(np.count_nonzero(truth["truth_mip"] == 0)),
             "n_fitted": fit.n_entries,
             "ratio": run.ratio,
             "ratio_err": run.ratio_err,
