@@ -47,7 +47,7 @@ except ImportError:
 # magnetic field and weak focusing only
 RING_OVERRIDES = ["ring.focusing='magnetic'", "esq.model='none'", "kicker.enabled=false", "collimators.azimuth_deg=[]"]
 N_BENDS = 8  # xtrack sector bends per turn; each takes steps_per_turn / N_BENDS kicks
-TABLE_STEPS = (8, 16, 32, 64)
+TABLE_STEPS = (8, 16, 24, 32, 64)
 END_TURNS = 100  # turns at the start and at the end over which the radial amplitude is averaged
 
 

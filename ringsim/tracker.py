@@ -326,7 +326,8 @@ def _block_plan(w, nodes, free, table, tol, dt_max_s, kick_end_s, finish):
     """
     L = LANES
     bins_per_rad = PLAN_BINS / TWO_PI
-    inv_dt = (1.0 - 1e-12) / dt_max_s
+    inv_dt = 1.0 / dt_max_s
+    slack = 1e-6  # steps of at most dt_max·(1 + 1e-6/n): the rounding of times and azimuths never adds a step
     if nodes.size > 0:  # azimuth to the next node (row _LO) and whether the segment up to it is free (row _HI)
         for j in range(L):
             phi = w[_PHI * L + j]
@@ -339,13 +340,13 @@ def _block_plan(w, nodes, free, table, tol, dt_max_s, kick_end_s, finish):
             px, pz, ux, uz = w[j], w[2 * L + j], w[3 * L + j], w[5 * L + j]
             omega = (px * uz - pz * ux) * w[_C_OVER_G * L + j] / (px * px + pz * pz)  # dφ/dt [rad/s]
             dphi_t = w[_LO * L + j] / omega if omega > 0.0 else dt_max_s
-            n = max(1.0, np.ceil(dphi_t * inv_dt))
+            n = max(1.0, np.ceil(dphi_t * inv_dt - slack))
             free_now = w[_HI * L + j] > 0.0 and w[9 * L + j] >= kick_end_s
             w[_HN * L + j] = dphi_t if free_now else dphi_t / n
     else:
         for j in range(L):
             rem = w[_T_STOP * L + j] - w[9 * L + j]
-            w[_HN * L + j] = rem / max(1.0, np.ceil(rem * inv_dt))
+            w[_HN * L + j] = rem / max(1.0, np.ceil(rem * inv_dt - slack))
     for j in range(L):
         stop = w[_T_STOP * L + j]
         rem = stop - w[9 * L + j]
