@@ -414,27 +414,30 @@ def _electric(ring):
     return code == 0 or code == 2
 
 
-@njit(cache=True, error_model="numpy")
-def _block_kick(w, electric, q_over_m, a_mu, eta, out):
-    """Kick of duration KH of each lane with the fields of rows _E…; u and spin go to rows out…out+5."""
+@njit(cache=True, error_model="numpy", inline="always")
+def _lane_kick(w, j, electric, q_over_m, a_mu, eta):
+    """Kick of duration KH of lane j with the fields of rows _E…: :func:`_kick_at`, or :func:`_kick_magnetic` in a ring without E."""
     L = LANES
     if electric:
-        for j in range(L):
-            r = _kick_at(
-                w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
-                w[_E * L + j], w[(_E + 1) * L + j], w[(_E + 2) * L + j], w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j],
-                w[_KH * L + j], w[_F * L + j], q_over_m, a_mu, eta,
-            )
-            for c in range(6):
-                w[(out + c) * L + j] = r[c]
-    else:  # a purely magnetic ring: no electric impulse
-        for j in range(L):
-            r = _kick_magnetic(
-                w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
-                w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j], w[_KH * L + j], q_over_m, a_mu, eta,
-            )
-            for c in range(6):
-                w[(out + c) * L + j] = r[c]
+        return _kick_at(
+            w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
+            w[_E * L + j], w[(_E + 1) * L + j], w[(_E + 2) * L + j], w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j],
+            w[_KH * L + j], w[_F * L + j], q_over_m, a_mu, eta,
+        )
+    return _kick_magnetic(
+        w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
+        w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j], w[_KH * L + j], q_over_m, a_mu, eta,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _block_kick(w, electric, q_over_m, a_mu, eta):
+    """Kick of each lane (:func:`_lane_kick`): u and spin advance."""
+    L = LANES
+    for j in range(L):
+        r = _lane_kick(w, j, electric, q_over_m, a_mu, eta)
+        w[3 * L + j], w[4 * L + j], w[5 * L + j] = r[0], r[1], r[2]
+        w[6 * L + j], w[7 * L + j], w[8 * L + j] = r[3], r[4], r[5]
 
 
 @njit(cache=True, error_model="numpy")
@@ -446,7 +449,11 @@ def _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta):
         w[_HN * L + j] = 0.0
         w[_KH * L + j] = 0.5 * w[_HP * L + j]
     _block_fields(w, ring, sections, slow, kick_end_s)
-    _block_kick(w, _electric(ring), q_over_m, a_mu, eta, _SNAP)
+    electric = _electric(ring)
+    for j in range(L):
+        r = _lane_kick(w, j, electric, q_over_m, a_mu, eta)
+        for c in range(6):
+            w[(_SNAP + c) * L + j] = r[c]
 
 
 @njit(cache=True, error_model="numpy")
@@ -517,7 +524,7 @@ def _iterate(w, plan, ring, sections, collimators, slow, dt_max_s, q_over_m, a_m
     nodes, free, table, tol, kick_end_s = plan
     _block_plan(w, nodes, free, table, tol, dt_max_s, kick_end_s, finish)
     _block_fields(w, ring, sections, slow, kick_end_s)
-    _block_kick(w, _electric(ring), q_over_m, a_mu, eta, 3)
+    _block_kick(w, _electric(ring), q_over_m, a_mu, eta)
     _block_drift(w, ring, collimators, tol, q_over_m)
 
 
