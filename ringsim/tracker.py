@@ -4,18 +4,28 @@ Geometry: the ring lies in the horizontal X–Z plane, Y is vertical, B ≈ B₀
 moves along +Z; the orbit angle φ = atan2(Z, X) grows with time. State of a muon, one row of a
 ``(n, 10)`` array: X, Y, Z [m], u = γβ (3), rest-frame spin unit vector (3), time [s].
 
-Integrator: kick–drift–kick leapfrog (a half kick at the start and at the end, full kicks in
-between); the velocity update is a Boris scheme whose magnetic rotation is applied with its exact
-angle, the drift is the chord of that rotation (arc × sin(θ/2)/(θ/2), θ from B₀, so that orbits in a
-uniform field close exactly), and the spin is turned by exactly the rotations applied to the
-momentum plus the small anomalous rotation ω_a·dt (see :func:`kick`). In a uniform field the spin
-then advances relative to the momentum by exactly −(q/m)aB·dt per step (SPEC §2 accuracy trap).
+Integrator: kick–drift–kick leapfrog with variable steps (a kick of (h_before + h_after)/2 at each
+point, half a step at the start and at the end). The kick turns the momentum about B by the exact
+angle on either side of the electric impulse, which falls at the point itself (a fraction
+h_before/(h_before + h_after) of the rotation); the drift is the chord of the gyration
+(horizontally arc × sin(θ/2)/(θ/2), θ from B₀; vertically the full arc), so that orbits in a
+uniform field close exactly; the spin is turned by exactly the rotations applied to the momentum
+plus the small anomalous rotation ω_a·h (see :func:`kick`). In a uniform field the spin then
+advances relative to the momentum by exactly −(q/m)aB·h per step (SPEC §2 accuracy trap).
+
+Steps are region-adaptive (:func:`step_plan`): where the field is the uniform B₀ŷ alone (the gaps
+between discrete ESQ plates) a step is exact for any length, so one step crosses a gap; in the
+fields the steps divide each segment equally, ≤ dt_max; steps land on the ESQ edges, on the
+collimator azimuths (where the aperture is checked) and on the requested stop times. The ESQ
+focusing of a kick is the plates' share of its azimuth span, so it stays right for a muon that
+lands slightly off a node.
 
 Speed: muons are tracked in blocks of :data:`LANES` (structure of arrays, one row of a flat work
 array per variable); each stage of a step is a branch-free loop over the block, without libm calls
-(polynomial sin, cos and atan2), which LLVM vectorises; blocks run in parallel (prange). A muon's
-arithmetic does not depend on its block mates or on the thread, so results are bit-identical for any
-number of threads.
+(polynomial sin, cos and atan2), which LLVM vectorises; blocks run in parallel (prange). A ring
+without electric field takes the cheaper magnetic-only kick (chosen per ring, not per block). A
+muon's arithmetic does not depend on its block mates or on the thread, so results are bit-identical
+for any number of threads.
 """
 
 from __future__ import annotations
