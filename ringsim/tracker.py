@@ -72,9 +72,9 @@ MAX_STEP_RAD = math.pi / 3.0  # longest step, as an angle of the orbit (keeps th
 # rows of a block's work array (each LANES long): the state columns 0–9, then end and next stop
 # times, previous and next step, kick duration, electric impulse position, landing flag, done flag,
 # loss time and azimuth, azimuth now and before the step, collimator crossed, kick azimuth span,
-# its part inside the plates, c/γ, steps taken
-(_T_END, _T_STOP, _HP, _HN, _KH, _F, _LAND, _DONE, _LOST_T, _LOST_PHI, _PHI, _PHI_OLD, _CROSSED, _LO, _HI, _INSIDE, _C_OVER_G, _N_DRIFT) = range(N_STATE, N_STATE + 18)
-_E = N_STATE + 18  # E (3 rows), B (3 rows) for the next kick
+# its part inside the plates, steps taken
+(_T_END, _T_STOP, _HP, _HN, _KH, _F, _LAND, _DONE, _LOST_T, _LOST_PHI, _PHI, _PHI_OLD, _CROSSED, _LO, _HI, _INSIDE, _N_DRIFT) = range(N_STATE, N_STATE + 17)
+_E = N_STATE + 17  # E (3 rows), B (3 rows) for the next kick
 _SNAP = _E + 6  # synchronised u and spin (6 rows) of a snapshot
 N_ROWS = _SNAP + 6
 
@@ -237,19 +237,27 @@ def kick(ux, uy, uz, sx, sy, sz, ex, ey, ez, bx, by, bz, h, q_over_m, a_mu, eta)
 
 # --- region-adaptive step plan ---------------------------------------------------------------------
 PLAN_BINS = 4096  # azimuth bins of the table that finds a muon's next node
+GAP_GAIN = 0.25  # fraction of a muon's offset from the node schedule taken up by a gap step
 NODE_TOLERANCE = 0.2  # a node less than this fraction of the longest field step ahead counts as reached
 
 
 def step_plan(ring, dt_max_s):
-    """Azimuth nodes of the region-adaptive steps: (nodes [rad], free flags, lookup table, tolerance [rad]).
+    """Azimuth nodes of the region-adaptive steps: (nodes [rad], segment times [s], lookup table, tolerance [rad]).
 
     Where the ring's static field is the uniform B₀ŷ alone — the gaps between discrete ESQ plates
     (or the whole ring without focusing), with no perturbation, radial field or RC recovery — a
     kick–drift–kick step is exact for any length, so a muon crosses a gap in one step. Nodes are the
     ends of the field regions (plates closer than one field step ω_c·dt_max are one region), the
-    collimator azimuths and splits of gaps longer than :data:`MAX_STEP_RAD`. The segment that ends at node k is
-    field-free where ``free[k]``; inside a field segment the steps divide it equally, each ≤ dt_max.
-    Other rings return no nodes: fixed steps of ≤ dt_max.
+    collimator azimuths, equal divisions of the field segments into parts ≤ ω_c·dt_max and of gaps
+    into parts ≤ :data:`MAX_STEP_RAD`. A muon steps from node to node in the design time of the
+    segment (its length/ω_c; ≤ dt_max in the fields): a fixed schedule, the same for every muon,
+    keeps the integrator symplectic. Across a gap the step also takes up :data:`GAP_GAIN` of the
+    muon's offset from the node (its slip from the schedule), so that it stays within a fraction of
+    a degree of the nodes; the gap step is exact whatever its length. (Taking up the whole offset
+    makes the steps depend on the betatron phase: the amplitude then drifts by ~5e-4 in 10⁴ turns.)
+    A muon that starts or stops inside a segment steps to its next node. ``field_step_s[k]`` is the
+    design time of the segment that ends at node k, negative for a gap. Other rings return no
+    nodes: steps of ≤ dt_max in time.
     ``nodes`` holds three copies (+0, +2π, +4π); ``table[b]`` is the first node beyond the start of
     azimuth bin b plus the tolerance.
     """
@@ -285,15 +293,15 @@ def step_plan(ring, dt_max_s):
     for k in range(nodes.size):
         a, b = nodes[k - 1], nodes[k]
         length = (b - a) % TWO_PI or TWO_PI
-        if not inside(a + 0.5 * length):
-            n = math.ceil(length / MAX_STEP_RAD)
-            split += [(a + length * i / n) % TWO_PI for i in range(1, n)]
+        n = math.ceil(length / (MAX_STEP_RAD if not inside(a + 0.5 * length) else step_rad) - 1e-9)
+        split += [(a + length * i / n) % TWO_PI for i in range(1, n)]
     nodes = np.unique(np.concatenate([nodes, split]))
-    free = np.array([not inside(nodes[k - 1] + 0.5 * ((nodes[k] - nodes[k - 1]) % TWO_PI)) for k in range(nodes.size)], dtype=float)
+    length = (nodes - np.roll(nodes, 1)) % TWO_PI
+    field_step_s = np.array([(1.0 if inside(nodes[k - 1] + 0.5 * length[k]) else -1.0) * length[k] / ring[OMEGA_C] for k in range(nodes.size)])
     tol = NODE_TOLERANCE * step_rad
     ext = np.concatenate([nodes, nodes + TWO_PI, nodes + 2.0 * TWO_PI])
     table = np.searchsorted(ext, np.arange(PLAN_BINS + 1) * (TWO_PI / PLAN_BINS) + tol, side="right")  # + φ = 2π
-    return ext, np.tile(free, 3), table.astype(np.int64), tol
+    return ext, np.tile(field_step_s, 3), table.astype(np.int64), tol
 
 
 # --- blocks of LANES muons: w[row * LANES + lane] ------------------------------------------------
@@ -316,8 +324,6 @@ def _load_lane(w, j, states, i, t_end_s):
     w[_LOST_T * L + j] = np.nan
     w[_LOST_PHI * L + j] = np.nan
     w[_PHI * L + j] = azimuth_rad(states[src, 0], states[src, 2])
-    u2 = states[src, 3] ** 2 + states[src, 4] ** 2 + states[src, 5] ** 2
-    w[_C_OVER_G * L + j] = C_LIGHT / math.sqrt(1.0 + u2)
 
 
 @njit(cache=True)
@@ -331,33 +337,34 @@ def _store_lane(w, j, states, i, lost_s, steps):
 
 
 @njit(cache=True, error_model="numpy")
-def _block_plan(w, nodes, free, table, tol, dt_max_s, kick_end_s, finish):
+def _block_plan(w, nodes, field_step_s, table, tol, dt_max_s, kick_end_s, inv_omega_c, finish):
     """Next step HN of each lane and the duration KH of the kick before it.
 
-    A lane short of its stop steps towards the next node (one step across a field-free segment
-    once the kicker pulse is over, equal steps ≤ dt_max across a field segment; without nodes
-    equal steps ≤ dt_max) and lands exactly on its stop time; KH = (HP + HN)/2. A lane at its end
-    (``finish``) takes its final kick HP/2 and is done; a lane waiting at a stop does nothing.
+    A lane short of its stop steps to the next node (see :func:`step_plan`; across a gap in equal
+    steps ≤ dt_max while the kicker pulse is on; without nodes equal steps ≤ dt_max) and lands
+    exactly on its stop time; KH = (HP + HN)/2. A lane at its end (``finish``) takes its final kick HP/2
+    and is done; a lane waiting at a stop does nothing.
     """
     L = LANES
     bins_per_rad = PLAN_BINS / TWO_PI
     inv_dt = 1.0 / dt_max_s
+    tol_t = tol * inv_omega_c
     slack = 1e-6  # steps of at most dt_max·(1 + 1e-6/n): the rounding of times and azimuths never adds a step
-    if nodes.size > 0:  # azimuth to the next node (row _LO) and whether the segment up to it is free (row _HI)
+    if nodes.size > 0:  # azimuth to the next node (row _LO) and the design time up to it (row _HI; < 0 across a gap)
         for j in range(L):
             phi = w[_PHI * L + j]
             k = table[int(phi * bins_per_rad)]
             k = k + 1 if nodes[k] <= phi + tol else k
             k = k + 1 if nodes[k] <= phi + tol else k
             w[_LO * L + j] = nodes[k] - phi
-            w[_HI * L + j] = free[k]
+            w[_HI * L + j] = field_step_s[k]
         for j in range(L):
-            px, pz, ux, uz = w[j], w[2 * L + j], w[3 * L + j], w[5 * L + j]
-            omega = (px * uz - pz * ux) * w[_C_OVER_G * L + j] / (px * px + pz * pz)  # dφ/dt [rad/s]
-            dphi_t = w[_LO * L + j] / omega if omega > 0.0 else dt_max_s
-            n = max(1.0, np.ceil(dphi_t * inv_dt - slack))
-            free_now = w[_HI * L + j] > 0.0 and w[9 * L + j] >= kick_end_s
-            w[_HN * L + j] = dphi_t if free_now else dphi_t / n
+            dphi_t = w[_LO * L + j] * inv_omega_c
+            design = abs(w[_HI * L + j])
+            step = design + GAP_GAIN * (dphi_t - design) if w[_HI * L + j] < 0.0 else design
+            step = step if dphi_t > design - tol_t else dphi_t  # the rest of a segment entered in its middle
+            n = max(1.0, np.ceil(step * inv_dt - slack))  # during the kicker pulse a gap takes steps ≤ dt_max
+            w[_HN * L + j] = step / n if w[_HI * L + j] < 0.0 and w[9 * L + j] < kick_end_s else step
     else:
         for j in range(L):
             rem = w[_T_STOP * L + j] - w[9 * L + j]
@@ -489,7 +496,6 @@ def _block_drift(w, ring, collimators, tol, q_over_m):
         # in the horizontal plane, the chord of an exact rotation by θ is shorter than the arc by
         # sin(θ/2)/(θ/2); θ from the central field B₀: a factor that depended on the position would
         # break symplecticity. Vertically a helix advances by the full arc.
-        w[_C_OVER_G * L + j] = C_LIGHT * inv_g
         half_theta = half_omega0 * inv_g * h
         s, _ = _sin_cos(half_theta)
         arc = C_LIGHT * h * inv_g
@@ -536,8 +542,8 @@ def _iterate(w, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta, fi
     After an iteration a moving lane has drifted one step (position and time at the step's end,
     u and spin half a step behind); a lane at its end takes its final kick and is done.
     """
-    nodes, free, table, tol, kick_end_s, dt_step_s = plan
-    _block_plan(w, nodes, free, table, tol, dt_step_s, kick_end_s, finish)
+    nodes, field_step_s, table, tol, kick_end_s, dt_step_s, inv_omega_c = plan
+    _block_plan(w, nodes, field_step_s, table, tol, dt_step_s, kick_end_s, inv_omega_c, finish)
     _block_fields(w, ring, sections, slow, kick_end_s)
     _block_kick(w, _electric(ring), q_over_m, a_mu, eta)
     _block_drift(w, ring, collimators, tol, q_over_m)
@@ -589,14 +595,14 @@ def _collimator_azimuths(ring):
 
 
 def _plan(ring, dt_max_s):
-    """The argument ``plan`` of the kernels: :func:`step_plan`, the end of the kicker pulse [s] (−∞ without kicker) and the step limit [s].
+    """The argument ``plan`` of the kernels: :func:`step_plan`, the end of the kicker pulse [s] (−∞ without kicker), the step limit [s] and 1/ω_c [s].
 
     The step limit is ``dt_max_s``, or the time of an orbit angle :data:`MAX_STEP_RAD` if shorter.
     """
     dt_step_s = min(float(dt_max_s), MAX_STEP_RAD / ring[OMEGA_C])
-    nodes, free, table, tol = step_plan(ring, dt_step_s)
+    nodes, field_step_s, table, tol = step_plan(ring, dt_step_s)
     kick_end_s = ring[KICK_T0] + ring[KICK_WIDTH] if ring[KICK_ON] > 0.0 else -math.inf
-    return nodes, free, table, float(tol), float(kick_end_s), dt_step_s
+    return nodes, field_step_s, table, float(tol), float(kick_end_s), dt_step_s, 1.0 / ring[OMEGA_C]
 
 
 def track_to_times(states, durations_s, dt_max_s, ring, q_over_m, a_mu, eta):

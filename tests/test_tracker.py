@@ -403,12 +403,13 @@ def test_region_adaptive_steps_conserve_the_betatron_amplitude_over_many_turns()
     cfg = load_config("fnal", overrides=ESQ_RING)
     kin = ring_kinematics(cfg)
     period, _ = _period_s("fnal")
-    n_turns = 10000
-    rec = track_recorded(initial_states(cfg, kin, _single(x_beta=0.02, y=0.015)), n_turns * 32, period / 32, 32, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)[0]
+    n_turns, steps = 10000, 24
+    rec = track_recorded(initial_states(cfg, kin, _single(x_beta=0.01, y=0.008)), n_turns * steps, period / steps, steps, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)[0]
     x, y = radial_vertical_offsets_m(rec[:, :3], cfg.ring.radius_m)
-    # turn-by-turn samples at one azimuth: their spread measures the Courant–Snyder amplitude
+    # turn-by-turn samples at one azimuth: their spread measures the Courant–Snyder amplitude (a
+    # step schedule that followed each muon's betatron phase would drift by 5e-4 here)
     for v in (x, y):
-        assert np.ptp(v[-1000:]) / np.ptp(v[:1000]) == pytest.approx(1.0, abs=2e-3)
+        assert np.ptp(v[-1000:]) / np.ptp(v[:1000]) == pytest.approx(1.0, abs=3e-4)
     nu_x, nu_y = one_turn_tunes(cfg)
     assert _tune(x, 1) == pytest.approx(1.0 - nu_x, abs=2e-4)  # turn-by-turn samples see the fractional tune folded
     assert _tune(y, 1) == pytest.approx(nu_y, abs=2e-4)
@@ -464,9 +465,10 @@ def test_muons_end_exactly_at_their_times_and_are_lost_at_collimator_azimuths():
     np.testing.assert_array_equal(end[kept, 9], st[kept, 9] + durations[kept])
     np.testing.assert_array_equal(end[~kept, 9], lost[~kept])
     assert 0.2 < kept.mean() < 0.8
-    # loss azimuths: at the collimators (steps land on them), not up to a step (11°) beyond
+    # loss azimuths: at the collimators (steps land on them, to within the muon's slip from the
+    # node schedule), not up to a step (11°) beyond
     d = track_diagnostics(st.copy(), 20 * 32, period / 32, 32, ring, Q_OVER_M, cfg.muon.a_mu, 0.0)
     phi = np.degrees(d[np.isfinite(d[:, 5]), 6])
     assert phi.size > 50
     off = np.min(np.abs((phi[:, None] - np.asarray(cfg.collimators.azimuth_deg)[None, :] + 180) % 360 - 180), axis=1)
-    assert np.max(off) < 0.5
+    assert np.max(off) < 1.0
