@@ -427,6 +427,12 @@ def _block_fields(w, ring, sections, slow, kick_end_s):
 
 
 @njit(cache=True)
+def _needs_azimuth(ring, nodes, collimators):
+    """Whether the steps need the muons' azimuths: step nodes, collimators, ESQ plates or kicker."""
+    return nodes.size > 0 or collimators.size > 0 or int(ring[FOC]) == 2 or ring[KICK_ON] > 0.0
+
+
+@njit(cache=True)
 def _electric(ring):
     """Whether the ring has an electric field (ESQs): otherwise every kick is :func:`_kick_magnetic`.
 
@@ -479,12 +485,12 @@ def _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta):
 
 
 @njit(cache=True, error_model="numpy")
-def _block_drift(w, ring, collimators, tol, q_over_m):
+def _block_drift(w, ring, collimators, tol, q_over_m, need_phi):
     """Drift over HN of each moving lane (the chord of its gyration), then the aperture check.
 
     The aperture is checked at the end of a step that passes a collimator azimuth less the node
     tolerance (the step lands on the collimator), or after every step in a ring without collimators.
-    A lost muon's end and stop become its loss time.
+    A lost muon's end and stop become its loss time. The azimuth is updated where ``need_phi``.
     """
     L = LANES
     r0, aperture, half_omega0 = ring[R0], ring[APERTURE], 0.5 * abs(q_over_m) * ring[B0]
@@ -505,9 +511,11 @@ def _block_drift(w, ring, collimators, tol, q_over_m):
         w[9 * L + j] = w[_T_STOP * L + j] if w[_LAND * L + j] > 0.0 else w[9 * L + j] + h
         w[_HP * L + j] = h if h > 0.0 else w[_HP * L + j]
         w[_N_DRIFT * L + j] += 1.0 if h > 0.0 else 0.0
-        w[_PHI_OLD * L + j] = w[_PHI * L + j]
-        w[_PHI * L + j] = azimuth_rad(px, pz)
         w[_CROSSED * L + j] = everywhere
+    if need_phi:
+        for j in range(L):
+            w[_PHI_OLD * L + j] = w[_PHI * L + j]
+            w[_PHI * L + j] = azimuth_rad(w[j], w[2 * L + j])
     for c in range(collimators.size):
         az = collimators[c] - tol
         for j in range(L):
@@ -546,7 +554,7 @@ def _iterate(w, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta, fi
     _block_plan(w, nodes, field_step_s, table, tol, dt_step_s, kick_end_s, inv_omega_c, finish)
     _block_fields(w, ring, sections, slow, kick_end_s)
     _block_kick(w, _electric(ring), q_over_m, a_mu, eta)
-    _block_drift(w, ring, collimators, tol, q_over_m)
+    _block_drift(w, ring, collimators, tol, q_over_m, _needs_azimuth(ring, nodes, collimators))
 
 
 @njit(cache=True)
