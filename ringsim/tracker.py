@@ -297,6 +297,7 @@ def step_plan(ring, dt_max_s):
         split += [(a + length * i / n) % TWO_PI for i in range(1, n)]
     nodes = np.unique(np.concatenate([nodes, split]))
     length = (nodes - np.roll(nodes, 1)) % TWO_PI
+    length[length == 0.0] = TWO_PI  # a single node
     field_step_s = np.array([(1.0 if inside(nodes[k - 1] + 0.5 * length[k]) else -1.0) * length[k] / ring[OMEGA_C] for k in range(nodes.size)])
     tol = NODE_TOLERANCE * step_rad
     ext = np.concatenate([nodes, nodes + TWO_PI, nodes + 2.0 * TWO_PI])
