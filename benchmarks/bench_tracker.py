@@ -1,7 +1,9 @@
 """ringsim's spin tracker versus xtrack (xsuite), side by side in one process.
 
 Throughput: ringsim tracks the FULL ring of the preset (Fermilab: discrete ESQ stations, pulsed
-kicker, collimators, spin and EDM) and, like for like, the magnetic ring that xtrack tracks. That
+kicker, collimators, spin and EDM) with region-adaptive steps (one step across each field-free gap,
+steps ≤ T_c/steps-per-turn in the plates; the steps actually taken per turn are printed) and, like
+for like, the magnetic ring that xtrack tracks. That
 ring is the preset with magnetic weak focusing only, B_y = B₀(1 − n x/R₀), B_r = −B₀ n y/R₀ (no
 ESQs, kicker or collimators); in xtrack a line of 8 sector bends (k0 = h = 1/R₀, k1 = −n/R₀², model
 "bend-kick-bend", uniform integrator, no edges) with spin tracking on, whose kicks per turn equal
@@ -12,8 +14,9 @@ warm-up that compiles the kernels.
 Prints muon-turns per second and the ratios ringsim/xtrack; the spin advance per turn of an
 on-momentum muon in a uniform field relative to 2πaγ; and, for a muon with betatron amplitudes,
 the ω_a error versus steps per turn against a high-resolution run, with the radial betatron
-amplitude left at the end (a check that the integrator neither damps nor excites it); and the ω_a
-error of the same muon in the full ring (discrete ESQ) at the chosen steps per turn.
+amplitude left at the end (a check that the integrator neither damps nor excites it), and ringsim's
+ω_a error of the same muon in the full ring (discrete ESQ, region-adaptive steps; a record every
+turn adds one step boundary per turn) against its own run at the reference steps per turn.
 Run: python benchmarks/bench_tracker.py [--muons N] [--turns T] [--steps-per-turn S] [--threads K]
 (needs the bench extra: pip install -e '.[bench]').
 """
@@ -33,7 +36,7 @@ from ringsim.config import SimConfig, load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.fields import NIDX, R0 as R0_INDEX
 from ringsim.rings import RingKinematics, ring_kinematics
-from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded, track_to_times
+from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded, track_to_times, track_to_times_counted
 
 try:
     import xobjects as xo
@@ -44,7 +47,7 @@ except ImportError:
 # magnetic field and weak focusing only
 RING_OVERRIDES = ["ring.focusing='magnetic'", "esq.model='none'", "kicker.enabled=false", "collimators.azimuth_deg=[]"]
 N_BENDS = 8  # xtrack sector bends per turn; each takes steps_per_turn / N_BENDS kicks
-TABLE_STEPS = (8, 16, 32, 64)
+TABLE_STEPS = (8, 16, 24, 32, 64)
 END_TURNS = 100  # turns at the start and at the end over which the radial amplitude is averaged
 
 
@@ -198,11 +201,13 @@ def main() -> None:
     particles = xtrack_particles(line, states, r0)
 
     full_states = initial_states(full_cfg, ring_kinematics(full_cfg), sample_beam(full_cfg, args.muons, np.random.default_rng(1)))
-    lost = {}
+    lost, steps_taken = {}, {}
 
     def run_ringsim(tracked_ring):
         start = full_states if tracked_ring is full_ring else states
-        lost[id(tracked_ring)] = track_to_times(start.copy(), durations_s, period_s / steps, tracked_ring, q_over_m, a_mu, args.edm_eta)
+        lost[id(tracked_ring)], steps_taken[id(tracked_ring)] = track_to_times_counted(
+            start.copy(), durations_s, period_s / steps, tracked_ring, q_over_m, a_mu, args.edm_eta
+        )
 
     def run_xtrack():
         line.track(particles.copy(), num_turns=args.turns)
@@ -217,10 +222,14 @@ def main() -> None:
     lost_full = float(np.isfinite(lost[id(full_ring)]).mean())
     t_end = np.where(np.isfinite(lost[id(full_ring)]), lost[id(full_ring)] - full_states[:, 9], durations_s)
     tracked_fraction = float(np.sum(t_end) / np.sum(durations_s))  # lost muons stop at their loss
+    full_steps_per_turn = float(np.sum(steps_taken[id(full_ring)]) / (np.sum(t_end) / period_s))
+    rs_steps_per_turn = float(np.sum(steps_taken[id(ring)]) / (muon_turns))
     print(f"\nthroughput, {args.muons} muons × {args.turns} turns, {steps} steps (kicks) per turn, fastest of {args.repeats} runs each:")
     print(f"  ringsim, full {args.ring} ring (discrete ESQ, kicker, collimators), spin + EDM  : {rate_full:11.4e} muon-turns/s "
-          f"({lost_full:.0%} lost; counting only the turns before a loss {rate_full * tracked_fraction:.4e})")
-    print(f"  ringsim, magnetic ring, spin + EDM                                       : {rate_rs:11.4e} muon-turns/s")
+          f"({lost_full:.0%} lost; counting only the turns before a loss {rate_full * tracked_fraction:.4e}; "
+          f"region-adaptive, {full_steps_per_turn:.2f} steps taken per turn)")
+    print(f"  ringsim, magnetic ring, spin + EDM                                       : {rate_rs:11.4e} muon-turns/s "
+          f"({rs_steps_per_turn:.2f} steps taken per turn)")
     print(f"  xtrack,  magnetic ring, spin                                             : {rate_xt:11.4e} muon-turns/s")
     print(f"  ratio ringsim (full ring) / xtrack = {rate_full / rate_xt:.2f};  ringsim / xtrack on the same magnetic ring = {rate_rs / rate_xt:.2f}")
 
@@ -240,6 +249,16 @@ def main() -> None:
     print(f"  xtrack  : relative error {xt_error:+.2e} = {xt_error * 1e9:+.6f} ppb")
 
     # --- ω_a versus steps per turn, muon with betatron amplitudes ---------------------------------
+    esq_cfg = load_config(args.ring, overrides=["kicker.enabled=false", "collimators.azimuth_deg=[]"])
+    esq_kin = ring_kinematics(esq_cfg)
+    full_esq = ring_parameters(esq_cfg, esq_kin)
+
+    def full(x_beta_m: float, y_m: float, steps_per_turn: int) -> tuple[float, float]:
+        """(ω_a [rad/s], radial amplitude end/start) of one muon in ringsim's full ring (discrete ESQ, region-adaptive steps)."""
+        muon = initial_states(esq_cfg, esq_kin, single_muon(x_beta_m, y_m))
+        p, t, x, xp = ringsim_run(muon, n_acc, steps_per_turn, period_s, full_esq, q_over_m, a_mu)
+        return omega_rad_per_s(p, t), amplitude_ratio(x, xp, r0, nidx)
+
     def both(x_beta_m: float, y_m: float, steps_per_turn: int) -> list[tuple[float, float]]:
         """(ω_a [rad/s], radial amplitude end/start) of one muon in ringsim and in xtrack."""
         muon = initial_states(cfg, kin, single_muon(x_beta_m, y_m))
@@ -250,26 +269,22 @@ def main() -> None:
     x_beta_m = cfg.beam.radial_betatron_width_m if args.x_beta_mm is None else args.x_beta_mm * 1e-3
     y_m = cfg.beam.vertical_width_m if args.y_mm is None else args.y_mm * 1e-3
     ref_steps = args.reference_steps
-    rows = {s: both(x_beta_m, y_m, s) for s in sorted(set(TABLE_STEPS) | {steps, ref_steps})}
-    (w_rs_ref, _), (w_xt_ref, _) = rows[ref_steps]
+    rows = {s: both(x_beta_m, y_m, s) + [full(x_beta_m, y_m, s)] for s in sorted(set(TABLE_STEPS) | {steps, ref_steps})}
+    (w_rs_ref, _), (w_xt_ref, _), (w_full_ref, _) = rows[ref_steps]
     print(f"\nω_a error vs steps per turn: muon with x_β = {x_beta_m * 1e3:g} mm, y = {y_m * 1e3:g} mm, {n_acc} turns, η = 0, "
           f"each code against its own run at {ref_steps} steps (kicks) per turn; "
           f"A_x ratio = radial betatron amplitude over the last / the first {END_TURNS} turns:")
-    print("  steps/turn   ringsim Δω_a [ppb]  A_x ratio   xtrack Δω_a [ppb]  A_x ratio")
-    for s, ((w_rs, a_rs), (w_xt, a_xt)) in rows.items():
-        print(f"  {s:10d}   {(w_rs / w_rs_ref - 1) * 1e9:+18.3f}  {a_rs:9.5f}   {(w_xt / w_xt_ref - 1) * 1e9:+17.3f}  {a_xt:9.5f}")
+    print("  steps/turn   ringsim Δω_a [ppb]  A_x ratio   xtrack Δω_a [ppb]  A_x ratio   ringsim full ring Δω_a [ppb]  A_x ratio")
+    for s, ((w_rs, a_rs), (w_xt, a_xt), (w_fu, a_fu)) in rows.items():
+        print(f"  {s:10d}   {(w_rs / w_rs_ref - 1) * 1e9:+18.3f}  {a_rs:9.5f}   {(w_xt / w_xt_ref - 1) * 1e9:+17.3f}  {a_xt:9.5f}"
+              f"   {(w_fu / w_full_ref - 1) * 1e9:+27.3f}  {a_fu:9.5f}")
     print(f"  (amplitude estimate: √(x² + (R₀x′/ν_x)²) averaged over the turns; ringsim reference ω_a = {w_rs_ref * 1e-6:.9f} rad/μs)")
     print(f"  xtrack reference − ringsim reference: {(w_xt_ref / w_rs_ref - 1) * 1e9:+.3f} ppb; with the radial amplitude only "
           f"{_gap_ppb(both(x_beta_m, 0.0, ref_steps)):+.3f} ppb, with the vertical only {_gap_ppb(both(0.0, y_m, ref_steps)):+.3f} ppb")
-    (w_chosen, _), _ = rows[steps]
-    full_cfg = load_config(args.ring, overrides=["kicker.enabled=false", "collimators.azimuth_deg=[]"])
-    full_kin = ring_kinematics(full_cfg)
-    full_esq = ring_parameters(full_cfg, full_kin)
-    muon = initial_states(full_cfg, full_kin, single_muon(x_beta_m, y_m))
-    w_full, w_full_ref = (omega_rad_per_s(*ringsim_run(muon, n_acc, s, period_s, full_esq, q_over_m, a_mu)[:2]) for s in (steps, ref_steps))
+    (w_chosen, _), _, (w_full, _) = rows[steps]
     print(f"\nringsim ω_a accuracy at the chosen {steps} steps/turn: magnetic ring {(w_chosen / w_rs_ref - 1) * 1e9:+.3f} ppb, "
-          f"full ring (discrete ESQ) {(w_full / w_full_ref - 1) * 1e9:+.3f} ppb (betatron muon, {n_acc} turns, against {ref_steps} steps/turn); "
-          f"{rs_error * 1e9:+.2e} ppb (spin advance in the uniform field)")
+          f"full ring (discrete ESQ, region-adaptive) {(w_full / w_full_ref - 1) * 1e9:+.3f} ppb (betatron muon, {n_acc} turns, "
+          f"against {ref_steps} steps/turn); {rs_error * 1e9:+.2e} ppb (spin advance in the uniform field)")
 
 
 def _gap_ppb(pair: list[tuple[float, float]]) -> float:

@@ -25,8 +25,9 @@ Hard edges (ESQ plates, kicker) enter through the fraction of the kick interval'
 lies inside them, so the integrated focusing is right for any step size.
 
 :func:`fields_at` evaluates everything, one muon at a time. The tracker's vectorised blocks use the
-branch-free :func:`static_fields` (with :func:`azimuth_rad`, :func:`section_copies`) wherever
-:func:`needs_fields_at` is false and the kicker is off, and :func:`fields_at` otherwise.
+branch-free :func:`static_fields` (with :func:`azimuth_rad`, :func:`section_copies`, and
+:func:`kicker_field_t` during the kicker pulse) wherever :func:`needs_fields_at` is false, and
+:func:`fields_at` otherwise.
 """
 
 from __future__ import annotations
@@ -254,12 +255,11 @@ def section_copies(ring):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def kick_span_rad(phi, h, omega_c):
-    """Azimuth interval [lo, hi] of a kick of length h [s] centred at φ, lo in [0, 2π) (see :func:`section_copies`)."""
-    half_span = 0.5 * abs(h) * omega_c
-    lo = phi - half_span
+def kick_span_rad(phi, h_before, h_after, omega_c):
+    """Azimuth interval [lo, hi] of a kick at φ between steps h_before and h_after [s] (half of each), lo in [0, 2π) (see :func:`section_copies`)."""
+    lo = phi - 0.5 * abs(h_before) * omega_c
     lo = lo + TWO_PI if lo < 0.0 else lo
-    return lo, lo + 2.0 * half_span
+    return lo, lo + 0.5 * (abs(h_before) + abs(h_after)) * omega_c
 
 
 @njit(cache=True)
@@ -279,7 +279,7 @@ def static_field_constants(ring):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def static_fields(px, py, pz, inside_rad, h, consts):
-    """E [V/m] and B [T] of :func:`fields_at` when :func:`needs_fields_at` is false and the kicker is off.
+    """E [V/m] and B [T] of :func:`fields_at` when :func:`needs_fields_at` is false, less the kicker (:func:`kicker_field_t`).
 
     ``consts`` from :func:`static_field_constants`; ``inside_rad``: measure of the azimuth span of
     the kick (length h [s]) inside the ESQ sections (discrete ESQ only). Branch-free, so that a loop
@@ -297,8 +297,10 @@ def static_fields(px, py, pz, inside_rad, h, consts):
     return e_r * rx, -kappa * py, e_r * rz, b_r * rx, b0 - grad * x, b_r * rz
 
 
-@njit(cache=True, inline="always")
-def kicker_on(t, ring):
-    """Whether the kicker pulse is on at time t [s]."""
+@njit(cache=True, error_model="numpy", inline="always")
+def kicker_field_t(lo, hi, t, ring):
+    """Kicker ΔB_y [T] of :func:`fields_at` averaged over the azimuth span [lo, hi] [rad] (lo in [0, 2π)) of a kick at time t [s]."""
     tau = t - ring[KICK_T0]
-    return ring[KICK_ON] > 0.0 and 0.0 < tau < ring[KICK_WIDTH]
+    if not (ring[KICK_ON] > 0.0 and 0.0 < tau < ring[KICK_WIDTH] and hi > lo):
+        return 0.0
+    return -ring[KICK_B] * math.sin(math.pi * tau / ring[KICK_WIDTH]) * _overlap(lo, hi, ring[KICK_PHI1], ring[KICK_PHI2]) / (hi - lo)
