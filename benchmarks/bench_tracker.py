@@ -17,6 +17,8 @@ the ω_a error versus steps per turn against a high-resolution run, with the rad
 amplitude left at the end (a check that the integrator neither damps nor excites it), and ringsim's
 ω_a error of the same muon in the full ring (discrete ESQ, region-adaptive steps; a record every
 turn adds one step boundary per turn) against its own run at the reference steps per turn.
+Last, the ratio at equal ω_a accuracy: xtrack timed again with the fewest kicks per turn (of
+EQUAL_ACCURACY_KICKS) that bring its error for that muon within ACCURACY_PPB.
 Run: python benchmarks/bench_tracker.py [--muons N] [--turns T] [--steps-per-turn S] [--threads K]
 (needs the bench extra: pip install -e '.[bench]').
 """
@@ -48,6 +50,8 @@ except ImportError:
 RING_OVERRIDES = ["ring.focusing='magnetic'", "esq.model='none'", "kicker.enabled=false", "collimators.azimuth_deg=[]"]
 N_BENDS = 8  # xtrack sector bends per turn; each takes steps_per_turn / N_BENDS kicks
 TABLE_STEPS = (8, 16, 24, 32, 64)
+ACCURACY_PPB = 1.0  # ω_a accuracy of the equal-accuracy comparison
+EQUAL_ACCURACY_KICKS = (64, 128, 192, 256, 384)  # xtrack kicks per turn tried for it (multiples of N_BENDS)
 END_TURNS = 100  # turns at the start and at the end over which the radial amplitude is averaged
 
 
@@ -285,6 +289,19 @@ def main() -> None:
     print(f"\nringsim ω_a accuracy at the chosen {steps} steps/turn: magnetic ring {(w_chosen / w_rs_ref - 1) * 1e9:+.3f} ppb, "
           f"full ring (discrete ESQ, region-adaptive) {(w_full / w_full_ref - 1) * 1e9:+.3f} ppb (betatron muon, {n_acc} turns, "
           f"against {ref_steps} steps/turn); {rs_error * 1e9:+.2e} ppb (spin advance in the uniform field)")
+
+    # --- throughput at equal ω_a accuracy: xtrack with as many kicks as it needs for ACCURACY_PPB ---
+    def xtrack_error_ppb(kicks: int) -> float:
+        return (both(x_beta_m, y_m, kicks)[1][0] / w_xt_ref - 1.0) * 1e9
+
+    kicks = next((k for k in EQUAL_ACCURACY_KICKS if abs(xtrack_error_ppb(k)) <= ACCURACY_PPB), None)
+    if kicks is None:
+        print(f"\nxtrack does not reach {ACCURACY_PPB} ppb with up to {EQUAL_ACCURACY_KICKS[-1]} kicks per turn")
+        return
+    set_line(line, kicks, nidx, r0)
+    rate_xt_equal = best_rate(run_xtrack, muon_turns, args.repeats)
+    print(f"\nat equal ω_a accuracy (|Δω_a| ≤ {ACCURACY_PPB} ppb for this muon): ringsim {steps} steps/turn {rate_rs:.4e} muon-turns/s, "
+          f"xtrack {kicks} kicks/turn ({xtrack_error_ppb(kicks):+.3f} ppb) {rate_xt_equal:.4e} muon-turns/s; ratio {rate_rs / rate_xt_equal:.1f}")
 
 
 def _gap_ppb(pair: list[tuple[float, float]]) -> float:
