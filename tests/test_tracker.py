@@ -30,6 +30,18 @@ def _period_s(ring):
     return 2 * math.pi * gamma / (Q_OVER_M * cfg.ring.field_t), gamma
 
 
+def _fnal_muons(n, seed, min_turns, max_turns, overrides=()):
+    """Fermilab preset (with overrides): config, ring array, T_c [s], n beam muons and durations uniform in turns."""
+    from ringsim.beam import sample_beam
+
+    cfg = load_config("fnal", overrides=list(overrides))
+    kin = ring_kinematics(cfg)
+    period, _ = _period_s("fnal")
+    st = initial_states(cfg, kin, sample_beam(cfg, n, np.random.default_rng(seed)))
+    durations = np.random.default_rng(seed + 1).uniform(min_turns, max_turns, n) * period
+    return cfg, ring_parameters(cfg, kin), period, st, durations
+
+
 @pytest.mark.parametrize("steps_per_turn", [16, 64])
 def test_spin_advance_per_turn_is_2pi_a_gamma_in_a_uniform_field(steps_per_turn):
     cfg = load_config("fnal", overrides=UNIFORM)
@@ -334,15 +346,9 @@ def test_vectorised_esq_fields_match_fields_at(stations):
 def test_a_muon_is_tracked_bit_identically_alone_and_in_a_batch():
     # blocks of muons share vector instructions and lanes are refilled as muons finish: a muon's
     # trajectory must not depend on its neighbours (full ring: ESQ stations, kicker, collimators)
-    from ringsim.beam import sample_beam
     from ringsim.tracker import track_to_times
 
-    cfg = load_config("fnal", overrides=["muon.edm_eta=1e-5"])
-    kin = ring_kinematics(cfg)
-    ring = ring_parameters(cfg, kin)
-    period, _ = _period_s("fnal")
-    st = initial_states(cfg, kin, sample_beam(cfg, 300, np.random.default_rng(9)))
-    durations = np.random.default_rng(10).uniform(0.5, 12.0, 300) * period
+    cfg, ring, period, st, durations = _fnal_muons(300, 9, 0.5, 12.0, ["muon.edm_eta=1e-5"])
     batch = st.copy()
     lost = track_to_times(batch, durations, period / 32, ring, Q_OVER_M, cfg.muon.a_mu, 1e-5)
     assert 0.05 < np.isfinite(lost).mean() < 0.95  # both lost and stored muons are compared
@@ -450,15 +456,9 @@ def test_a_muon_in_a_uniform_field_crosses_the_ring_in_six_gap_steps_on_the_exac
 
 
 def test_muons_end_exactly_at_their_times_and_are_lost_at_collimator_azimuths():
-    from ringsim.beam import sample_beam
     from ringsim.tracker import track_diagnostics, track_to_times
 
-    cfg = load_config("fnal")
-    kin = ring_kinematics(cfg)
-    ring = ring_parameters(cfg, kin)
-    period, _ = _period_s("fnal")
-    st = initial_states(cfg, kin, sample_beam(cfg, 500, np.random.default_rng(2)))
-    durations = np.random.default_rng(3).uniform(0.1, 20.0, 500) * period
+    cfg, ring, period, st, durations = _fnal_muons(500, 2, 0.1, 20.0)
     end = st.copy()
     lost = track_to_times(end, durations, period / 32, ring, Q_OVER_M, cfg.muon.a_mu, 0.0)
     kept = np.isnan(lost)
