@@ -10,9 +10,12 @@ of positrons are part of the measured spectrum, as in the experiment; their rate
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
+from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 from ringsim.errors import ConfigError, InputError
 
 
@@ -48,19 +51,29 @@ def _triples(group, time_ns, n_stations, dt_lo_ns, dt_hi_ns):
     return out[:n_out]
 
 
+STATION_WINDOW = (0.65, 1.35)  # station-to-station time window, relative to the flight time between faces
+
+
+def station_window_ns(radius_m: float, n_stations: int, beta: float) -> tuple[float, float]:
+    """Window of the station-to-station time: :data:`STATION_WINDOW` × R₀·2π/N/(βc) (Fermilab: 6.2 ns)."""
+    spacing_ns = radius_m * 2.0 * math.pi / n_stations / (beta * SPEED_OF_LIGHT_M_PER_S) * 1e9
+    return STATION_WINDOW[0] * spacing_ns, STATION_WINDOW[1] * spacing_ns
+
+
 def triple_coincidences(
     fill: np.ndarray,
     calo: np.ndarray,
     time_ns: np.ndarray,
     energy_mev: np.ndarray,
     n_stations: int,
+    station_dt_ns: tuple[float, float],
     energy_window_mev: tuple[float, float] = (100.0, 500.0),
-    station_dt_ns: tuple[float, float] = (4.0, 8.5),
 ) -> np.ndarray:
     """Times [ns] of the lost-muon triples among the clusters (one per triple, the first cluster's).
 
-    ``station_dt_ns``: window of the time from one station to the next (the second station is
-    searched within twice the window). Fermilab: R₀·2π/24/c = 6.2 ns.
+    ``station_dt_ns``: window of the time from one station to the next (:func:`station_window_ns`);
+    the second station is searched within twice the window. Fill numbers must be unique across the
+    input (clusters of one fill only are combined).
     """
     lo_e, hi_e = energy_window_mev
     dt_lo, dt_hi = station_dt_ns

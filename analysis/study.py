@@ -223,13 +223,14 @@ def run_task(cfg: SimConfig, mode: str, n_positrons: int, seed: int, numba_threa
     if numba_threads is not None:
         numba.set_num_threads(numba_threads)
     start = time.perf_counter()
-    names = ("time_ns", "energy_mev", "truth_x_e_m", "truth_y_m")
+    names = ("time_ns", "energy_mev", "truth_x_e_m", "truth_y_m", "truth_mip")
     chunks = [positrons for _, positrons, _ in generate(cfg, mode, n_positrons=int(n_positrons), seed=int(seed), progress=False)]
     ev = {k: np.concatenate([c[k] for c in chunks]) for k in names}
     settings = ring_settings(cfg)
     fit, _, _ = histogram_and_fit(select_energy(ev["time_ns"], ev["energy_mev"], settings), settings, seed=int(seed))
     t_us = ev["time_ns"] * 1e-3
     used = (ev["energy_mev"] >= settings.energy_min_mev) & (ev["energy_mev"] < settings.energy_max_mev) & (t_us >= fit.start_us) & (t_us < fit.end_us)
+    used &= ev["truth_mip"] == 0  # the truth of positrons, not of the lost muons' clusters
     ring = cfg.ring
     if ring.focusing == "electric":
         c_e, c_e_err = electric_field_correction(ev["truth_x_e_m"][used], ring.field_index, ring.radius_m, ring_kinematics(cfg).beta)

@@ -321,8 +321,9 @@ def simulated_run_budget(
         Branches of the events tree, one entry per recorded positron: ``time_ns``, ``energy_mev``,
         ``truth_x_e_m``, ``truth_y_m``, ``truth_delta_p``, ``truth_spin_phase_rad``,
         ``truth_t0_ns``; optional ``calo`` (fast-rotation alignment), ``truth_decay_time_ns``
-        (else ``time_ns`` is the decay time) and ``truth_x_m`` (decay radius, for C_pa and the
-        field weighting; else x_e).
+        (else ``time_ns`` is the decay time), ``truth_x_m`` (decay radius, for C_pa and the
+        field weighting; else x_e) and ``truth_mip`` (rows with 1, the lost muons' clusters, are
+        left out).
     lost : mapping, optional
         The lost-muon records, ``time_ns`` and ``truth_delta_p``; needs ``n_muons``.
     n_muons : int, optional
@@ -386,7 +387,8 @@ def simulated_run_budget(
     gamma_tau_us = kin.gamma_tau_us
     t_us = tr["time_ns"].astype(float) * 1e-3
     energy = tr["energy_mev"].astype(float)
-    used = (energy >= settings.energy_min_mev) & (energy < settings.energy_max_mev) & (t_us >= start_us) & (t_us < end_us)
+    positron = np.asarray(tr["truth_mip"]) == 0 if "truth_mip" in tr else np.ones(energy.size, dtype=bool)  # not a lost muon's cluster
+    used = positron & (energy >= settings.energy_min_mev) & (energy < settings.energy_max_mev) & (t_us >= start_us) & (t_us < end_us)
     if np.count_nonzero(used) < 100:
         raise InputError(f"truth: only {np.count_nonzero(used)} positrons in the fit window and energy range; need >= 100")
     rng = np.random.default_rng(seed)
@@ -403,8 +405,8 @@ def simulated_run_budget(
             from calibration.fast_rotation import fast_rotation_analysis
 
             fr_result = fast_rotation_analysis(
-                tr["time_ns"].astype(float), kin.cyclotron_period_ns, r0, ring.aperture_radius_m,
-                calo=tr.get("calo"), n_stations=ring.n_detectors if "calo" in tr else None,
+                tr["time_ns"][positron].astype(float), kin.cyclotron_period_ns, r0, ring.aperture_radius_m,
+                calo=tr["calo"][positron] if "calo" in tr else None, n_stations=ring.n_detectors if "calo" in tr else None,
                 start_us=min(1.0, 0.5 * start_us), end_us=min(150.0, start_us + 120.0),
             )
             prefactor = 2.0 * n * (1.0 - n) * kin.beta**2 / r0**2

@@ -41,6 +41,7 @@ def sample_beam(cfg: SimConfig, n: int, rng: np.random.Generator) -> Beam:
 
     The Gaussian widths are those before collimation: a muon is kept only if its orbit stays
     inside the circular aperture at every betatron phase, (|x_e| + A_x)² + A_y² ≤ a².
+    The fused fast-mode kernel (:mod:`ringsim.fastgen`) draws its beam by the same rule: change both.
     """
     b = cfg.beam
     r0, nidx, aperture = cfg.ring.radius_m, cfg.ring.field_index, cfg.ring.aperture_radius_m

@@ -64,7 +64,11 @@ def muon_omega_a_rad_per_s(cfg: SimConfig, kin: RingKinematics, beam: Beam, q_ov
 
 
 def decay_states(cfg: SimConfig, kin: RingKinematics, beam: Beam, lifetime_s: np.ndarray, q_over_m: float) -> DecayStates:
-    """Muon states after living ``lifetime_s`` (lab time since its injection), from the parametric model."""
+    """Muon states after living ``lifetime_s`` (lab time since its injection), from the parametric model.
+
+    :mod:`ringsim.fastgen` evaluates the same model (with :func:`muon_omega_a_rad_per_s`) per muon
+    inside its fused kernel: change both.
+    """
     r0, fm = cfg.ring.radius_m, cfg.fastmodel
     u_abs = kin.gamma * kin.beta * (1.0 + beam.delta_p)
     beta = u_abs / np.sqrt(1.0 + u_abs**2)

@@ -150,8 +150,10 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
     The MIP hits (:func:`ringsim.detectors.mip.lost_muon_hits`) go through the same detector response
     (resolution, efficiency, gain, merging among themselves) from their own random stream, a fixed
     number of draws per lost muon (so the first muons' hits do not depend on how many follow);
-    their truth branches other than the deposit and Δp/p are NaN.
+    their truth branches other than the deposit and Δp/p, the hit position and the vertical angle
+    are NaN, the hemisphere 0. Sets the lost muons' ``calo`` from the same stored azimuths.
     """
+    lost["calo"] = first_station(lost["azimuth_rad"].astype(float), cfg.ring.n_detectors)  # from the stored azimuth, as the hits below
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, MIP_STREAM)))
     u = rng.random((lost["time_ns"].size, MIP_STATIONS, 4)).reshape(-1, 4)  # per hit: deposit, energy and time resolution, efficiency
     hits = lost_muon_hits(u[:, 0].reshape(-1, MIP_STATIONS), lost["time_ns"], lost["azimuth_rad"].astype(float), lost["fill"], cfg.ring.n_detectors, cfg.ring.radius_m, beta)
@@ -168,8 +170,8 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
         "n_hits": clusters["n_hits"][keep],
         "x_hit_m": nan,
         "y_hit_m": nan,
-        "hemisphere": np.zeros(n),
-        "vertical_angle_rad": np.zeros(n),
+        "hemisphere": np.zeros(n),  # neither: not a positron
+        "vertical_angle_rad": nan,
         "truth_energy_mev": hits["energy_mev"][src],
         "truth_decay_time_ns": nan,
         "truth_delta_p": lost["truth_delta_p"][hits["muon"][src]],
@@ -356,7 +358,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
 
     Finished blocks (whole fills) are kept in ``.NAME.parts/`` beside the target while the run goes;
     the same command after an interruption continues from the first missing block, and the final file
-    is identical to an uninterrupted run. Contents: tree ``events`` (positron clusters, with truth),
+    is identical to an uninterrupted run. Contents: tree ``events`` (positron clusters with truth, and the lost muons' MIP clusters),
     tree ``lost_muons``, tree ``fills`` (per-fill truth: muons, lost, clusters), TH2 histograms
     ``hist/calo_NN`` (time [ns] × energy [MeV] per station), and the JSON ``provenance``.
     Returns the provenance.

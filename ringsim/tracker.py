@@ -65,7 +65,7 @@ TWO_PI = 2.0 * math.pi
 INV_C = 1.0 / C_LIGHT
 QUEUES_PER_THREAD, QUEUE_BLOCKS = 2, 8  # queues of track_to_times: per thread, and at least this many blocks of muons each
 INV_TWO_PI = 1.0 / TWO_PI
-_SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(8))  # Taylor coefficients: 1e-20 on [−π/8, π/8]
+_SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(8))  # Taylor coefficients to x¹⁵ and x¹⁴, used on [−π/4, π/4] (:func:`_sin_cos`)
 _COS = tuple((-1) ** k / math.factorial(2 * k) for k in range(8))
 MAX_STEP_RAD = math.pi / 3.0  # longest step, as an angle of the orbit (keeps the polynomial sin and cos exact)
 

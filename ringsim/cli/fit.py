@@ -77,13 +77,15 @@ def _loss_spectrum(args: argparse.Namespace, events, cfg, settings):
     if args.loss_tree:
         times_ns = read_events(args.files, tree=args.loss_tree, time_branch=args.time_branch, time_unit=args.time_unit, energy_branch=None).time_ns
     else:
-        from analysis.lost_muons import triple_coincidences
+        from analysis.lost_muons import station_window_ns, triple_coincidences
+        from ringsim.rings import ring_kinematics
 
         if cfg.detector.model != "calorimeters":
             raise ConfigError(f"loss-coincidences: needs calorimeter stations, the {cfg.ring.name} detector is {cfg.detector.model!r}")
         if events is None or events.energy_mev is None or events.calo is None or events.fill is None:
             raise ConfigError("loss-coincidences: needs a tree with energy, calo and fill branches")
-        times_ns = triple_coincidences(events.fill, events.calo, events.time_ns, events.energy_mev, cfg.ring.n_detectors)
+        window_ns = station_window_ns(cfg.ring.radius_m, cfg.ring.n_detectors, ring_kinematics(cfg).beta)
+        times_ns = triple_coincidences(events.fill, events.calo, events.time_ns, events.energy_mev, cfg.ring.n_detectors, window_ns)
     edges = np.arange(0.0, settings.end_us + LOSS_BIN_US, LOSS_BIN_US)
     return LossSpectrum(edges, np.histogram(times_ns * 1e-3, bins=edges)[0], settings.gamma_tau_us)
 
