@@ -1,4 +1,4 @@
-"""ESQ scraping (field centre displaced early in the fill): closed orbit against the analytic shift, losses, validation."""
+"""ESQ voltage during the fill: scraping (closed orbit against the analytic shift, losses, validation) and the RC recovery (tune and CBO frequency drift)."""
 
 import math
 
@@ -85,3 +85,36 @@ def test_scraping_configuration_is_validated():
     # off in the preset: the fast static path is kept
     cfg = load_config("fnal")
     assert not needs_fields_at(ring_parameters(cfg, ring_kinematics(cfg)))
+
+
+def test_rc_recovery_makes_the_radial_tune_and_the_cbo_frequency_drift():
+    """Continuous ESQ whose voltage recovers, κ(t) = κ₀(1 − f e^{−t/τ}): the field index seen at
+    time t is n(1 − f e^{−t/τ}), so the radial tune ν_x(t) = √(1 − n(t)) falls towards √(1 − n) and
+    the CBO frequency f_c(1 − ν_x) seen by a fixed detector rises during the fill. The local tune of
+    a muon's radial oscillation, fitted in windows of 20 turns, follows ν_x at the window centre."""
+    from scipy.optimize import curve_fit
+
+    frac, tau_us = 0.3, 8.0
+    cfg = load_config("fnal", overrides=["esq.model='continuous'", "kicker.enabled=false", "collimators.azimuth_deg=[]", f"esq.rc_fraction={frac}", f"esq.rc_tau_us={tau_us}"])
+    kin = ring_kinematics(cfg)
+    n, period = cfg.ring.field_index, _period_s(cfg)
+    one = np.ones(1)
+    muon = initial_states(cfg, kin, Beam(0 * one, 0 * one, 0.005 * one, 0 * one, 0 * one, 0 * one, 0 * one))
+    steps, turns = 32, 300
+    rec = track_recorded(muon, turns * steps, period / steps, 1, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)[0]
+    x, _ = radial_vertical_offsets_m(rec[:, :3], cfg.ring.radius_m)
+    theta = 2 * math.pi * np.arange(1, x.size + 1) / steps  # turn angle of each record
+
+    def wave(th, a, b, c, nu):
+        return a * np.cos(nu * th) + b * np.sin(nu * th) + c
+
+    tunes, expected = [], []
+    for first in (0, 40, 120, 280):
+        sel = slice(first * steps, (first + 20) * steps)
+        (_, _, _, nu), _ = curve_fit(wave, theta[sel] - theta[sel][0], x[sel], p0=[0.005, 0.0, 0.0, math.sqrt(1 - n)])
+        t_us = (first + 10) * period * 1e6
+        tunes.append(nu)
+        expected.append(math.sqrt(1 - n * (1 - frac * math.exp(-t_us / tau_us))))
+    np.testing.assert_allclose(tunes, expected, atol=3e-4)  # the drift itself is 1.4e-2
+    f_cbo = (1 - np.array(tunes)) / period
+    assert f_cbo[-1] > 1.3 * f_cbo[0]  # the drift of the CBO frequency a fixed detector sees
