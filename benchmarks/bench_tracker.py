@@ -235,7 +235,7 @@ def main() -> None:
     print(f"  ringsim, magnetic ring, spin + EDM                                       : {rate_rs:11.4e} muon-turns/s "
           f"({rs_steps_per_turn:.2f} steps taken per turn)")
     print(f"  xtrack,  magnetic ring, spin                                             : {rate_xt:11.4e} muon-turns/s")
-    print(f"  ratio ringsim (full ring) / xtrack = {rate_full / rate_xt:.2f};  ringsim / xtrack on the same magnetic ring = {rate_rs / rate_xt:.2f}")
+    print(f"  ratio ringsim (full ring, turns before a loss) / xtrack = {rate_full * tracked_fraction / rate_xt:.2f};  ringsim / xtrack on the same magnetic ring = {rate_rs / rate_xt:.2f}")
 
     # --- spin advance in a uniform field --------------------------------------------------------
     n_acc = args.accuracy_turns
