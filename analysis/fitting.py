@@ -235,17 +235,24 @@ COSTS = ("poisson", "scaled_poisson", "least_squares")
 
 
 class PoissonCost:
-    """Poisson deviance 2Σ[μ − n + n ln(n/μ)] of counts against a :class:`BinnedModel` (−2 ln L + const)."""
+    """Poisson deviance 2Σ[m − n + n ln(n/m)], m = μ/s, of counts n against a :class:`BinnedModel` (−2 ln L + const).
+
+    ``scale`` s (per bin, or 1) turns the model's μ into the mean of the counts, for the scaled
+    Poisson likelihood of weighted histograms (:class:`ScaledPoissonCost`).
+    """
 
     definition = "poisson_deviance"
 
-    def __init__(self, counts: np.ndarray, binned: BinnedModel):
+    def __init__(self, counts: np.ndarray, binned: BinnedModel, scale: np.ndarray | float = 1.0):
         self.counts = counts
         self.binned = binned
+        self.scale = scale
 
     def _deviance(self, mu: np.ndarray) -> float:
-        n = self.counts
-        return 2.0 * float(np.sum(mu - n + xlogy(n, n / mu))) if np.all(mu > 0.0) else PENALTY
+        if not np.all(mu > 0.0):
+            return PENALTY
+        m, n = mu / self.scale, self.counts
+        return 2.0 * float(np.sum(m - n + xlogy(n, n / m)))
 
     def value(self, p: np.ndarray) -> float:
         return self._deviance(self.binned.expected(p))
@@ -254,12 +261,12 @@ class PoissonCost:
         mu, jac = self.binned.expected_and_jacobian(p, active)
         if not np.all(mu > 0.0):
             return PENALTY, np.zeros(active.size)
-        return self._deviance(mu), 2.0 * (jac.T @ (1.0 - self.counts / mu))
+        return self._deviance(mu), 2.0 * (jac.T @ ((1.0 - self.counts * self.scale / mu) / self.scale))
 
     def response(self, p: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(expected, Jacobian, inverse variance per bin) at ``p``; information = J^T diag(w) J."""
         mu, jac = self.binned.expected_and_jacobian(p, active)
-        return mu, jac, 1.0 / mu
+        return mu, jac, 1.0 / (self.scale * mu)
 
 
 class LeastSquaresCost:
@@ -286,7 +293,7 @@ class LeastSquaresCost:
         return mu, jac, self.inverse_variance
 
 
-class ScaledPoissonCost:
+class ScaledPoissonCost(PoissonCost):
     """Scaled Poisson likelihood of a weighted histogram (Bohm & Zech, NIM A 748 (2014) 1).
 
     Each bin with content y = Σw and variance v = Σw² is treated as ñ = y/s effective Poisson counts
@@ -300,28 +307,8 @@ class ScaledPoissonCost:
     def __init__(self, values: np.ndarray, variance: np.ndarray, binned: BinnedModel):
         good = (values > 0.0) & (variance > 0.0)
         typical = float(np.median(variance[good] / values[good])) if np.any(good) else 1.0
-        self.scale = np.where(good, variance / np.where(good, values, 1.0), typical)
-        self.counts = np.maximum(values, 0.0) / self.scale
-        self.binned = binned
-
-    def _deviance(self, mu: np.ndarray) -> float:
-        if not np.all(mu > 0.0):
-            return PENALTY
-        m, n = mu / self.scale, self.counts
-        return 2.0 * float(np.sum(m - n + xlogy(n, n / m)))
-
-    def value(self, p: np.ndarray) -> float:
-        return self._deviance(self.binned.expected(p))
-
-    def value_and_gradient(self, p: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray]:
-        mu, jac = self.binned.expected_and_jacobian(p, active)
-        if not np.all(mu > 0.0):
-            return PENALTY, np.zeros(active.size)
-        return self._deviance(mu), 2.0 * (jac.T @ ((1.0 - self.counts * self.scale / mu) / self.scale))
-
-    def response(self, p: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mu, jac = self.binned.expected_and_jacobian(p, active)
-        return mu, jac, 1.0 / (self.scale * mu)
+        scale = np.where(good, variance / np.where(good, values, 1.0), typical)
+        super().__init__(np.maximum(values, 0.0) / scale, binned, scale)
 
 
 class _Objective:

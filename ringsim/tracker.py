@@ -675,25 +675,35 @@ def _load_rows(w, states, rows, t_end):
         _load_lane(w, j, states, rows[j] if j < rows.size else -1, t_end)
 
 
+@njit(cache=True)
+def _fixed_time_context(states, duration_s, ring):
+    """Loss-time and step buffers, ESQ sections, collimators, slow-field flag and end times of a run of ``duration_s`` for every muon."""
+    n = states.shape[0]
+    return np.empty(n), np.empty(n), section_copies(ring), _collimator_azimuths(ring), needs_fields_at(ring), states[:, 9] + duration_s
+
+
+@njit(cache=True)
+def _advance_and_snapshot(w, states, rows, t_rel_s, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta):
+    """Track the block's lanes to their start time plus ``t_rel_s`` and take their synchronised u and spin (rows _SNAP…)."""
+    _set_stops(w, states, rows, t_rel_s)
+    _run_block(w, plan, ring, sections, collimators, q_over_m, a_mu, eta, False)
+    _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta)
+
+
 @njit(cache=True, parallel=True)
 def _track_recorded(states, n_steps, dt_s, rec_every, plan, ring, q_over_m, a_mu, eta):
     """:func:`track_recorded`."""
     n = states.shape[0]
     n_rec = n_steps // rec_every
     out = np.full((n, n_rec, N_STATE), np.nan)
-    lost, steps = np.empty(n), np.empty(n)
-    sections, collimators = section_copies(ring), _collimator_azimuths(ring)
-    slow = needs_fields_at(ring)
-    t_end = states[:, 9] + n_steps * dt_s
+    lost, steps, sections, collimators, slow, t_end = _fixed_time_context(states, n_steps * dt_s, ring)
     L = LANES
     for b in prange((n + L - 1) // L):
         rows = np.arange(b * L, min(n, (b + 1) * L))
         w = np.empty(N_ROWS * L)
         _load_rows(w, states, rows, t_end)
         for r in range(n_rec):
-            _set_stops(w, states, rows, ((r + 1) * rec_every) * dt_s)
-            _run_block(w, plan, ring, sections, collimators, q_over_m, a_mu, eta, False)
-            _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta)
+            _advance_and_snapshot(w, states, rows, ((r + 1) * rec_every) * dt_s, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta)
             for j in range(rows.size):
                 if np.isnan(w[_LOST_T * L + j]):
                     for c in range(3):
@@ -762,10 +772,7 @@ def _track_diagnostics(states, n_steps, dt_s, sample_every, plan, ring, q_over_m
     """:func:`track_diagnostics`."""
     n = states.shape[0]
     out = np.full((n, N_DIAG), np.nan)
-    lost, steps = np.empty(n), np.empty(n)
-    sections, collimators = section_copies(ring), _collimator_azimuths(ring)
-    slow = needs_fields_at(ring)
-    t_end = states[:, 9] + n_steps * dt_s
+    lost, steps, sections, collimators, slow, t_end = _fixed_time_context(states, n_steps * dt_s, ring)
     L = LANES
     for b in prange((n + L - 1) // L):
         rows = np.arange(b * L, min(n, (b + 1) * L))
@@ -777,9 +784,7 @@ def _track_diagnostics(states, n_steps, dt_s, sample_every, plan, ring, q_over_m
         done = 0
         while done < n_steps:
             done = min(done + sample_every, n_steps)
-            _set_stops(w, states, rows, done * dt_s)
-            _run_block(w, plan, ring, sections, collimators, q_over_m, a_mu, eta, False)
-            _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta)
+            _advance_and_snapshot(w, states, rows, done * dt_s, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta)
             for j in range(rows.size):
                 if np.isnan(w[_LOST_T * L + j]):
                     _accumulate(acc, w, j, ring[R0])
