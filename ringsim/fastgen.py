@@ -1,15 +1,17 @@
-"""Fast mode in one numba pass: muon → decay positron → station → measured cluster, per fill.
+"""Fast mode in numba: muon → decay positron → station → measured cluster, fill by fill.
 
-Each fill of a block draws from its own xoshiro256** stream seeded from the block's
-``SeedSequence``; fills run in parallel (``prange``) and each muon of a fill is followed in one
-pass without temporaries: beam sample (the collimated Gaussian of :func:`ringsim.beam.sample_beam`),
-exponential lifetime, parametric loss, decay state from the parametric ring model of
-:mod:`ringsim.fastmc` (same formulas), Michel positron (:mod:`ringsim.decay`), first calorimeter face
-(:func:`ringsim.detectors.calorimeter.calorimeter_hit`) or decay sector, and the detector response
-of :mod:`ringsim.detectors.response` (efficiency, energy and time resolution, gain). The hits of a
-fill are then merged per station within the resolving time (pileup) and ordered by time. Output is
-bit-identical for any number of threads, and muon ``i`` of a fill is the same whatever number of
-muons of the fill is used.
+Fills run in parallel (``prange``), each from its own counter-based random streams
+(:func:`ringsim.vecmath.uniform`, keys from the block's ``SeedSequence``). Within a fill, the beam
+(the collimated Gaussian of :func:`ringsim.beam.sample_beam`) and, in batches of muons, the
+exponential lifetime, the parametric loss, the decay state of the parametric ring model of
+:mod:`ringsim.fastmc` (same formulas), the Michel positron (:mod:`ringsim.decay`) and the
+response draws are computed in loops that LLVM vectorises; then each positron is followed to its
+first calorimeter face (:func:`ringsim.detectors.calorimeter.calorimeter_hit`) or decay sector and
+gets the detector response of :mod:`ringsim.detectors.response` (efficiency, energy and time
+resolution, gain). The hits of a fill are merged per station within the resolving time (pileup) and
+ordered by time. Every draw is a pure function of (fill, muon or beam candidate, purpose), so the
+output is bit-identical for any number of threads, and muon ``i`` of a fill is the same whatever
+number of muons of the fill is used.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from numba import njit, prange
 from ringsim.beam import tunes
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
-from ringsim.decay import boost_positron, rest_frame_cos_theta
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit
 from ringsim.fastmc import model_tunes
 from ringsim.rings import RingKinematics
+from ringsim.vecmath import exp, log, sincos_reduced, uniform
 
 TWO_PI = 2.0 * math.pi
 # columns of the per-hit truth table
@@ -107,168 +109,211 @@ def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_
 
 
 def fill_streams(seed: int, block: int, n_fills: int) -> np.ndarray:
-    """xoshiro256** states (n_fills, 4) of the fills of a block, from ``SeedSequence(seed, spawn_key=(block,))``."""
+    """Random streams (n_fills, 4) of the fills of a block, from ``SeedSequence(seed, spawn_key=(block,))``.
+
+    Row f holds (key, gamma) of the fill's beam stream and of its muon stream (:func:`ringsim.vecmath.uniform`).
+    """
     state = np.random.SeedSequence(seed, spawn_key=(block,)).generate_state(4 * n_fills, np.uint64).reshape(n_fills, 4)
-    state[:, 0] |= np.uint64(1)  # never the all-zero state
+    state[:, 1::2] |= np.uint64(1)  # the walks' increments are odd
     return state
 
 
-@njit(cache=True, inline="always")
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+BATCH = 256  # muons per vectorised pass (its scratch stays in the first-level caches)
+BEAM_DRAWS = 6  # per beam candidate: three Box–Muller pairs
+# per muon: lifetime, loss (flag, time, azimuth), Michel energy (four order-statistic draws and the branch),
+# cosθ, azimuth about the spin, efficiency, energy and time resolution (a Box–Muller pair)
+_D_LIFE, _D_LOSS, _D_LOSS_T, _D_LOSS_PHI, _D_MICHEL, _D_BRANCH, _D_COS, _D_PHI, _D_EFF, _D_RES = 0, 1, 2, 3, 4, 8, 9, 10, 11, 12
+MUON_DRAWS = 14
+# rows of the beam table and of a batch's decay table
+_B_X_BETA, _B_W_X, _B_Y0, _B_W_Y, _B_DELTA, _B_T0, _B_AY2 = range(7)
+_PX, _PY, _PZ, _DX, _DY, _DZ, _ENERGY, _DECAY_NS, _XD, _YD, _SPIN_D, _LOSS_NS, _LOSS_PHI, _G_E, _G_T, _U_EFF = range(16)
+N_DECAY_ROWS = 16
 
 
-@njit(cache=True, inline="always")
-def _uniform(s):
-    """Next double in [0, 1) of the xoshiro256** state ``s`` (uint64[4], advanced in place)."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
-    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+@njit(cache=True, inline="always", error_model="numpy")
+def _normal_pair(u1, u2):
+    """Box–Muller: two independent standard normals from two uniforms in (0, 1), and their squared radius."""
+    r2 = -2.0 * log(u1)
+    f = math.sqrt(r2)
+    s, c = sincos_reduced(TWO_PI * u2)
+    return f * c, f * s, r2
 
 
-@njit(cache=True, inline="always")
-def sincos(x):
-    """(sin x, cos x) to a few ulp: Cody–Waite reduction by π/2 and fdlibm kernels for |x| < 10⁶, libm beyond."""
-    if abs(x) >= 1e6:
-        return math.sin(x), math.cos(x)
-    k = math.floor(x * 0.6366197723675814 + 0.5)  # nearest multiple of π/2
-    # π/2 in three 33-bit pieces (fdlibm pio2_1, pio2_2, pio2_3): k·piece is exact for |k| < 2²⁰
-    r = ((x - k * 1.57079632673412561417e00) - k * 6.07710050630396597660e-11) - k * 2.02226624871116645580e-21
-    z = r * r
-    sin_r = r + r * z * (-1.66666666666666324348e-01 + z * (8.33333333332248946124e-03 + z * (-1.98412698298579493134e-04 + z * (2.75573137070700676789e-06 + z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))))
-    cos_r = 1.0 - 0.5 * z + z * z * (4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 + z * (2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 + z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))))
-    q = int(k) & 3  # quadrant, without branches: (s, c), (c, −s), (−s, −c), (−c, s)
-    odd = q & 1
-    a = cos_r if odd else sin_r
-    b = sin_r if odd else cos_r
-    return (1.0 - (q & 2)) * a, (1.0 - ((q + 1) & 2)) * b
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _beam(p, key, gamma, n_muons, beam):
+    """The collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
+
+    Candidate c draws (x_β, x′R₀/ν), (y, y′R₀/ν) and (Δp/p, t₀) as Box–Muller pairs of draws 6c … 6c + 5;
+    rows of ``beam`` (``_B_*``, n_muons columns) receive the accepted ones.
+    """
+    cand = np.empty((8, BATCH))
+    x_beta, w_x, y0, w_y, delta, t0, a_x, a_y2 = cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7]
+    aperture2 = p.aperture_m * p.aperture_m
+    n = 0
+    first = 0
+    while n < n_muons:
+        for j in range(BATCH):  # vectorised
+            d = (first + j) * BEAM_DRAWS
+            g1, g2, r2 = _normal_pair(uniform(key, gamma, d), uniform(key, gamma, d + 1))
+            x_beta[j], w_x[j], a_x[j] = p.x_width_m * g1, p.x_width_m * g2, p.x_width_m * math.sqrt(r2)
+            g1, g2, r2 = _normal_pair(uniform(key, gamma, d + 2), uniform(key, gamma, d + 3))
+            y0[j], w_y[j], a_y2[j] = p.y_width_m * g1, p.y_width_m * g2, p.y_width_m * p.y_width_m * r2
+            g1, g2, r2 = _normal_pair(uniform(key, gamma, d + 4), uniform(key, gamma, d + 5))
+            delta[j], t0[j] = p.momentum_offset + p.momentum_spread * g1, p.bunch_length_ns * g2
+        for j in range(BATCH):
+            if n < n_muons and (abs(p.dispersion * delta[j]) + a_x[j]) ** 2 + a_y2[j] <= aperture2:
+                beam[_B_X_BETA, n], beam[_B_W_X, n], beam[_B_Y0, n], beam[_B_W_Y, n] = x_beta[j], w_x[j], y0[j], w_y[j]
+                beam[_B_DELTA, n], beam[_B_T0, n], beam[_B_AY2, n] = delta[j], t0[j], a_y2[j]
+                n += 1
+        first += BATCH
 
 
-@njit(cache=True, inline="always")
-def _polar_normal(s):
-    """A standard normal pair in polar form (Box–Muller): R² = −2 ln(1 − u₁) and (sin, cos) of the angle 2πu₂."""
-    r2 = -2.0 * math.log(1.0 - _uniform(s))
-    sin_a, cos_a = sincos(TWO_PI * _uniform(s))
-    return r2, sin_a, cos_a
+@njit(cache=True, inline="always", error_model="numpy")
+def _michel_fraction(u1, u2, u3, u4, u_branch):
+    """x = 2E*/m_μ of the Michel spectrum, CDF 2x³ − x⁴ = ⅔·x³ + ⅓·(4x³ − 3x⁴): with probability ⅔ the
+    largest of three uniforms, else the second largest of four (exact, branch-free)."""
+    largest3 = max(u1, max(u2, u3))
+    second4 = max(min(max(u1, u2), max(u3, u4)), max(min(u1, u2), min(u3, u4)))
+    return largest3 if u_branch < 2.0 / 3.0 else second4
 
 
-@njit(cache=True)
-def _simulate_fill(p, s, n_muons, fill, cos_az, sin_az, hits, lost):
-    """Follow ``n_muons`` muons of one fill; returns the number of hits and of lost muons.
+@njit(cache=True, inline="always", error_model="numpy")
+def _lab_positron(gamma, beta, sin_a, cos_a, sin_psi, cos_psi, x, cos_t, cos_phi, sin_phi, muon_mass_mev):
+    """:func:`ringsim.decay.boost_positron` for a muon moving along t̂ = (−sin a, 0, cos a) with its spin in the plane.
 
-    Hit rows go to ``hits`` (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p).
+    The spin is ŝ = cos ψ t̂ − sin ψ r̂ (r̂ = (cos a, 0, sin a)); the rest-frame positron n = cosθ ŝ +
+    sinθ (cos φ ê₁ + sin φ ŷ) with ê₁ = sin ψ t̂ + cos ψ r̂ (boost_positron's frame for sin ψ > 0; φ → φ + π
+    otherwise). Returns (energy [MeV], direction) in the lab.
+    """
+    sin_t = math.sqrt(max(0.0, 1.0 - cos_t * cos_t))
+    n_par = cos_t * cos_psi + cos_phi * sin_t * sin_psi  # n·t̂
+    n_rad = cos_phi * sin_t * cos_psi - cos_t * sin_psi  # n·r̂
+    e_star = 0.5 * muon_mass_mev * x
+    energy = gamma * e_star * (1.0 + beta * n_par)
+    p_par = gamma * e_star * (n_par + beta)  # along t̂; the transverse parts are not boosted
+    p_rad = e_star * n_rad
+    return energy, (-p_par * sin_a + p_rad * cos_a) / energy, e_star * sin_phi * sin_t / energy, (p_par * cos_a + p_rad * sin_a) / energy
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _decays(p, key, gamma, first, n, beam, out):
+    """Decay state, lab positron and response draws of muons ``first`` … ``first + n − 1`` of a fill (vectorised).
+
+    Reads the beam table, writes the rows ``_PX`` … of ``out`` (columns 0 … n − 1): decay point [m] and
+    positron direction and energy [MeV] (:mod:`ringsim.fastmc` and :mod:`ringsim.decay` formulas),
+    decay time [ns], radial and vertical offset [m], spin angle, loss time [ns] (+inf if not lost
+    before decaying) and azimuth, the resolution normals and the efficiency draw.
     """
     r0 = p.radius_m
     c = SPEED_OF_LIGHT_M_PER_S
     x_slope = p.nu_x_beam / p.nu_x  # (x′R₀/ν_x) of the model from the beam's (x′R₀/ν_x,beam)
     y_slope = p.nu_y_beam / p.nu_y
+    px, py, pz, dx, dy, dz = out[_PX], out[_PY], out[_PZ], out[_DX], out[_DY], out[_DZ]
+    energy, decay_ns, x_d, y_d, spin_d = out[_ENERGY], out[_DECAY_NS], out[_XD], out[_YD], out[_SPIN_D]
+    loss_ns, loss_phi, g_e, g_t, u_eff = out[_LOSS_NS], out[_LOSS_PHI], out[_G_E], out[_G_T], out[_U_EFF]
+    for j in range(n):  # vectorised
+        i = first + j
+        d = i * MUON_DRAWS
+        delta, t0_ns, a_y2 = beam[_B_DELTA, i], beam[_B_T0, i], beam[_B_AY2, i]
+        x_e = p.dispersion * delta
+        u_abs = p.gamma_beta * (1.0 + delta)
+        gam = math.sqrt(1.0 + u_abs * u_abs)
+        beta = u_abs / gam
+        life_s = -log(uniform(key, gamma, d + _D_LIFE)) * gam * p.lifetime_s
+        loss_s = -log(uniform(key, gamma, d + _D_LOSS_T)) * p.loss_tau_s
+        lost = (uniform(key, gamma, d + _D_LOSS) < p.loss_fraction) & (loss_s < life_s)
+        loss_ns[j] = t0_ns + loss_s * 1e9 if lost else np.inf
+        loss_phi[j] = TWO_PI * uniform(key, gamma, d + _D_LOSS_PHI)
+        # decay state (ringsim.fastmc.decay_states)
+        theta = beta * c / (r0 + x_e) * life_s
+        sin_a, cos_a = sincos_reduced(theta)
+        sx, cx = sincos_reduced(p.nu_x * theta)
+        sy, cy = sincos_reduced(p.nu_y * theta)
+        x = x_e + beam[_B_X_BETA, i] * cx + beam[_B_W_X, i] * x_slope * sx
+        x += p.cbo_amplitude_m * exp(-life_s * 1e6 / p.cbo_tau_us) * (cx * p.cbo_cos_phase - sx * p.cbo_sin_phase)
+        y = beam[_B_Y0, i] * cy + beam[_B_W_Y, i] * y_slope * sy
+        # ω_a at the equilibrium radius (ringsim.fastmc.muon_omega_a_rad_per_s), pitch factor
+        omega_e = p.q_over_m * (p.a_mu * p.field_t - (p.a_mu - 1.0 / (u_abs * u_abs)) * beta * p.kappa * x_e / c)
+        omega_b = p.q_over_m * p.a_mu * p.field_t * (1.0 - p.field_index * x_e / r0)
+        omega = (omega_e if p.electric else omega_b) * (1.0 - p.field_index * a_y2 / (4.0 * r0 * r0))
+        spin = p.spin_phase_rad + omega * life_s
+        ss, cs = sincos_reduced(spin)
+        # Michel decay in the rest frame (ringsim.decay), boosted with u along (−sin a, 0, cos a)
+        xe = _michel_fraction(uniform(key, gamma, d + _D_MICHEL), uniform(key, gamma, d + _D_MICHEL + 1), uniform(key, gamma, d + _D_MICHEL + 2), uniform(key, gamma, d + _D_MICHEL + 3), uniform(key, gamma, d + _D_BRANCH))
+        k = p.polarization * (2.0 * xe - 1.0) / (3.0 - 2.0 * xe)  # density of cosθ ∝ 1 + k cosθ
+        u = uniform(key, gamma, d + _D_COS)
+        cos_t = (k - 2.0 + 4.0 * u) / (1.0 + math.sqrt((1.0 - k) * (1.0 - k) + 4.0 * k * u))  # as ringsim.decay.rest_frame_cos_theta
+        sin_phi, cos_phi = sincos_reduced(TWO_PI * uniform(key, gamma, d + _D_PHI))
+        energy[j], dx[j], dy[j], dz[j] = _lab_positron(gam, beta, sin_a, cos_a, ss, cs, xe, cos_t, cos_phi, sin_phi, p.muon_mass_mev)
+        px[j], py[j], pz[j] = (r0 + x) * cos_a, y, (r0 + x) * sin_a
+        decay_ns[j] = t0_ns + life_s * 1e9
+        x_d[j], y_d[j] = x, y
+        spin_d[j] = spin - TWO_PI * math.floor(spin / TWO_PI + 0.5)  # wrapped to [−π, π)
+        g_e[j], g_t[j], _ = _normal_pair(uniform(key, gamma, d + _D_RES), uniform(key, gamma, d + _D_RES + 1))
+        u_eff[j] = uniform(key, gamma, d + _D_EFF)
+
+
+@njit(cache=True, error_model="numpy")
+def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
+    """Follow ``n_muons`` muons of one fill; returns the number of hits and of lost muons.
+
+    ``streams``: the fill's row of :func:`fill_streams`. The beam and the decays are computed in
+    vectorised batches, the calorimeter face and the hit rows muon by muon. Hit rows go to ``hits``
+    (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p).
+    """
+    beam = np.empty((7, n_muons))
+    _beam(p, streams[0], streams[1], n_muons, beam)
+    out = np.empty((N_DECAY_ROWS, BATCH))
     drift = 1.0 + p.gain_drift_per_kfill * fill * 1e-3
     sector = TWO_PI / p.n_stations
     n_hits = 0
     n_lost = 0
-    for _ in range(n_muons):
-        # collimated Gaussian beam: (x_β, x′R₀/ν) = σR(cos ψ, sin ψ), amplitude σR
-        while True:
-            r2x, sin_x, cos_x = _polar_normal(s)
-            f = math.sqrt(r2x)
-            x_beta, w_x = p.x_width_m * f * cos_x, p.x_width_m * f * sin_x
-            r2y, sin_y, cos_y = _polar_normal(s)
-            f = math.sqrt(r2y)
-            y0, w_y = p.y_width_m * f * cos_y, p.y_width_m * f * sin_y
-            r2, sin_d, cos_d = _polar_normal(s)
-            f = math.sqrt(r2)
-            g1, g2 = f * cos_d, f * sin_d
-            delta = p.momentum_offset + p.momentum_spread * g1
-            x_e = p.dispersion * delta
-            a_x = p.x_width_m * math.sqrt(r2x)
-            a_y2 = p.y_width_m * p.y_width_m * r2y
-            if (abs(x_e) + a_x) ** 2 + a_y2 <= p.aperture_m * p.aperture_m:
-                break
-        t0_ns = p.bunch_length_ns * g2
-        u_abs = p.gamma_beta * (1.0 + delta)
-        gamma = math.sqrt(1.0 + u_abs * u_abs)
-        beta = u_abs / gamma
-        life_s = -math.log(1.0 - _uniform(s)) * gamma * p.lifetime_s
-        if p.loss_fraction > 0.0 and _uniform(s) < p.loss_fraction:
-            loss_s = -math.log(1.0 - _uniform(s)) * p.loss_tau_s
-            if loss_s < life_s:
-                lost[n_lost, 0] = t0_ns + loss_s * 1e9
-                lost[n_lost, 1] = TWO_PI * _uniform(s)
-                lost[n_lost, 2] = delta
+    for first in range(0, n_muons, BATCH):
+        n = min(BATCH, n_muons - first)
+        _decays(p, streams[2], streams[3], first, n, beam, out)
+        for j in range(n):
+            i = first + j
+            if out[_LOSS_NS, j] < np.inf:
+                lost[n_lost, 0], lost[n_lost, 1], lost[n_lost, 2] = out[_LOSS_NS, j], out[_LOSS_PHI, j], beam[_B_DELTA, i]
                 n_lost += 1
                 continue
-        # decay state (ringsim.fastmc.decay_states)
-        theta = beta * c / (r0 + x_e) * life_s
-        sin_a, cos_a = sincos(theta)
-        sx, cx = sincos(p.nu_x * theta)
-        x = x_e + x_beta * cx + w_x * x_slope * sx
-        if p.cbo_amplitude_m > 0.0:
-            x += p.cbo_amplitude_m * math.exp(-life_s * 1e6 / p.cbo_tau_us) * (cx * p.cbo_cos_phase - sx * p.cbo_sin_phase)
-        sy, cy = sincos(p.nu_y * theta)
-        y = y0 * cy + w_y * y_slope * sy
-        # ω_a at the equilibrium radius (ringsim.fastmc.muon_omega_a_rad_per_s), pitch factor
-        if p.electric:
-            omega = p.q_over_m * (p.a_mu * p.field_t - (p.a_mu - 1.0 / (u_abs * u_abs)) * beta * p.kappa * x_e / c)
-        else:
-            omega = p.q_over_m * p.a_mu * p.field_t * (1.0 - p.field_index * x_e / r0)
-        omega *= 1.0 - p.field_index * a_y2 / (4.0 * r0 * r0)
-        spin = p.spin_phase_rad + omega * life_s
-        ss, cs = sincos(spin)
-        ux_hat, uz_hat = -sin_a, cos_a
-        # Michel decay in the rest frame, boosted with u
-        while True:
-            xe = _uniform(s)
-            if 2.0 * _uniform(s) < xe * xe * (6.0 - 4.0 * xe):
-                break
-        cos_t = rest_frame_cos_theta(xe, p.polarization, _uniform(s))
-        sin_phi, cos_phi = sincos(TWO_PI * _uniform(s))  # azimuth about the spin
-        energy, dx, dy, dz = boost_positron(
-            u_abs * ux_hat, 0.0, u_abs * uz_hat, cs * ux_hat - ss * uz_hat, 0.0, cs * uz_hat + ss * ux_hat,
-            xe, cos_t, cos_phi, sin_phi, p.muon_mass_mev,
-        )
-        if p.calorimeters:
-            station, flight_ns, x_hit, y_hit = calorimeter_hit(
-                (r0 + x) * cos_a, y, (r0 + x) * sin_a, dx, dy, dz, energy, p.field_t, r0, cos_az, sin_az,
-                p.face_inner_m, p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m,
-            )
-            if station < 0:
+            e_true = out[_ENERGY, j]
+            dx, dy, dz = out[_DX, j], out[_DY, j], out[_DZ, j]
+            if p.calorimeters:
+                station, flight_ns, x_hit, y_hit = calorimeter_hit(
+                    out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, p.field_t, p.radius_m, cos_az, sin_az,
+                    p.face_inner_m, p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m,
+                )
+                if station < 0:
+                    continue
+            else:
+                azimuth = math.atan2(out[_PZ, j], out[_PX, j]) % TWO_PI
+                station, flight_ns, x_hit, y_hit = min(int(azimuth / sector), p.n_stations - 1), 0.0, 0.0, 0.0
+            # detector response (ringsim.detectors.response.respond)
+            if out[_U_EFF, j] >= p.efficiency:
                 continue
-        else:
-            station, flight_ns, x_hit, y_hit = min(int((theta % TWO_PI) / sector), p.n_stations - 1), 0.0, 0.0, 0.0
-        # detector response (ringsim.detectors.response.respond)
-        if p.efficiency < 1.0 and _uniform(s) >= p.efficiency:
-            continue
-        r2, sin_d, cos_d = _polar_normal(s)
-        f = math.sqrt(r2)
-        g1, g2 = f * cos_d, f * sin_d
-        e_gev = max(energy, 1e-6) * 1e-3
-        sigma = energy * math.sqrt(p.resolution_stochastic * p.resolution_stochastic / e_gev + p.resolution_constant * p.resolution_constant)
-        decay_ns = t0_ns + life_s * 1e9
-        t_meas = decay_ns + flight_ns + p.time_resolution_ns * g2
-        gain = drift
-        if p.gain_sag != 0.0:
-            gain *= 1.0 - p.gain_sag * math.exp(-t_meas * 1e-3 / p.gain_sag_tau_us)
-        hits[n_hits, _T_MEAS] = t_meas
-        hits[n_hits, _E_MEAS] = (energy + sigma * g1) * gain
-        hits[n_hits, _E_TRUE] = energy
-        hits[n_hits, _T_DECAY] = decay_ns
-        hits[n_hits, _DELTA] = delta
-        hits[n_hits, _X_E] = x_e
-        hits[n_hits, _X] = x
-        hits[n_hits, _Y] = y
-        hits[n_hits, _SPIN] = spin - TWO_PI * math.floor(spin / TWO_PI + 0.5)  # wrapped to [−π, π)
-        hits[n_hits, _T0] = t0_ns
-        hits[n_hits, _X_HIT] = x_hit
-        hits[n_hits, _Y_HIT] = y_hit
-        hits[n_hits, _ANGLE] = math.atan2(dy, math.sqrt(dx * dx + dz * dz))
-        hits[n_hits, _STATION] = station
-        n_hits += 1
+            e_gev = max(e_true, 1e-6) * 1e-3
+            sigma = e_true * math.sqrt(p.resolution_stochastic * p.resolution_stochastic / e_gev + p.resolution_constant * p.resolution_constant)
+            t_meas = out[_DECAY_NS, j] + flight_ns + p.time_resolution_ns * out[_G_T, j]
+            gain = drift
+            if p.gain_sag != 0.0:
+                gain *= 1.0 - p.gain_sag * math.exp(-t_meas * 1e-3 / p.gain_sag_tau_us)
+            h = hits[n_hits]
+            h[_T_MEAS] = t_meas
+            h[_E_MEAS] = (e_true + sigma * out[_G_E, j]) * gain
+            h[_E_TRUE] = e_true
+            h[_T_DECAY] = out[_DECAY_NS, j]
+            h[_DELTA] = beam[_B_DELTA, i]
+            h[_X_E] = p.dispersion * beam[_B_DELTA, i]
+            h[_X] = out[_XD, j]
+            h[_Y] = out[_YD, j]
+            h[_SPIN] = out[_SPIN_D, j]
+            h[_T0] = beam[_B_T0, i]
+            h[_X_HIT] = x_hit
+            h[_Y_HIT] = y_hit
+            h[_ANGLE] = math.atan2(dy, math.sqrt(dx * dx + dz * dz))
+            h[_STATION] = station
+            n_hits += 1
     return n_hits, n_lost
 
 
@@ -296,6 +341,22 @@ def time_order(t_ns, tau_ns):
             order[j] = order[j - 1]
             j -= 1
         order[j] = k
+    return order
+
+
+@njit(cache=True)
+def merged_order(fill_a, t_a, fill_b, t_b):
+    """Indices into the concatenation (a, b) of two (fill, time)-ordered samples that order it by (fill, time); ties keep a first."""
+    n_a, n_b = fill_a.size, fill_b.size
+    order = np.empty(n_a + n_b, dtype=np.int64)
+    i = j = 0
+    for k in range(n_a + n_b):
+        if j == n_b or (i < n_a and (fill_a[i] < fill_b[j] or (fill_a[i] == fill_b[j] and t_a[i] <= t_b[j]))):
+            order[k] = i
+            i += 1
+        else:
+            order[k] = n_a + j
+            j += 1
     return order
 
 
@@ -346,6 +407,42 @@ def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau
     return n_kept
 
 
+@njit(cache=True, inline="always")
+def _write_clusters(hits, clusters, n_recorded, fill, row, events):
+    """The recorded clusters of one fill (rows of ``clusters`` → hits) into the event arrays from ``row`` on."""
+    time_ns, energy, calo, fill_no, n_merged, x_hit, y_hit, hemisphere, angle, e_true, decay_ns, delta, x_e, x, y, spin, t0 = events
+    for j in range(n_recorded):
+        i = row + j
+        cl = clusters[j]
+        h = hits[int(cl[3])]
+        time_ns[i] = cl[0]
+        energy[i] = cl[1]
+        n_merged[i] = cl[2]
+        calo[i] = h[_STATION]
+        fill_no[i] = fill
+        x_hit[i] = h[_X_HIT]
+        y_hit[i] = h[_Y_HIT]
+        angle[i] = h[_ANGLE]
+        hemisphere[i] = 1 if h[_ANGLE] >= 0.0 else -1
+        e_true[i] = h[_E_TRUE]
+        decay_ns[i] = h[_T_DECAY]
+        delta[i] = h[_DELTA]
+        x_e[i] = h[_X_E]
+        x[i] = h[_X]
+        y[i] = h[_Y]
+        spin[i] = h[_SPIN]
+        t0[i] = h[_T0]
+
+
+@njit(cache=True)
+def _close_gaps(a, start, count, out_start):
+    """Move the runs a[start[f] : start[f] + count[f]] to a[out_start[f] …] (out_start ≤ start: forward copy is safe); returns the filled head."""
+    for f in range(count.size):
+        for j in range(count[f]):
+            a[out_start[f] + j] = a[start[f] + j]
+    return a[: out_start[count.size]]
+
+
 @njit(cache=True, parallel=True)
 def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
     """Recorded clusters and lost muons of consecutive fills, fills in parallel.
@@ -356,66 +453,56 @@ def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
     calo, fill, n_hits, x_hit_m, y_hit_m, hemisphere, vertical_angle_rad, truth_energy_mev,
     truth_decay_time_ns, truth_delta_p, truth_x_e_m, truth_x_m, truth_y_m, truth_spin_phase_rad,
     truth_t0_ns), ordered by fill and time, and the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p).
+    Each fill works in its own scratch tables (cache-resident) and writes its clusters at its own
+    rows of the event arrays; the runs are then moved together.
     """
     n_fills = fill_muons.size
     start = np.zeros(n_fills + 1, dtype=np.int64)
     for f in range(n_fills):
         start[f + 1] = start[f] + fill_muons[f]
     total = start[n_fills]
-    hits = np.empty((total, N_HIT_COLUMNS))
-    clusters = np.empty((total, 4))
+    f4 = np.float32
+    events = (
+        np.empty(total), np.empty(total, dtype=f4), np.empty(total, dtype=np.int16), np.empty(total, dtype=np.int64),
+        np.empty(total, dtype=np.int8), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=np.int8),
+        np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
+    )
     lost = np.empty((total, 3))
     n_recorded = np.zeros(n_fills, dtype=np.int64)
     n_lost = np.zeros(n_fills, dtype=np.int64)
     sort_tau_ns = math.sqrt(1.0 + p.gamma_beta * p.gamma_beta) * p.lifetime_s * 1e9
     for f in prange(n_fills):
         a, b = start[f], start[f + 1]
-        padded = np.empty(24, dtype=np.uint64)  # the state in the middle of 192 bytes: no cache line shared between threads
-        s = padded[8:12]
-        s[:] = states[f]
-        nh, n_lost[f] = _simulate_fill(p, s, fill_muons[f], first_fill + f, cos_az, sin_az, hits[a:b], lost[a:b])
-        n_recorded[f] = _merge_fill(hits[a:b], nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters[a:b])
+        hits = np.empty((b - a, N_HIT_COLUMNS))
+        clusters = np.empty((b - a, 4))
+        nh, n_lost[f] = _simulate_fill(p, states[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b])
+        n_recorded[f] = _merge_fill(hits, nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters)
+        _write_clusters(hits, clusters, n_recorded[f], first_fill + f, a, events)
     out_start = np.zeros(n_fills + 1, dtype=np.int64)
     lost_start = np.zeros(n_fills + 1, dtype=np.int64)
     for f in range(n_fills):
         out_start[f + 1] = out_start[f] + n_recorded[f]
         lost_start[f + 1] = lost_start[f] + n_lost[f]
-    n = out_start[n_fills]
-    time_ns, decay_ns = np.empty(n), np.empty(n)
-    energy, x_hit, y_hit, angle = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-    e_true, delta, x_e, x = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-    y, spin, t0 = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-    calo = np.empty(n, dtype=np.int16)
-    fill = np.empty(n, dtype=np.int64)
-    n_merged, hemisphere = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int8)
+    starts = start[:n_fills]
+    packed = (
+        _close_gaps(events[0], starts, n_recorded, out_start), _close_gaps(events[1], starts, n_recorded, out_start),
+        _close_gaps(events[2], starts, n_recorded, out_start), _close_gaps(events[3], starts, n_recorded, out_start),
+        _close_gaps(events[4], starts, n_recorded, out_start), _close_gaps(events[5], starts, n_recorded, out_start),
+        _close_gaps(events[6], starts, n_recorded, out_start), _close_gaps(events[7], starts, n_recorded, out_start),
+        _close_gaps(events[8], starts, n_recorded, out_start), _close_gaps(events[9], starts, n_recorded, out_start),
+        _close_gaps(events[10], starts, n_recorded, out_start), _close_gaps(events[11], starts, n_recorded, out_start),
+        _close_gaps(events[12], starts, n_recorded, out_start), _close_gaps(events[13], starts, n_recorded, out_start),
+        _close_gaps(events[14], starts, n_recorded, out_start), _close_gaps(events[15], starts, n_recorded, out_start),
+        _close_gaps(events[16], starts, n_recorded, out_start),
+    )
     m = lost_start[n_fills]
     lost_time, lost_phi, lost_delta = np.empty(m), np.empty(m, dtype=np.float32), np.empty(m, dtype=np.float32)
     lost_fill = np.empty(m, dtype=np.int64)
     lost_calo = np.empty(m, dtype=np.int16)
     sector = TWO_PI / p.n_stations
-    for f in prange(n_fills):
+    for f in range(n_fills):
         a = start[f]
-        for j in range(n_recorded[f]):
-            i = out_start[f] + j
-            cl = clusters[a + j]
-            h = hits[a + int(cl[3])]
-            time_ns[i] = cl[0]
-            energy[i] = cl[1]
-            n_merged[i] = cl[2]
-            calo[i] = h[_STATION]
-            fill[i] = first_fill + f
-            x_hit[i] = h[_X_HIT]
-            y_hit[i] = h[_Y_HIT]
-            angle[i] = h[_ANGLE]
-            hemisphere[i] = 1 if h[_ANGLE] >= 0.0 else -1
-            e_true[i] = h[_E_TRUE]
-            decay_ns[i] = h[_T_DECAY]
-            delta[i] = h[_DELTA]
-            x_e[i] = h[_X_E]
-            x[i] = h[_X]
-            y[i] = h[_Y]
-            spin[i] = h[_SPIN]
-            t0[i] = h[_T0]
         for j in range(n_lost[f]):
             i = lost_start[f] + j
             lost_time[i] = lost[a + j, 0]
@@ -423,5 +510,4 @@ def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
             lost_fill[i] = first_fill + f
             lost_calo[i] = int(math.floor(lost[a + j, 1] / sector)) % p.n_stations  # first face downstream (faces at (k + 1)·sector)
             lost_delta[i] = lost[a + j, 2]
-    events = (time_ns, energy, calo, fill, n_merged, x_hit, y_hit, hemisphere, angle, e_true, decay_ns, delta, x_e, x, y, spin, t0)
-    return events, (lost_time, lost_phi, lost_fill, lost_calo, lost_delta)
+    return packed, (lost_time, lost_phi, lost_fill, lost_calo, lost_delta)

@@ -30,7 +30,7 @@ from ringsim.detectors.response import respond, respond_to_draws
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
-from ringsim.fastgen import fast_params, fill_streams, simulate_fills
+from ringsim.fastgen import fast_params, fill_streams, merged_order, simulate_fills
 from ringsim.fastmc import DecayStates, decay_states, loss_times_s
 from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path
@@ -182,9 +182,12 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
         "truth_t0_ns": nan,
         "truth_mip": np.ones(n),
     }
-    merged = {k: np.concatenate([positrons[k], mip[k].astype(positrons[k].dtype)]) for k in EVENT_BRANCHES}
-    order = np.lexsort((merged["time_ns"], merged["fill"]))
-    return {k: v[order] for k, v in merged.items()}
+    if n == 0:
+        return positrons
+    by_time = np.lexsort((mip["time_ns"], mip["fill"]))
+    mip = {k: v[by_time] for k, v in mip.items()}
+    order = merged_order(positrons["fill"], positrons["time_ns"], mip["fill"], mip["time_ns"])
+    return {k: np.concatenate([positrons[k], mip[k].astype(positrons[k].dtype)])[order] for k in EVENT_BRANCHES}
 
 
 def _stepwise_block(cfg: SimConfig, mode: str, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

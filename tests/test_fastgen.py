@@ -12,10 +12,10 @@ from scipy.optimize import curve_fit
 from ringsim.beam import muon_charge_over_mass, sample_beam
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.decay import lab_fraction_and_asymmetry
+from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
 from ringsim.detectors.simple import decay_positrons
-from ringsim.fastgen import sincos, time_order
+from ringsim.fastgen import _lab_positron, _michel_fraction, merged_order, time_order
 from ringsim.fastmc import decay_states
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
@@ -54,18 +54,32 @@ def _two_sample_chi2(a, b, edges):
     return chi2, stats.chi2.sf(chi2, use.sum() - 1)
 
 
-def test_sincos_is_accurate_to_a_few_ulp_over_the_turn_angles_of_a_fill():
-    x = np.concatenate([np.linspace(-10.0, 10.0, 20_001), np.random.default_rng(0).uniform(-1e5, 1e5, 200_000)])
+def test_michel_fraction_sampler_has_the_michel_spectrum():
+    """Order statistics mixture against the CDF F(x) = 2x³ − x⁴ of the density 2x²(3 − 2x)."""
 
     @numba.njit
-    def evaluate(x):
-        s, c = np.empty(x.size), np.empty(x.size)
-        for i in range(x.size):
-            s[i], c[i] = sincos(x[i])
-        return s, c
+    def draw(u):
+        return np.array([_michel_fraction(u[i, 0], u[i, 1], u[i, 2], u[i, 3], u[i, 4]) for i in range(u.shape[0])])
 
-    s, c = evaluate(x)
-    assert np.max(np.abs(s - np.sin(x))) < 4e-16 and np.max(np.abs(c - np.cos(x))) < 4e-16
+    x = draw(np.random.default_rng(3).random((400_000, 5)))
+    assert stats.kstest(x, lambda v: 2 * v**3 - v**4).pvalue > 1e-3
+    assert abs(x.mean() - 0.7) < 4 * math.sqrt((0.5 - 0.49) / x.size)  # ⟨x⟩ = 7/10, ⟨x²⟩ = 1/2
+
+
+def test_lab_positron_equals_the_general_boost_for_a_muon_along_the_orbit():
+    """The kernel's boost in the orbit frame against ringsim.decay.boost_positron (its frame: φ → φ + π for sin ψ < 0)."""
+    rng = np.random.default_rng(4)
+    mass = codata().muon_mass_mev
+    for _ in range(2000):
+        a, psi, phi = rng.uniform(-math.pi, math.pi, 3)
+        x, cos_t, u = rng.uniform(0.0, 1.0), rng.uniform(-1.0, 1.0), rng.uniform(1.0, 40.0)
+        gamma = math.sqrt(1.0 + u * u)
+        t_hat, r_hat = np.array([-math.sin(a), 0.0, math.cos(a)]), np.array([math.cos(a), 0.0, math.sin(a)])
+        spin = math.cos(psi) * t_hat - math.sin(psi) * r_hat
+        phi_ref = phi if math.sin(psi) > 0 else phi + math.pi
+        ref = boost_positron(*(u * t_hat), *spin, x, cos_t, math.cos(phi_ref), math.sin(phi_ref), mass)
+        got = _lab_positron(gamma, u / gamma, math.sin(a), math.cos(a), math.sin(psi), math.cos(psi), x, cos_t, math.cos(phi), math.sin(phi), mass)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * ref[0])
 
 
 def test_time_order_is_a_stable_sort():
@@ -73,6 +87,16 @@ def test_time_order_is_a_stable_sort():
     t = np.concatenate([rng.exponential(64_400.0, 5000) + rng.normal(0.0, 30.0, 5000), np.full(20, 1000.0), [-5.0, 3e6]])
     rng.shuffle(t)
     np.testing.assert_array_equal(time_order(t, 64_400.0), np.argsort(t, kind="stable"))
+
+
+def test_merged_order_equals_a_stable_lexsort_of_the_concatenation():
+    rng = np.random.default_rng(2)
+    fill_a, fill_b = np.sort(rng.integers(0, 5, 300)), np.sort(rng.integers(0, 6, 40))
+    t_a, t_b = rng.integers(0, 50, 300).astype(float), rng.integers(0, 50, 40).astype(float)  # many ties across the two
+    t_a = np.concatenate([np.sort(t_a[fill_a == f]) for f in range(5)])
+    t_b = np.concatenate([np.sort(t_b[fill_b == f]) for f in range(6)])
+    order = merged_order(fill_a, t_a, fill_b, t_b)
+    np.testing.assert_array_equal(order, np.lexsort((np.concatenate([t_a, t_b]), np.concatenate([fill_a, fill_b]))))
 
 
 def test_hits_match_the_step_by_step_path():

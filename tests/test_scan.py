@@ -10,6 +10,7 @@ import signal
 
 import numpy as np
 import pytest
+from scipy import stats
 from distributed import Client
 
 from analysis.study import Study, fit_sensitivity, local_cluster, prepare, run_study, run_task, study_from_toml
@@ -78,7 +79,7 @@ def test_library_studies_are_valid(name):
 
 
 def test_momentum_spread_gives_the_quadratic_c_e_of_spec(client, tmp_path):
-    study = Study(parameter="beam.momentum_spread", values=(0.5e-3, 1.0e-3, 1.5e-3), nominal=0.0, observable="C_e", degree=2, seeds=3, positrons=50_000, overrides=("ring.aperture_radius_m=0.5",))
+    study = Study(parameter="beam.momentum_spread", values=(0.5e-3, 1.0e-3, 1.5e-3), nominal=0.0, observable="C_e", degree=2, seeds=6, positrons=50_000, overrides=("ring.aperture_radius_m=0.5",))
     summary = run_study(study, tmp_path / "ce", client=client, progress=False)
     cfg = load_config("fnal")
     p_mev = C_LIGHT * cfg.ring.field_t * cfg.ring.radius_m * 1e-6
@@ -89,10 +90,14 @@ def test_momentum_spread_gives_the_quadratic_c_e_of_spec(client, tmp_path):
     sens = summary["sensitivity"]
     c1, c2 = sens["coefficients_ppb"]
     e1, e2 = sens["errors_ppb"]
-    assert abs(c2 - expected) < 3.0 * e2
-    assert e2 < 0.05 * expected
-    assert abs(c1) < 3.0 * e1
-    assert [p["n_seeds"] for p in summary["points"]] == [3] * 4
+    # the errors are six-seed spreads: bounds at the two-sided 99.9 % quantile of Student's t with 5
+    # degrees of freedom; the formula holds for the stored muons, and the fitted positrons weight
+    # ⟨x_e²⟩ by the calorimeter acceptance (≈ +1 %): 2 % more for c2
+    t_999 = stats.t.ppf(0.9995, 5)
+    assert abs(c2 - expected) < t_999 * e2 + 0.02 * expected
+    assert e2 < 0.02 * expected
+    assert abs(c1) < t_999 * e1
+    assert [p["n_seeds"] for p in summary["points"]] == [6] * 4
     assert (tmp_path / "ce" / "shift.png").read_bytes()[:4] == b"\x89PNG"
 
 
