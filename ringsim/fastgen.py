@@ -28,7 +28,7 @@ from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit
 from ringsim.fastmc import model_tunes
 from ringsim.rings import RingKinematics
-from ringsim.vecmath import exp, log, sincos_reduced, uniform
+from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
 
 TWO_PI = 2.0 * math.pi
 # columns of the per-hit truth table
@@ -126,8 +126,8 @@ _D_LIFE, _D_LOSS, _D_LOSS_T, _D_LOSS_PHI, _D_MICHEL, _D_BRANCH, _D_COS, _D_PHI, 
 MUON_DRAWS = 14
 # rows of the beam table and of a batch's decay table
 _B_X_BETA, _B_W_X, _B_Y0, _B_W_Y, _B_DELTA, _B_T0, _B_AY2 = range(7)
-_PX, _PY, _PZ, _DX, _DY, _DZ, _ENERGY, _DECAY_NS, _XD, _YD, _SPIN_D, _LOSS_NS, _LOSS_PHI, _G_E, _G_T, _U_EFF = range(16)
-N_DECAY_ROWS = 16
+_PX, _PY, _PZ, _DX, _DY, _DZ, _ENERGY, _DECAY_NS, _XD, _YD, _SPIN_D, _AZIMUTH, _ANGLE_D, _LOSS_NS, _LOSS_PHI, _G_E, _G_T, _U_EFF = range(18)
+N_DECAY_ROWS = 18
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -201,7 +201,7 @@ def _decays(p, key, gamma, first, n, beam, out):
 
     Reads the beam table, writes the rows ``_PX`` … of ``out`` (columns 0 … n − 1): decay point [m] and
     positron direction and energy [MeV] (:mod:`ringsim.fastmc` and :mod:`ringsim.decay` formulas),
-    decay time [ns], radial and vertical offset [m], spin angle, loss time [ns] (+inf if not lost
+    decay time [ns], radial and vertical offset [m], spin angle, azimuth, the positron's vertical angle, loss time [ns] (+inf if not lost
     before decaying) and azimuth, the resolution normals and the efficiency draw.
     """
     r0 = p.radius_m
@@ -209,7 +209,7 @@ def _decays(p, key, gamma, first, n, beam, out):
     x_slope = p.nu_x_beam / p.nu_x  # (x′R₀/ν_x) of the model from the beam's (x′R₀/ν_x,beam)
     y_slope = p.nu_y_beam / p.nu_y
     px, py, pz, dx, dy, dz = out[_PX], out[_PY], out[_PZ], out[_DX], out[_DY], out[_DZ]
-    energy, decay_ns, x_d, y_d, spin_d = out[_ENERGY], out[_DECAY_NS], out[_XD], out[_YD], out[_SPIN_D]
+    energy, decay_ns, x_d, y_d, spin_d, azimuth, angle = out[_ENERGY], out[_DECAY_NS], out[_XD], out[_YD], out[_SPIN_D], out[_AZIMUTH], out[_ANGLE_D]
     loss_ns, loss_phi, g_e, g_t, u_eff = out[_LOSS_NS], out[_LOSS_PHI], out[_G_E], out[_G_T], out[_U_EFF]
     for j in range(n):  # vectorised
         i = first + j
@@ -249,6 +249,8 @@ def _decays(p, key, gamma, first, n, beam, out):
         decay_ns[j] = t0_ns + life_s * 1e9
         x_d[j], y_d[j] = x, y
         spin_d[j] = spin - TWO_PI * math.floor(spin / TWO_PI + 0.5)  # wrapped to [−π, π)
+        azimuth[j] = theta - TWO_PI * math.floor(theta / TWO_PI)
+        angle[j] = atan(dy[j] / math.sqrt(dx[j] * dx[j] + dz[j] * dz[j]))  # vertical angle
         g_e[j], g_t[j], _ = _normal_pair(uniform(key, gamma, d + _D_RES), uniform(key, gamma, d + _D_RES + 1))
         u_eff[j] = uniform(key, gamma, d + _D_EFF)
 
@@ -287,8 +289,7 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
                 if station < 0:
                     continue
             else:
-                azimuth = math.atan2(out[_PZ, j], out[_PX, j]) % TWO_PI
-                station, flight_ns, x_hit, y_hit = min(int(azimuth / sector), p.n_stations - 1), 0.0, 0.0, 0.0
+                station, flight_ns, x_hit, y_hit = min(int(out[_AZIMUTH, j] / sector), p.n_stations - 1), 0.0, 0.0, 0.0
             # detector response (ringsim.detectors.response.respond)
             if out[_U_EFF, j] >= p.efficiency:
                 continue
@@ -311,7 +312,7 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
             h[_T0] = beam[_B_T0, i]
             h[_X_HIT] = x_hit
             h[_Y_HIT] = y_hit
-            h[_ANGLE] = math.atan2(dy, math.sqrt(dx * dx + dz * dz))
+            h[_ANGLE] = out[_ANGLE_D, j]
             h[_STATION] = station
             n_hits += 1
     return n_hits, n_lost

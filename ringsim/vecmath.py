@@ -7,6 +7,7 @@ between the arrays of a loop, which a loop writing many arrays needs to be vecto
 
 - :func:`log` and :func:`exp`: fdlibm's reductions and kernels, within 1 ulp of libm for positive
   normal arguments (``log``) and for −708 ≤ x ≤ 709 (``exp``);
+- :func:`atan`: fdlibm's reduction and kernel, for any x;
 - :func:`sincos_reduced`: Cody–Waite reduction by π/2 and fdlibm's kernels, exact to a few ulp for
   |x| < 10⁶; :func:`sincos` adds libm beyond;
 - :func:`uniform`: the SplitMix64 walk as a counter-based generator. Draw ``n`` of the stream
@@ -33,6 +34,10 @@ _LG5, _LG6, _LG7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.4798198
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e00
 _P1, _P2, _P3, _P4, _P5 = 1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05, -1.65339022054652515390e-06, 4.13813679705723846039e-08
+_AT = (3.33333333333329318027e-01, -1.99999999998764832476e-01, 1.42857142725034663711e-01, -1.11111104054623557880e-01, 9.09088713343650656196e-02, -7.69187620504482999495e-02,
+       6.66107313738753120669e-02, -5.83357013379057348645e-02, 4.97687799461593236017e-02, -3.65315727442169155270e-02, 1.62858201153657823623e-02)
+_ATAN_HI = (4.63647609000806093515e-01, 7.85398163397448278999e-01, 9.82793723247329054082e-01, 1.57079632679489655800e00)  # atan(½), atan(1), atan(3/2), π/2
+_ATAN_LO = (2.26987774529616870924e-17, 3.06161699786838301793e-17, 1.39033110312309984516e-17, 6.12323399573676603587e-17)
 _SQRT2 = 1.4142135623730951
 _TWO_M53 = 1.0 / 9007199254740992.0
 
@@ -91,6 +96,27 @@ def exp(x):
     c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
     y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     return y * _bits_float((np.int64(k) + 1023) << 52)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def atan(x):
+    """arctan x for any x (fdlibm's reduction to |x| < 7/16 and kernel, with selects instead of branches)."""
+    a = abs(x)
+    # reduced argument (p·a + q)/(r·a + t), or −1/a, and atan of the reduction point: fdlibm's five ranges
+    r1, r2, r3, r4 = a >= 0.4375, a >= 0.6875, a >= 1.1875, a >= 2.4375
+    p = 1.0 if r2 else (2.0 if r1 else 1.0)
+    q = -1.5 if r3 else (-1.0 if r1 else 0.0)
+    r = 1.5 if r3 else (1.0 if r1 else 0.0)
+    t = 1.0 if r2 else (2.0 if r1 else 1.0)
+    hi = _ATAN_HI[3] if r4 else (_ATAN_HI[2] if r3 else (_ATAN_HI[1] if r2 else (_ATAN_HI[0] if r1 else 0.0)))
+    lo = _ATAN_LO[3] if r4 else (_ATAN_LO[2] if r3 else (_ATAN_LO[1] if r2 else (_ATAN_LO[0] if r1 else 0.0)))
+    y = -1.0 / a if r4 else (p * a + q) / (r * a + t)
+    z = y * y
+    w = z * z
+    s1 = z * (_AT[0] + w * (_AT[2] + w * (_AT[4] + w * (_AT[6] + w * (_AT[8] + w * _AT[10])))))
+    s2 = w * (_AT[1] + w * (_AT[3] + w * (_AT[5] + w * (_AT[7] + w * _AT[9]))))
+    result = hi - ((y * (s1 + s2) - lo) - y)
+    return -result if x < 0.0 else result
 
 
 @njit(cache=True, inline="always", error_model="numpy")

@@ -13,7 +13,7 @@ from ringsim import vecmath
 def _apply(kind, x):
     out = np.empty(x.size)
     for i in range(x.size):
-        out[i] = vecmath.log(x[i]) if kind == 0 else vecmath.exp(x[i])
+        out[i] = vecmath.log(x[i]) if kind == 0 else (vecmath.exp(x[i]) if kind == 1 else vecmath.atan(x[i]))
     return out
 
 
@@ -46,6 +46,13 @@ def test_exp_is_within_one_ulp_and_clamps_below():
     x = np.concatenate([np.random.default_rng(1).uniform(-708.0, 709.0, 200_000), [0.0, 1.0, -1.0, 1e-17]])
     assert _ulps(_apply(1, x), np.exp(x)) <= 1.0
     assert _apply(1, np.array([-1e300, -800.0]))[0] == math.exp(-708.0)
+
+
+def test_atan_is_within_one_ulp_for_every_argument():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-3.0, 3.0, 200_000), np.exp(rng.uniform(-40.0, 40.0, 200_000)) * rng.choice([-1.0, 1.0], 200_000), [0.4375, 0.6875, 1.1875, 2.4375, 1e-300]])
+    assert _ulps(_apply(2, x), np.arctan(x)) <= 1.0
+    np.testing.assert_array_equal(_apply(2, np.array([np.inf, -np.inf, 0.0])), [math.pi / 2, -math.pi / 2, 0.0])
 
 
 def test_sincos_is_accurate_to_a_few_ulp_over_the_turn_angles_of_a_fill():
