@@ -83,11 +83,11 @@ def _face_turn(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _face_candidate(k, ex, ez, cx, cz, rx, rz, rho, radius_m, inner_x, outer_x, floor):
-    """Station ``k``'s crossing (radial direction (ex, ez)) seen by :func:`_face_turn`: (pseudo-angle,
-    station or −1, distance from the ring centre [m], cross and dot products [m²])."""
+def _face_candidate(ex, ez, cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x, floor):
+    """The crossing of the radial line (ex, ez) seen by :func:`_face_turn`: (pseudo-angle, distance
+    from the ring centre [m], cross and dot products [m²]); |C|² = ``c2``, ρ² = ``rho2`` [m²]."""
     dc = ex * cx + ez * cz
-    root = math.sqrt(max(dc * dc - (cx * cx + cz * cz) + rho * rho, 0.0))
+    root = math.sqrt(max(dc * dc - c2 + rho2, 0.0))
     s = dc + root
     turn, cross, dot = _face_turn(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor)
     s_near = dc - root  # its crossing runs upstream unless the two (nearly) coincide
@@ -95,10 +95,12 @@ def _face_candidate(k, ex, ez, cx, cz, rx, rz, rho, radius_m, inner_x, outer_x, 
         turn_near, cross_near, dot_near = _face_turn(s_near, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor)
         if turn_near <= turn:
             s, turn, cross, dot = s_near, turn_near, cross_near, dot_near
-    return turn, (k if turn < 5.0 else -1), s, cross, dot
+    return turn, s, cross, dot
 
 
-@njit(cache=True, error_model="numpy")
+# no reference counting of the station arrays (``_nrt=False``: the function allocates nothing), and
+# no division-by-zero checks (``error_model="numpy"``): both cost more than the rest of a miss
+@njit(cache=True, error_model="numpy", _nrt=False)
 def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
     """First calorimeter face crossed by one positron.
 
@@ -106,9 +108,11 @@ def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_a
     along the radial direction (cos_az[k], 0, sin_az[k]). Returns (station or −1, flight time [ns],
     radial hit position x − R₀ [m], vertical position [m]).
 
-    Turns around the circle's centre are compared through a monotone pseudo-angle of their cross
-    and dot products, so the one transcendental call is the atan2 of the first face crossing; the
-    stations whose faces the circle meets are found without branches, a bit mask over 64 at a time.
+    The stations whose faces the circle can meet are found without branches (a bit mask, 64
+    stations at a time, which vectorises); turns around the circle's centre are compared through a
+    monotone pseudo-angle of their cross and dot products, so the one transcendental call is the
+    atan2 of the first face crossing, and the chamber walls are met where the closed-form
+    circle–circle intersections lie.
     """
     dh = math.sqrt(dx * dx + dz * dz)
     if dh < 1e-12 or energy_mev <= 0.0:
@@ -143,27 +147,13 @@ def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_a
                 disc = dc * dc - c2 + rho2
                 to_hi, to_lo = s_hi - dc, s_lo - dc
                 mask |= ((disc >= 0.0) & (to_hi >= 0.0) & (disc <= to_hi * to_hi) & ((to_lo <= 0.0) | (disc >= to_lo * to_lo))) << j
-            if mask == 0:
-                continue
-            # the two lowest set bits without branches (most positrons meet at most two faces),
-            # a repeated station where there is only one; the rest, if any, one by one
-            first = base + trailing_zeros(mask)
-            rest = mask & (mask - 1)
-            second = base + trailing_zeros(rest) if rest != 0 else first
-            rest &= rest - 1
-            turn, k, s, cr, dt = _face_candidate(first, cos_az[first], sin_az[first], cx, cz, rx, rz, rho, radius_m, inner_x, outer_x, floor)
-            turn2, k2, s2, cr2, dt2 = _face_candidate(second, cos_az[second], sin_az[second], cx, cz, rx, rz, rho, radius_m, inner_x, outer_x, floor)
-            if turn2 < turn:
-                turn, k, s, cr, dt = turn2, k2, s2, cr2, dt2
-            while rest != 0:
-                other = base + trailing_zeros(rest)
-                rest &= rest - 1
-                turn2, k2, s2, cr2, dt2 = _face_candidate(other, cos_az[other], sin_az[other], cx, cz, rx, rz, rho, radius_m, inner_x, outer_x, floor)
-                if turn2 < turn:
-                    turn, k, s, cr, dt = turn2, k2, s2, cr2, dt2
-            if turn < best:
-                best = turn
-                station, s_hit, cross, dot = k, s, cr, dt
+            while mask != 0:
+                k = base + trailing_zeros(mask)
+                mask &= mask - 1
+                turn, s, cr, dt = _face_candidate(cos_az[k], sin_az[k], cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x, floor)
+                if turn < best:
+                    best = turn
+                    station, s_hit, cross, dot = k, s, cr, dt
         if station < 0:
             return -1, 0.0, 0.0, 0.0
         travel = _turn_rad(cross, dot)
