@@ -97,6 +97,7 @@ def broad_positrons(rng, n, radius_m, wide):
     return pos, direction, energy
 
 
+# the loops are not cached: numba's cache of a caller does not notice a change of the callee
 @njit
 def _reference_hits(pos, direction, energy, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
     n = energy.size

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.cpython.unsafe.numbers import trailing_zeros  # numba's count-trailing-zeros intrinsic
 
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 
