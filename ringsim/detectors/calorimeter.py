@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros  # numba's count-trailing-zeros intrinsic
 
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 
@@ -41,83 +42,142 @@ class CalorimeterGeometry:
         return TWO_PI * (np.arange(self.n_stations) + 1.0) / self.n_stations
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
+def _pseudo_angle(cross, dot):
+    """A stand-in for the angle atan2(cross, dot) taken in [0, 2π), increasing with it: values in [0, 4]."""
+    r = dot / (abs(dot) + abs(cross))
+    return 1.0 - r if cross >= 0.0 else 3.0 + r
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _turn_rad(cross, dot):
+    """The angle atan2(cross, dot) taken in [0, 2π) [rad]."""
+    travel = math.atan2(cross, dot)
+    return travel + TWO_PI if travel < 0.0 else travel
+
+
+# below this pseudo-angle a turn is compared with the minimal turn of 1e-9 rad through atan2
+_SMALL_TURN = 1e-8
+# the candidate test widens the faces' radial range by this fraction of their outer radius
+_FACE_MARGIN = 1e-7
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _face_turn(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor):
+    """Pseudo-angle of the turn from the decay point to the crossing at distance ``s`` [m] along the
+    radial direction (ex, ez), and its cross and dot products [m²]; the pseudo-angle is 5 (above all
+    others) where that is no downstream front-face crossing turned to beyond ``floor`` and 1e-9 rad.
+
+    The circle has its centre at (cx, cz) [m] and the decay point at (cx + rx, cz + rz) [m].
+    """
+    qx, qz = s * ex - cx, s * ez - cz
+    x_face = s - radius_m
+    cross, dot = rx * qz - rz * qx, rx * qx + rz * qz
+    turn = _pseudo_angle(cross, dot)
+    if turn < _SMALL_TURN and _turn_rad(cross, dot) <= 1e-9:
+        turn = 5.0
+    # the front face is crossed moving downstream: tangent (−sin a, cos a)·φ̂ > 0, with
+    # (cos a, sin a) = (Q − C)/ρ at the crossing Q = s ê; no branches on these
+    ok = (s > 0.0) & (x_face >= inner_x) & (x_face <= outer_x) & (qz * ez + qx * ex > 0.0) & (turn > floor)
+    return (turn if ok else 5.0), cross, dot
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _face_candidate(ex, ez, cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x, floor):
+    """The crossing of the radial line (ex, ez) seen by :func:`_face_turn`: (pseudo-angle, distance
+    from the ring centre [m], cross and dot products [m²]); |C|² = ``c2``, ρ² = ``rho2`` [m²]."""
+    dc = ex * cx + ez * cz
+    root = math.sqrt(max(dc * dc - c2 + rho2, 0.0))
+    s = dc + root
+    turn, cross, dot = _face_turn(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor)
+    s_near = dc - root  # its crossing runs upstream unless the two (nearly) coincide
+    if (s_near * ex - cx) * ex + (s_near * ez - cz) * ez > 0.0:
+        turn_near, cross_near, dot_near = _face_turn(s_near, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor)
+        if turn_near <= turn:
+            s, turn, cross, dot = s_near, turn_near, cross_near, dot_near
+    return turn, s, cross, dot
+
+
+# no reference counting of the station arrays (``_nrt=False``: the function allocates nothing), and
+# no division-by-zero checks (``error_model="numpy"``): both cost more than the rest of a miss
+@njit(cache=True, error_model="numpy", _nrt=False)
 def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
     """First calorimeter face crossed by one positron.
 
     Decay point (px, py, pz) [m], unit momentum (dx, dy, dz), energy [MeV]; station k's face lies
     along the radial direction (cos_az[k], 0, sin_az[k]). Returns (station or −1, flight time [ns],
     radial hit position x − R₀ [m], vertical position [m]).
+
+    The stations whose faces the circle can meet are found without branches (a bit mask, 64
+    stations at a time, which vectorises); turns around the circle's centre are compared through a
+    monotone pseudo-angle of their cross and dot products, so the one transcendental call is the
+    atan2 of the first face crossing, and the chamber walls are met where the closed-form
+    circle–circle intersections lie.
     """
     dh = math.sqrt(dx * dx + dz * dz)
     if dh < 1e-12 or energy_mev <= 0.0:
         return -1, 0.0, 0.0, 0.0
     rho = energy_mev * 1e6 / (SPEED_OF_LIGHT_M_PER_S * field_t) * dh  # horizontal radius of curvature
+    slope = dy / dh  # vertical rise per unit horizontal path
+    rise = slope * rho  # vertical rise per radian of turn [m]
+    if (py > half_height and rise >= 0.0) or (py < -half_height and rise <= 0.0):
+        return -1, 0.0, 0.0, 0.0  # above or below the faces and not coming back
     vx, vz = dx / dh, dz / dh
     # centre of the circle: P + ρ (v̂ × ŷ) = P + ρ(−v_z, 0, v_x)
     cx, cz = px - rho * vz, pz + rho * vx
     rx, rz = px - cx, pz - cz  # decay point seen from the centre
-    slope = dy / dh  # vertical rise per unit horizontal path
     c2 = cx * cx + cz * cz
-    # a crossing at distance s from the ring centre along ê_k has ê_k·C = g(s) = (s² + |C|² − ρ²)/(2s):
-    # the faces (s in [s_in, s_out]) can only be met where ê_k·C lies in the range of g there
-    s_in, s_out = radius_m + inner_x, radius_m + outer_x
-    g_in, g_out = (s_in * s_in + c2 - rho * rho) / (2.0 * s_in), (s_out * s_out + c2 - rho * rho) / (2.0 * s_out)
-    g_lo, g_hi = min(g_in, g_out), max(g_in, g_out)
-    s_turn2 = c2 - rho * rho  # g is smallest at s² = |C|² − ρ²
-    if s_in * s_in < s_turn2 < s_out * s_out:
-        g_lo = min(g_lo, math.sqrt(s_turn2))
-    margin = 1e-9 * (abs(g_lo) + abs(g_hi) + radius_m)
-    g_lo -= margin
-    g_hi += margin
-    best = 1e300
-    station, x_hit, y_hit = -1, 0.0, 0.0
-    for k in range(cos_az.size):
-        ex, ez = cos_az[k], sin_az[k]
-        dc = ex * cx + ez * cz
-        if dc < g_lo or dc > g_hi:
-            continue
-        disc = dc * dc - c2 + rho * rho
-        if disc < 0.0:
-            continue
-        root = math.sqrt(disc)
-        for s in (dc - root, dc + root):
-            if s <= 0.0:
-                continue
-            x_face = s - radius_m
-            if x_face < inner_x or x_face > outer_x:
-                continue
-            # the front face is crossed moving downstream: tangent (−sin a, cos a)·φ̂_k > 0, with
-            # (cos a, sin a) = (Q − C)/ρ at the crossing Q = s ê_k
-            qx, qz = s * ex - cx, s * ez - cz
-            if qz * ez + qx * ex <= 0.0:
-                continue
-            travel = math.atan2(rx * qz - rz * qx, rx * qx + rz * qz)  # turn from the decay point to Q
-            if travel < 0.0:
-                travel += TWO_PI
-            if travel <= 1e-9 or travel >= best:
-                continue
-            y = py + slope * rho * travel
-            if abs(y) > half_height:
-                continue
-            best = travel
-            station = k
-            x_hit = x_face
-            y_hit = y
-    if station < 0:
-        return -1, 0.0, 0.0, 0.0
+    rho2 = rho * rho
+    margin = _FACE_MARGIN * (radius_m + abs(outer_x))
+    s_lo, s_hi = radius_m + inner_x - margin, radius_m + outer_x + margin
+    n_st = cos_az.size
+    # the first crossing within the faces' height: y is monotone in the turn, so a crossing above
+    # (below) the faces while rising (falling) ends the search, one not yet up to them moves it on
+    floor = -1.0
+    while True:
+        best = 5.0  # above any pseudo-angle
+        station, s_hit, cross, dot = -1, 0.0, 0.0, 0.0
+        for base in range(0, n_st, 64):
+            # bit j: the circle meets station base + j's radial line at the far root
+            # s = ê·C + √((ê·C)² − |C|² + ρ²) within the faces' radii (widened by the margin)
+            mask = 0
+            for j in range(min(64, n_st - base)):
+                k = np.uint64(base + j)  # unsigned: no wrap-around of negative indices, so the loop vectorises
+                dc = cos_az[k] * cx + sin_az[k] * cz
+                disc = dc * dc - c2 + rho2
+                to_hi, to_lo = s_hi - dc, s_lo - dc
+                mask |= ((disc >= 0.0) & (to_hi >= 0.0) & (disc <= to_hi * to_hi) & ((to_lo <= 0.0) | (disc >= to_lo * to_lo))) << j
+            while mask != 0:
+                k = base + trailing_zeros(mask)
+                mask &= mask - 1
+                turn, s, cr, dt = _face_candidate(cos_az[k], sin_az[k], cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x, floor)
+                if turn < best:
+                    best = turn
+                    station, s_hit, cross, dot = k, s, cr, dt
+        if station < 0:
+            return -1, 0.0, 0.0, 0.0
+        travel = _turn_rad(cross, dot)
+        y_hit = py + rise * travel
+        if abs(y_hit) <= half_height:
+            break
+        if (y_hit > half_height) == (rise > 0.0):
+            return -1, 0.0, 0.0, 0.0
+        floor = best
     # the positron must reach that face before it leaves the chamber (outwards or inwards): the
-    # circle meets radius R_c where cos(a − a_C) = (R_c² − |C|² − ρ²)/(2ρ|C|)
-    a_centre = math.atan2(cz, cx)
-    start = math.atan2(rz, rx)
+    # circle meets radius R_c at Q with Q − C ∝ n C ± √(4ρ²|C|² − n²) ŷ×C, n = R_c² − |C|² − ρ²,
+    # whose turns from the decay point have cross and dot products n R×C ± √… R·C and n R·C ∓ √… R×C
+    r_dot_c, r_cross_c = rx * cx + rz * cz, rx * cz - rz * cx
     for rc in (radius_m + chamber_x, radius_m + chamber_inner_x):
-        cos_a = (rc * rc - c2 - rho * rho) / (2.0 * rho * math.sqrt(c2)) if c2 > 0.0 else 2.0
-        if abs(cos_a) <= 1.0:
+        n = rc * rc - c2 - rho2
+        disc = 4.0 * rho2 * c2 - n * n
+        if disc >= 0.0:
+            root = math.sqrt(disc)
             for sgn in (-1.0, 1.0):
-                travel = (a_centre + sgn * math.acos(cos_a) - start) % TWO_PI
-                if 1e-9 < travel <= best:
+                cross_c, dot_c = n * r_cross_c + sgn * root * r_dot_c, n * r_dot_c - sgn * root * r_cross_c
+                turn = _pseudo_angle(cross_c, dot_c)
+                if turn <= best and (turn >= _SMALL_TURN or _turn_rad(cross_c, dot_c) > 1e-9):
                     return -1, 0.0, 0.0, 0.0
-    return station, rho * best * math.sqrt(1.0 + slope * slope) / SPEED_OF_LIGHT_M_PER_S * 1e9, x_hit, y_hit
+    return station, rho * travel * math.sqrt(1.0 + slope * slope) / SPEED_OF_LIGHT_M_PER_S * 1e9, s_hit - radius_m, y_hit
 
 
 @njit(cache=True)
