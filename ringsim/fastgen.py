@@ -118,7 +118,7 @@ def fill_streams(seed: int, block: int, n_fills: int) -> np.ndarray:
     return state
 
 
-BATCH = 256  # muons per vectorised pass (its scratch stays in the first-level caches)
+BATCH = 256  # muons per vectorised pass (its scratch tables stay in the core's caches)
 BEAM_DRAWS = 6  # per beam candidate: three Box–Muller pairs
 # per muon: lifetime, loss (flag, time, azimuth), Michel energy (four order-statistic draws and the branch),
 # cosθ, azimuth about the spin, efficiency, energy and time resolution (a Box–Muller pair)
