@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from numba import njit
 
 from ringsim.beam import muon_charge_over_mass, sample_beam
 from ringsim.config import load_config
@@ -27,19 +26,7 @@ from ringsim.fastmc import decay_states
 from ringsim.rings import ring_kinematics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_calorimeter_fast import broad_positrons, reference_calorimeter_hit  # noqa: E402
-
-
-def _make_loop(hit):
-    @njit
-    def loop(pos, direction, energy, field_t, radius_m, cos_az, sin_az, geo, station, flight_ns):
-        for i in range(energy.size):
-            station[i], flight_ns[i], _, _ = hit(
-                pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy[i],
-                field_t, radius_m, cos_az, sin_az, geo[0], geo[1], geo[2], geo[3], geo[4],
-            )
-
-    return loop
+from test_calorimeter_fast import broad_positrons, hits_loop, reference_calorimeter_hit  # noqa: E402
 
 
 def _fastgen_positrons(n, seed=0):
@@ -63,20 +50,19 @@ def main() -> None:
     numba.set_num_threads(1)
     geo = CalorimeterGeometry()
     cos_az, sin_az = face_directions(geo.azimuths_rad())
-    faces = np.array([geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m])
-    new_loop, old_loop = _make_loop(calorimeter_hit), _make_loop(reference_calorimeter_hit)
+    faces = (geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m)
+    new_loop, old_loop = hits_loop(calorimeter_hit), hits_loop(reference_calorimeter_hit)
     for loop in (new_loop, old_loop):  # compile
-        loop(np.zeros((1, 3)), np.array([[0.0, 0.0, 1.0]]), np.ones(1), 1.0, 1.0, cos_az, sin_az, faces, np.empty(1, np.int64), np.empty(1))
+        loop(np.zeros((1, 3)), np.array([[0.0, 0.0, 1.0]]), np.ones(1), 1.0, 1.0, cos_az, sin_az, *faces)
     fnal = _fastgen_positrons(args.positrons)
     broad = (*broad_positrons(np.random.default_rng(1), args.positrons, fnal[4], wide=0.0), fnal[3], fnal[4])
     for name, (pos, direction, energy, field_t, radius_m) in (("fast-mode decays", fnal), ("broad sample", broad)):
-        station = {label: np.empty(energy.size, np.int64) for label in ("old", "new")}
-        flight_ns = np.empty(energy.size)
+        station = {}
         best = {"old": np.inf, "new": np.inf}
         for _ in range(args.repeats):  # old and new in turn, so that both see the same machine load
             for label, loop in (("old", old_loop), ("new", new_loop)):
                 start = time.perf_counter()
-                loop(pos, direction, energy, field_t, radius_m, cos_az, sin_az, faces, station[label], flight_ns)
+                station[label] = loop(pos, direction, energy, field_t, radius_m, cos_az, sin_az, *faces)[0]
                 best[label] = min(best[label], time.perf_counter() - start)
         out = {label: (best[label] / energy.size * 1e9, station[label]) for label in best}
         (t_old, s_old), (t_new, s_new) = out["old"], out["new"]

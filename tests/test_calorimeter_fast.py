@@ -97,29 +97,27 @@ def broad_positrons(rng, n, radius_m, wide):
     return pos, direction, energy
 
 
-# the loops are not cached: numba's cache of a caller does not notice a change of the callee
-@njit
-def _reference_hits(pos, direction, energy, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
-    n = energy.size
-    station, flight_ns, x_hit, y_hit = np.full(n, -1), np.zeros(n), np.zeros(n), np.zeros(n)
-    for i in range(n):
-        station[i], flight_ns[i], x_hit[i], y_hit[i] = reference_calorimeter_hit(
-            pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy[i],
-            field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
-        )
-    return station, flight_ns, x_hit, y_hit
+def hits_loop(hit):
+    """An njit loop of the scalar finder ``hit`` over arrays: (station, flight time [ns], x_hit, y_hit).
+
+    Not cached: numba's cache of a caller does not notice a change of the callee.
+    """
+
+    @njit
+    def loop(pos, direction, energy, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
+        n = energy.size
+        station, flight_ns, x_hit, y_hit = np.full(n, -1), np.zeros(n), np.zeros(n), np.zeros(n)
+        for i in range(n):
+            station[i], flight_ns[i], x_hit[i], y_hit[i] = hit(
+                pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy[i],
+                field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
+            )
+        return station, flight_ns, x_hit, y_hit
+
+    return loop
 
 
-@njit
-def _new_hits(pos, direction, energy, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
-    n = energy.size
-    station, flight_ns, x_hit, y_hit = np.full(n, -1), np.zeros(n), np.zeros(n), np.zeros(n)
-    for i in range(n):
-        station[i], flight_ns[i], x_hit[i], y_hit[i] = calorimeter_hit(
-            pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy[i],
-            field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
-        )
-    return station, flight_ns, x_hit, y_hit
+_reference_hits, _new_hits = hits_loop(reference_calorimeter_hit), hits_loop(calorimeter_hit)
 
 
 def _geometry_args(azimuths):
