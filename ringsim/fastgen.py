@@ -437,10 +437,10 @@ def _write_clusters(hits, clusters, n_recorded, fill, row, events):
 
 @njit(cache=True)
 def _close_gaps(a, start, count, out_start):
-    """Move the runs a[start[f] : start[f] + count[f]] to a[out_start[f] …] (out_start ≤ start: forward copy is safe); returns the filled head."""
+    """Move the runs a[start[f] : start[f] + count[f]] to a[out_start[f] …] (out_start ≤ start); returns the filled head."""
     for f in range(count.size):
-        for j in range(count[f]):
-            a[out_start[f] + j] = a[start[f] + j]
+        if out_start[f] < start[f]:
+            a[out_start[f] : out_start[f] + count[f]] = a[start[f] : start[f] + count[f]]
     return a[: out_start[count.size]]
 
 
