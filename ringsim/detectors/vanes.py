@@ -147,15 +147,14 @@ def _pseudo_angle(cos_a, sin_a):
     return 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, n_angles):
     """Vane crossings of one positron, in path order: fills the buffers, returns the count.
 
     ``vane_cos``, ``vane_sin``: unit vectors of the vane azimuths k·2π/n. Buffers (turning angle α [rad],
     vane index, radius [m], height [m]) need 2·n_vanes entries: a circle meets a radial half-plane
     at most twice. Only the first ``n_angles`` crossings get α and y (the others hold an increasing
-    function of α in ``alpha`` and no height). Only the vanes in the azimuth range of the part of the
-    circle inside r ≤ r_max (plus one on each side) are tried.
+    function of α in ``alpha`` and no height).
     """
     h = math.sqrt(dx * dx + dz * dz)
     r0 = math.sqrt(x0 * x0 + z0 * z0)
@@ -175,59 +174,49 @@ def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_m
     key_max = 4.0 if alpha_y >= 2.0 * math.pi else _pseudo_angle(math.cos(alpha_y), math.sin(alpha_y))
     d2 = cx * cx + cz * cz
     d = math.sqrt(d2)
+    inv_rho = 1.0 / rho
     if d > 0.0:  # first reach of the inner support: |C + ρ e|² = r_min², i.e. C·e = q d
         q = (r_min * r_min - d2 - rho * rho) / (2.0 * rho * d)
         if -1.0 <= q <= 1.0:
             # e = q ĉ ± √(1−q²) ĉ⊥ with ĉ = C/d; its angle from w is that of (w·e, w × e)
             s = math.sqrt(1.0 - q * q)
+            ux, uz = cx / d, cz / d
             for sign in (1.0, -1.0):
-                ex = q * cx / d - sign * s * cz / d
-                ez = q * cz / d + sign * s * cx / d
+                ex = q * ux - sign * s * uz
+                ez = q * uz + sign * s * ux
                 key_max = min(key_max, _pseudo_angle(wx * ex + wz * ez, wx * ez - wz * ex))
+    # candidates 2k, 2k + 1 (the two intersections with the line of vane k, both roots computed
+    # whatever the discriminant): key (8 if not crossed) in alpha, radius in r_hit; a vectorised loop
     c0 = d2 - rho * rho
     n = vane_cos.size
-    first, n_try = 0, n
-    if d > 0.0:  # azimuths of the circle's points with r ≤ r_max: |φ − φ_C| ≤ asin(ρ/d) if the origin is outside, else |φ − φ_C| ≥ β
-        phi_c = math.atan2(cz, cx)
-        if c0 > 0.0:
-            lo, hi = phi_c - math.asin(rho / d), phi_c + math.asin(rho / d)
-        else:
-            cos_beta = (r_max * r_max + d2 - rho * rho) / (2.0 * r_max * d)  # r(φ) falls with |φ − φ_C|, r(φ_C ± β) = r_max
-            if cos_beta <= -1.0:
-                return 0
-            beta = math.acos(min(cos_beta, 1.0))
-            lo, hi = phi_c + beta, phi_c + 2.0 * math.pi - beta
-        sector = 2.0 * math.pi / n
-        first = int(math.floor(lo / sector)) - 1
-        n_try = min(int(math.ceil(hi / sector)) + 1 - first + 1, n)
-    key_of = alpha  # alpha holds the keys until the end
-    count = 0
-    for jk in range(n_try):
-        k = (first + jk) % n
+    for k in range(n):
         ux, uz = vane_cos[k], vane_sin[k]
         b = ux * cx + uz * cz
         disc = b * b - c0
-        if disc < 0.0:
-            continue
-        sq = math.sqrt(disc)
-        n_roots = 1 if sq == 0.0 else 2
-        for j in range(n_roots):
+        sq = math.sqrt(max(disc, 0.0))
+        for j in range(2):
             r = b + sq if j == 0 else b - sq
-            if r <= 0.0 or r < r_min or r > r_max:  # r > 0: the half-plane, not the full line
-                continue
-            vx, vz = (r * ux - cx) / rho, (r * uz - cz) / rho
-            key = _pseudo_angle(wx * vx + wz * vz, wx * vz - wz * vx)
-            if key <= 0.0 or key >= key_max:
-                continue
-            i = count  # insertion in path order
-            while i > 0 and key_of[i - 1] > key:
-                key_of[i], vane[i], r_hit[i] = key_of[i - 1], vane[i - 1], r_hit[i - 1]
+            vx, vz = (r * ux - cx) * inv_rho, (r * uz - cz) * inv_rho
+            cos_a, sin_a = wx * vx + wz * vz, wx * vz - wz * vx
+            key = 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a  # _pseudo_angle
+            # r > 0: the half-plane, not the full line; a tangent line (sq = 0) is one crossing
+            ok = (disc >= 0.0) & (r > 0.0) & (r >= r_min) & (r <= r_max) & (key > 0.0) & (key < key_max) & ((j == 0) | (sq != 0.0))
+            alpha[2 * k + j] = key if ok else 8.0
+            r_hit[2 * k + j] = r
+    count = 0
+    for c in range(2 * n):  # the crossings into path order, in place (positions < count ≤ c are free)
+        key = alpha[c]
+        if key < 8.0:
+            r = r_hit[c]
+            i = count
+            while i > 0 and alpha[i - 1] > key:
+                alpha[i], vane[i], r_hit[i] = alpha[i - 1], vane[i - 1], r_hit[i - 1]
                 i -= 1
-            key_of[i], vane[i], r_hit[i] = key, k, r
+            alpha[i], vane[i], r_hit[i] = key, c // 2, r
             count += 1
     for i in range(min(count, n_angles)):
         k = vane[i]
-        vx, vz = (r_hit[i] * vane_cos[k] - cx) / rho, (r_hit[i] * vane_sin[k] - cz) / rho
+        vx, vz = (r_hit[i] * vane_cos[k] - cx) * inv_rho, (r_hit[i] * vane_sin[k] - cz) * inv_rho
         a = math.atan2(wx * vz - wz * vx, wx * vx + wz * vz)
         alpha[i] = a + 2.0 * math.pi if a < 0.0 else a
         y_hit[i] = y0 + slope * alpha[i]
