@@ -28,7 +28,7 @@ from ringsim.beam import tunes
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit
-from ringsim.detectors.vanes import VaneGeometry, _track_crossings, track_response
+from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
 from ringsim.fastmc import model_tunes
 from ringsim.rings import RingKinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
@@ -315,6 +315,8 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
             e_true = out[_ENERGY, j]
             dx, dy, dz = out[_DX, j], out[_DY, j], out[_DZ, j]
             if p.detector == VANES:
+                if smeared_momentum(e_true, p.vane_momentum_resolution, out[_G_E, j]) < p.energy_min_mev:
+                    continue  # not recorded, whatever its crossings
                 decay_ns = out[_DECAY_NS, j]
                 ns_per_rad = p.vane_flight_ns_per_rad_per_mev * e_true
                 n_angles = max_crossings

@@ -322,6 +322,12 @@ def vane_hits(decay_xyz_m, direction, energy_mev, decay_time_ns, geometry: VaneG
     )
 
 
+@njit(cache=True, inline="always")
+def smeared_momentum(energy_mev, momentum_resolution, z_momentum):
+    """Reconstructed momentum [MeV]: the energy with the relative Gaussian resolution (``z_momentum`` a standard normal)."""
+    return energy_mev * (1.0 + momentum_resolution * z_momentum)
+
+
 @njit(cache=True, error_model="numpy")
 def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
     """Response and reconstruction of one track (the model of :func:`reconstruct`).
@@ -343,7 +349,7 @@ def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, v
             n_detected += 1
     if n_detected < min_vanes:
         return n_detected, first_vane, math.nan, math.nan, math.nan
-    momentum = energy_mev * (1.0 + momentum_resolution * z_momentum)
+    momentum = smeared_momentum(energy_mev, momentum_resolution, z_momentum)
     # true flight time is α E/(eBc²); the fitted track has the same α and the reconstructed p
     flight_reco_ns = (first_ns - decay_time_ns) * momentum / energy_mev
     binned_ns = time_bin_ns * (math.floor(first_ns / time_bin_ns) + 0.5)
