@@ -8,8 +8,10 @@ exponential lifetime, the parametric loss, the decay state of the parametric rin
 response draws are computed in loops that LLVM vectorises; then each positron is followed to its
 first calorimeter face (:func:`ringsim.detectors.calorimeter.calorimeter_hit`) or decay sector and
 gets the detector response of :mod:`ringsim.detectors.response` (efficiency, energy and time
-resolution, gain). The hits of a fill are merged per station within the resolving time (pileup) and
-ordered by time. Every draw is a pure function of (fill, muon or beam candidate, purpose), so the
+resolution, gain), or across the silicon vanes (:mod:`ringsim.detectors.vanes`: crossings, then
+:func:`~ringsim.detectors.vanes.track_response`). The hits of a fill are merged per station within the
+resolving time (pileup; vane tracks are not merged) and ordered by time. Every draw is a pure function
+of (fill, muon or beam candidate, purpose, vane crossing), so the
 output is bit-identical for any number of threads, and muon ``i`` of a fill is the same whatever
 number of muons of the fill is used.
 """
@@ -26,6 +28,7 @@ from ringsim.beam import tunes
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit
+from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
 from ringsim.fastmc import model_tunes
 from ringsim.rings import RingKinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
@@ -34,6 +37,8 @@ TWO_PI = 2.0 * math.pi
 # columns of the per-hit truth table
 _T_MEAS, _E_MEAS, _E_TRUE, _T_DECAY, _DELTA, _X_E, _X, _Y, _SPIN, _T0, _X_HIT, _Y_HIT, _ANGLE, _STATION = range(14)
 N_HIT_COLUMNS = 14
+SECTORS, CALORIMETERS, VANES = 0, 1, 2  # FastParams.detector: station of the decay sector, calorimeter faces, vane tracker
+DETECTOR_CODES = {"simple": SECTORS, "calorimeters": CALORIMETERS, "vanes": VANES}
 
 
 class FastParams(NamedTuple):
@@ -68,8 +73,8 @@ class FastParams(NamedTuple):
     field_t: float
     field_index: float
     kappa: float  # electric focusing gradient n β c B₀/R₀
-    calorimeters: bool  # else: station = sector of the decay point
-    n_stations: int
+    detector: int  # SECTORS, CALORIMETERS or VANES
+    n_stations: int  # sectors, calorimeters or vanes
     face_inner_m: float
     face_outer_m: float
     face_half_height_m: float
@@ -84,14 +89,26 @@ class FastParams(NamedTuple):
     gain_sag_tau_us: float
     gain_drift_per_kfill: float
     energy_min_mev: float
+    vane_r_min_m: float  # the vane tracker (ringsim.detectors.vanes.VaneGeometry)
+    vane_r_max_m: float
+    vane_half_height_m: float
+    vane_radius_m_per_mev: float
+    vane_flight_ns_per_rad_per_mev: float
+    vane_efficiency: float  # per crossing
+    vane_readout_window_ns: float
+    vane_min_vanes: int
+    vane_time_bin_ns: float
+    vane_momentum_resolution: float
+    vane_angle_resolution_rad: float
 
 
 def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_mev: float) -> FastParams:
-    """Kernel parameters of a configuration (detector model "calorimeters" or "simple")."""
+    """Kernel parameters of a configuration (any detector model; the other models' fields are unused)."""
     ring, b, fm, det = cfg.ring, cfg.beam, cfg.fastmodel, cfg.detector
     nu_x_beam, nu_y_beam = tunes(ring.field_index)
     nu_x, nu_y = model_tunes(cfg)
     geo = CalorimeterGeometry(n_stations=ring.n_detectors)
+    vg = VaneGeometry.from_config(cfg) if det.model == "vanes" else VaneGeometry()
     return FastParams(
         radius_m=ring.radius_m, gamma_beta=kin.gamma * kin.beta, momentum_offset=b.momentum_offset, momentum_spread=b.momentum_spread,
         x_width_m=b.radial_betatron_width_m, y_width_m=b.vertical_width_m, bunch_length_ns=b.bunch_length_ns, aperture_m=ring.aperture_radius_m,
@@ -100,20 +117,27 @@ def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_
         loss_fraction=fm.loss_fraction, loss_tau_s=fm.loss_tau_us * 1e-6, lifetime_s=MUON_LIFETIME_S, spin_phase_rad=b.spin_phase_rad,
         polarization=b.polarization, muon_mass_mev=muon_mass_mev, electric=ring.focusing == "electric", q_over_m=q_over_m, a_mu=cfg.muon.a_mu,
         field_t=ring.field_t, field_index=ring.field_index, kappa=ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m,
-        calorimeters=det.model == "calorimeters", n_stations=ring.n_detectors, face_inner_m=geo.inner_x_m, face_outer_m=geo.outer_x_m,
+        detector=DETECTOR_CODES[det.model], n_stations=ring.n_detectors, face_inner_m=geo.inner_x_m, face_outer_m=geo.outer_x_m,
         face_half_height_m=geo.half_height_m, chamber_outer_m=geo.chamber_outer_x_m, chamber_inner_m=geo.chamber_inner_x_m,
         efficiency=det.efficiency, resolution_stochastic=det.energy_resolution_stochastic, resolution_constant=det.energy_resolution_constant,
         time_resolution_ns=det.time_resolution_ns, resolving_time_ns=det.resolving_time_ns, gain_sag=det.gain_sag_amplitude,
         gain_sag_tau_us=det.gain_sag_tau_us, gain_drift_per_kfill=det.gain_drift_per_kfill, energy_min_mev=det.energy_min_mev,
+        vane_r_min_m=vg.r_min_m, vane_r_max_m=vg.r_max_m, vane_half_height_m=vg.half_height_m, vane_radius_m_per_mev=vg.radius_m_per_mev,
+        vane_flight_ns_per_rad_per_mev=vg.flight_ns_per_rad_per_mev, vane_efficiency=vg.efficiency, vane_readout_window_ns=vg.readout_window_ns,
+        vane_min_vanes=vg.min_vanes, vane_time_bin_ns=vg.time_bin_ns, vane_momentum_resolution=vg.momentum_resolution,
+        vane_angle_resolution_rad=vg.vertical_angle_resolution_rad,
     )
 
 
 def fill_streams(seed: int, block: int, n_fills: int) -> np.ndarray:
-    """Random streams (n_fills, 4) of the fills of a block, from ``SeedSequence(seed, spawn_key=(block,))``.
+    """Random streams (n_fills, 6) of the fills of a block, from ``SeedSequence(seed, spawn_key=(block,))``.
 
-    Row f holds (key, gamma) of the fill's beam stream and of its muon stream (:func:`ringsim.vecmath.uniform`).
+    Row f holds (key, gamma) of the fill's beam stream, of its muon stream and of its vane-crossing
+    stream (:func:`ringsim.vecmath.uniform`). The words of the first two come first (as before the
+    third was added: ``generate_state`` words do not depend on how many are asked for).
     """
-    state = np.random.SeedSequence(seed, spawn_key=(block,)).generate_state(4 * n_fills, np.uint64).reshape(n_fills, 4)
+    words = np.random.SeedSequence(seed, spawn_key=(block,)).generate_state(6 * n_fills, np.uint64)
+    state = np.hstack([words[: 4 * n_fills].reshape(n_fills, 4), words[4 * n_fills :].reshape(n_fills, 2)])
     state[:, 1::2] |= np.uint64(1)  # the walks' increments are odd
     return state
 
@@ -260,12 +284,21 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
     """Follow ``n_muons`` muons of one fill; returns the number of hits and of lost muons.
 
     ``streams``: the fill's row of :func:`fill_streams`. The beam and the decays are computed in
-    vectorised batches, the calorimeter face and the hit rows muon by muon. Hit rows go to ``hits``
-    (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p).
+    vectorised batches, the calorimeter face or vane track and the hit rows muon by muon. Hit rows go to ``hits``
+    (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p). With the vanes,
+    (``cos_az``, ``sin_az``) are the vane directions, crossing k of muon i is detected by draw
+    i·2n_vanes + k of the vane stream (a helix crosses each vane at most twice, so the draws of
+    different muons never overlap), the momentum and angle smearing use the muon's resolution
+    normals, and a hit row is a reconstructed track (time, momentum, angle, first detected vane). When
+    the whole turn after the decay lies in the readout window, only the crossing times up to the first
+    one with a passing efficiency draw are computed (the others only enter through the window).
     """
     beam = np.empty((7, n_muons))
     _beam(p, streams[0], streams[1], n_muons, beam)
     out = np.empty((N_DECAY_ROWS, BATCH))
+    max_crossings = 2 * cos_az.size
+    alpha, r_vane, y_vane, t_vane, u_vane = np.empty(max_crossings), np.empty(max_crossings), np.empty(max_crossings), np.empty(max_crossings), np.empty(max_crossings)
+    vane = np.empty(max_crossings, dtype=np.int32)
     drift = 1.0 + p.gain_drift_per_kfill * fill * 1e-3
     sector = TWO_PI / p.n_stations
     n_hits = 0
@@ -281,7 +314,36 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
                 continue
             e_true = out[_ENERGY, j]
             dx, dy, dz = out[_DX, j], out[_DY, j], out[_DZ, j]
-            if p.calorimeters:
+            if p.detector == VANES:
+                if smeared_momentum(e_true, p.vane_momentum_resolution, out[_G_E, j]) < p.energy_min_mev:
+                    continue  # not recorded, whatever its crossings
+                decay_ns = out[_DECAY_NS, j]
+                ns_per_rad = p.vane_flight_ns_per_rad_per_mev * e_true
+                n_angles = max_crossings
+                if decay_ns >= 0.0 and decay_ns + TWO_PI * ns_per_rad < p.vane_readout_window_ns:
+                    # the whole turn is read out: only the time of the first crossing whose efficiency draw passes matters
+                    n_angles = 1
+                    while n_angles < max_crossings and uniform(streams[4], streams[5], i * max_crossings + n_angles - 1) >= p.vane_efficiency:
+                        n_angles += 1
+                m = _track_crossings(
+                    out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, cos_az, sin_az, p.vane_r_min_m, p.vane_r_max_m,
+                    p.vane_half_height_m, p.vane_radius_m_per_mev, alpha, vane, r_vane, y_vane, n_angles,
+                )
+                if m < p.vane_min_vanes:
+                    continue
+                for k in range(m):
+                    t_vane[k] = decay_ns + alpha[k] * ns_per_rad if k < n_angles else decay_ns  # a time in the window
+                    u_vane[k] = uniform(streams[4], streams[5], i * max_crossings + k)
+                n_detected, station, momentum, t_reco, angle_reco = track_response(
+                    t_vane[:m], vane[:m], u_vane[:m], decay_ns, e_true, out[_ANGLE_D, j], out[_G_E, j], out[_G_T, j], p.vane_efficiency,
+                    p.vane_readout_window_ns, p.vane_min_vanes, p.vane_time_bin_ns, p.vane_momentum_resolution, p.vane_angle_resolution_rad,
+                )
+                if n_detected < p.vane_min_vanes:
+                    continue
+                _hit_row(hits[n_hits], t_reco, momentum, e_true, out[:, j], beam[:, i], p.dispersion, 0.0, 0.0, angle_reco, station)
+                n_hits += 1
+                continue
+            if p.detector == CALORIMETERS:
                 station, flight_ns, x_hit, y_hit = calorimeter_hit(
                     out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, p.field_t, p.radius_m, cos_az, sin_az,
                     p.face_inner_m, p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m,
@@ -299,23 +361,28 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
             gain = drift
             if p.gain_sag != 0.0:
                 gain *= 1.0 - p.gain_sag * math.exp(-t_meas * 1e-3 / p.gain_sag_tau_us)
-            h = hits[n_hits]
-            h[_T_MEAS] = t_meas
-            h[_E_MEAS] = (e_true + sigma * out[_G_E, j]) * gain
-            h[_E_TRUE] = e_true
-            h[_T_DECAY] = out[_DECAY_NS, j]
-            h[_DELTA] = beam[_B_DELTA, i]
-            h[_X_E] = p.dispersion * beam[_B_DELTA, i]
-            h[_X] = out[_XD, j]
-            h[_Y] = out[_YD, j]
-            h[_SPIN] = out[_SPIN_D, j]
-            h[_T0] = beam[_B_T0, i]
-            h[_X_HIT] = x_hit
-            h[_Y_HIT] = y_hit
-            h[_ANGLE] = out[_ANGLE_D, j]
-            h[_STATION] = station
+            _hit_row(hits[n_hits], t_meas, (e_true + sigma * out[_G_E, j]) * gain, e_true, out[:, j], beam[:, i], p.dispersion, x_hit, y_hit, out[_ANGLE_D, j], station)
             n_hits += 1
     return n_hits, n_lost
+
+
+@njit(cache=True, inline="always")
+def _hit_row(h, t_meas, e_meas, e_true, decay, muon, dispersion, x_hit, y_hit, angle, station):
+    """Hit row ``h`` from the measured time [ns] and energy [MeV], the muon's decay column and beam column, the hit position [m], angle and station."""
+    h[_T_MEAS] = t_meas
+    h[_E_MEAS] = e_meas
+    h[_E_TRUE] = e_true
+    h[_T_DECAY] = decay[_DECAY_NS]
+    h[_DELTA] = muon[_B_DELTA]
+    h[_X_E] = dispersion * muon[_B_DELTA]
+    h[_X] = decay[_XD]
+    h[_Y] = decay[_YD]
+    h[_SPIN] = decay[_SPIN_D]
+    h[_T0] = muon[_B_T0]
+    h[_X_HIT] = x_hit
+    h[_Y_HIT] = y_hit
+    h[_ANGLE] = angle
+    h[_STATION] = station
 
 
 @njit(cache=True)
@@ -408,6 +475,20 @@ def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau
     return n_kept
 
 
+@njit(cache=True)
+def _order_fill(hits, n_hits, energy_min_mev, sort_tau_ns, clusters):
+    """One fill's hits as clusters without merging (vane tracks), in time order; rows of ``clusters`` and
+    the selection (energy ≥ ``energy_min_mev``, time ≥ 0) as in :func:`_merge_fill`; returns their number."""
+    n_kept = 0
+    for h in time_order(hits[:n_hits, _T_MEAS], sort_tau_ns):
+        t, e = hits[h, _T_MEAS], hits[h, _E_MEAS]
+        if e < energy_min_mev or t < 0.0:
+            continue
+        clusters[n_kept, 0], clusters[n_kept, 1], clusters[n_kept, 2], clusters[n_kept, 3] = t, e, 1.0, h
+        n_kept += 1
+    return n_kept
+
+
 @njit(cache=True, inline="always")
 def _write_clusters(hits, clusters, n_recorded, fill, row, events):
     """The recorded clusters of one fill (rows of ``clusters`` → hits) into the event arrays from ``row`` on."""
@@ -450,7 +531,7 @@ def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
 
     ``states`` (n_fills, 4) are the fills' xoshiro256** states, ``fill_muons`` the muons to follow in
     each fill, ``first_fill`` the number of the first, (``cos_az``, ``sin_az``) the radial directions
-    of the calorimeter faces. Returns the event branches (time_ns, energy_mev,
+    of the calorimeter faces or of the vanes. Returns the event branches (time_ns, energy_mev,
     calo, fill, n_hits, x_hit_m, y_hit_m, hemisphere, vertical_angle_rad, truth_energy_mev,
     truth_decay_time_ns, truth_delta_p, truth_x_e_m, truth_x_m, truth_y_m, truth_spin_phase_rad,
     truth_t0_ns), ordered by fill and time, and the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p).
@@ -478,7 +559,10 @@ def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
         hits = np.empty((b - a, N_HIT_COLUMNS))
         clusters = np.empty((b - a, 4))
         nh, n_lost[f] = _simulate_fill(p, states[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b])
-        n_recorded[f] = _merge_fill(hits, nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters)
+        if p.detector == VANES:
+            n_recorded[f] = _order_fill(hits, nh, p.energy_min_mev, sort_tau_ns, clusters)
+        else:
+            n_recorded[f] = _merge_fill(hits, nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters)
         _write_clusters(hits, clusters, n_recorded[f], first_fill + f, a, events)
     out_start = np.zeros(n_fills + 1, dtype=np.int64)
     lost_start = np.zeros(n_fills + 1, dtype=np.int64)

@@ -88,14 +88,6 @@ def decay_states(cfg: SimConfig, kin: RingKinematics, beam: Beam, lifetime_s: np
     return DecayStates(position_m=position, u=u, spin=spin)
 
 
-def loss_times_s(cfg: SimConfig, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Loss time of each muon (NaN for muons that are not lost) from the parametric loss model."""
-    fm = cfg.fastmodel
-    lost = rng.random(n) < fm.loss_fraction
-    times = rng.exponential(fm.loss_tau_us * 1e-6, n)
-    return np.where(lost, times, np.nan)
-
-
 @dataclass(frozen=True)
 class CboCalibration:
     """Coherent betatron motion measured on a tracked beam: x_c(θ) = A e^{−t/τ} cos(ν_x θ + φ)."""

@@ -1,9 +1,8 @@
 """Event generation in blocks (fast or track mode) and writing to ROOT with provenance.
 
 Muons are generated in blocks of whole fills (:func:`block_muons`); block ``i`` draws all its random numbers from
-``SeedSequence(seed, spawn_key=(i,))`` (in fast mode with calorimeters or sectors: one stream per fill,
-:mod:`ringsim.fastgen`), so a sample is bit-identical for any number of threads or any grouping of
-blocks into chunks.
+``SeedSequence(seed, spawn_key=(i,))`` (in fast mode: streams per fill, :mod:`ringsim.fastgen`), so a sample is
+bit-identical for any number of threads or any grouping of blocks into chunks.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
 from ringsim.fastgen import fast_params, fill_streams, merged_order, simulate_fills
-from ringsim.fastmc import DecayStates, decay_states, loss_times_s
+from ringsim.fastmc import DecayStates
 from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path
 from ringsim.progress import progress_bar
@@ -84,8 +83,7 @@ def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]
 
 def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, energy: np.ndarray, direction: np.ndarray, decay_time_ns: np.ndarray, fill: np.ndarray, candidates: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Reconstructed silicon-vane tracks of the candidate positrons (J-PARC); returns clusters and stations."""
-    det = cfg.detector
-    geometry = VaneGeometry(n_vanes=cfg.ring.n_detectors, field_t=cfg.ring.field_t, efficiency=det.efficiency, momentum_resolution=det.energy_resolution_constant)
+    geometry = VaneGeometry.from_config(cfg)
     hits = vane_hits(states.position_m[candidates], direction[candidates], energy[candidates], decay_time_ns[candidates], geometry)
     tracks = reconstruct(hits, geometry, int(rng.integers(2**62)))
     ok = np.flatnonzero(tracks.accepted)
@@ -98,7 +96,7 @@ def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, 
         "vertical_angle_rad": tracks.vertical_angle_rad[ok],
     }
     station = np.full(energy.size, -1, dtype=np.int32)
-    station[candidates] = hits.first_vane
+    station[candidates] = tracks.first_vane
     return clusters, station
 
 
@@ -115,12 +113,15 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
 
 
 def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Fast mode with the calorimeter or sector model: the fused kernel, one random stream per fill."""
+    """Fast mode: the fused kernel, random streams per fill."""
     per_fill = cfg.run.muons_per_fill
     n_fills = size // per_fill
     fill_muons = np.clip(n_use - np.arange(n_fills) * per_fill, 0, per_fill)
     params = fast_params(cfg, ring_kinematics(cfg, codata_edition), muon_charge_over_mass(codata_edition), codata(codata_edition).muon_mass_mev)
-    cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
+    if cfg.detector.model == "vanes":
+        cos_az, sin_az = VaneGeometry.from_config(cfg).unit_vectors()
+    else:
+        cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
     events, lost = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az)
     return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost))
 
@@ -134,10 +135,10 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     """
     size = block_muons(cfg, mode)
     n_use = size if n_use is None else n_use
-    if mode == "fast" and cfg.detector.model != "vanes":
+    if mode == "fast":
         positrons, lost = _fast_block(cfg, seed, block, size, n_use, codata_edition)
     else:
-        positrons, lost = _stepwise_block(cfg, mode, seed, block, size, n_use, codata_edition)
+        positrons, lost = _track_block(cfg, seed, block, size, n_use, codata_edition)
     positrons["truth_mip"] = np.zeros(positrons["time_ns"].size, dtype=np.int8)
     if cfg.detector.model == "calorimeters":
         positrons = _with_lost_muon_clusters(cfg, ring_kinematics(cfg, codata_edition).beta, seed, block, positrons, lost)
@@ -190,8 +191,8 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
     return {k: np.concatenate([positrons[k], mip[k].astype(positrons[k].dtype)])[order] for k in EVENT_BRANCHES}
 
 
-def _stepwise_block(cfg: SimConfig, mode: str, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Track mode, and fast mode with the vanes: beam, decay and detector as array stages."""
+def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Track mode: beam, tracking to decay or loss, decay and detector as array stages."""
     kin = ring_kinematics(cfg, codata_edition)
     q_over_m = muon_charge_over_mass(codata_edition)
     rng, numba_seed = _block_seeds(seed, block)
@@ -200,22 +201,17 @@ def _stepwise_block(cfg: SimConfig, mode: str, seed: int, block: int, size: int,
     lifetime_s = rng.exponential(1.0, size) * gamma * MUON_LIFETIME_S
     fill = block * (size // cfg.run.muons_per_fill) + np.arange(size) // cfg.run.muons_per_fill
     used = np.arange(size) < n_use
-    if mode == "fast":
-        loss_s = loss_times_s(cfg, rng, size)
-        states = decay_states(cfg, kin, beam, lifetime_s, q_over_m)
-        loss_phi = rng.uniform(0.0, 2.0 * math.pi, size)
+    if cfg.beam.injection == "spiral":
+        st, beam, _ = spiral_beam(cfg, size, rng, codata_edition)
+        lifetime_s *= np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2) / gamma  # the same draws, at the stored muons' γ
     else:
-        if cfg.beam.injection == "spiral":
-            st, beam, _ = spiral_beam(cfg, size, rng, codata_edition)
-            lifetime_s *= np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2) / gamma  # the same draws, at the stored muons' γ
-        else:
-            st = initial_states(cfg, kin, beam)
-        dt_max = 2.0 * math.pi / kin.omega_c_rad_per_s / cfg.tracking.steps_per_turn
-        loss_s = np.full(size, np.nan)
-        loss_phi = np.full(size, np.nan)
-        loss_s[:n_use] = track_to_times(st[:n_use], lifetime_s[:n_use], dt_max, ring_parameters(cfg, kin), q_over_m, cfg.muon.a_mu, cfg.muon.edm_eta) - beam.t0_ns[:n_use] * 1e-9
-        loss_phi[:n_use] = np.mod(np.arctan2(st[:n_use, 2], st[:n_use, 0]), 2.0 * math.pi)
-        states = DecayStates(position_m=st[:, :3], u=st[:, 3:6], spin=st[:, 6:9])
+        st = initial_states(cfg, kin, beam)
+    dt_max = 2.0 * math.pi / kin.omega_c_rad_per_s / cfg.tracking.steps_per_turn
+    loss_s = np.full(size, np.nan)
+    loss_phi = np.full(size, np.nan)
+    loss_s[:n_use] = track_to_times(st[:n_use], lifetime_s[:n_use], dt_max, ring_parameters(cfg, kin), q_over_m, cfg.muon.a_mu, cfg.muon.edm_eta) - beam.t0_ns[:n_use] * 1e-9
+    loss_phi[:n_use] = np.mod(np.arctan2(st[:n_use, 2], st[:n_use, 0]), 2.0 * math.pi)
+    states = DecayStates(position_m=st[:, :3], u=st[:, 3:6], spin=st[:, 6:9])
     lost = used & (loss_s < lifetime_s)
     energy, direction = decay_positrons(np.array([0, size]), np.array([numba_seed]), np.ascontiguousarray(states.u), np.ascontiguousarray(states.spin), cfg.beam.polarization, codata(codata_edition).muon_mass_mev)
     decay_time_ns = beam.t0_ns + lifetime_s * 1e9

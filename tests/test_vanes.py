@@ -320,6 +320,13 @@ def test_efficiency_and_minimum_vanes_follow_binomial_counting():
         assert tr.accepted[m].mean() == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / m.sum()))
         assert tr.n_vanes[m].mean() == pytest.approx(0.5 * n_true, abs=4 * math.sqrt(0.25 * n_true / m.sum()))
     assert not reconstruct(hits, VaneGeometry(efficiency=0.0), 9).accepted.any()
+    # the vane of the first detected hit: one of the track's crossings, the first one if every crossing is detected
+    owner = np.repeat(np.arange(hits.n_vanes.size), hits.n_vanes)
+    seen = tr.first_vane >= 0
+    assert np.array_equal(seen, tr.n_vanes > 0)
+    assert all(tr.first_vane[i] in hits.hit_vane[owner == i] for i in np.flatnonzero(seen)[:500])
+    assert np.mean(tr.first_vane[seen] != hits.first_vane[seen]) > 0.2
+    np.testing.assert_array_equal(reconstruct(hits, VaneGeometry(efficiency=1.0), 9).first_vane, hits.first_vane)
     late = _hits(sample, t0_ns=np.full(len(sample), GEOM.readout_window_ns))  # after the readout window
     assert not reconstruct(late, GEOM, 9).accepted.any()
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from ringsim.config import SimConfig
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 from ringsim.errors import ConfigError, InputError
 
@@ -83,6 +84,18 @@ class VaneGeometry:
         """Flight time per radian of turning per MeV of energy, E/(eBc²) in ns/(rad·MeV)."""
         return 1.0e15 / (SPEED_OF_LIGHT_M_PER_S**2 * self.field_t)
 
+    def unit_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(cos, sin) of the vane azimuths k·2π/n_vanes."""
+        vane_phi = 2.0 * np.pi * np.arange(self.n_vanes) / self.n_vanes
+        return np.cos(vane_phi), np.sin(vane_phi)
+
+    @classmethod
+    def from_config(cls, cfg: SimConfig) -> VaneGeometry:
+        """The tracker of a configuration with detector model "vanes": ``ring.n_detectors`` vanes in
+        ``ring.field_t``, per-crossing ``detector.efficiency``, momentum resolution ``detector.energy_resolution_constant``."""
+        det = cfg.detector
+        return cls(n_vanes=cfg.ring.n_detectors, field_t=cfg.ring.field_t, efficiency=det.efficiency, momentum_resolution=det.energy_resolution_constant)
+
 
 @dataclass(frozen=True)
 class VaneHits:
@@ -115,7 +128,8 @@ class VaneTracks:
 
     ``accepted`` (at least ``min_vanes`` detected hits in the readout window); ``momentum_mev``,
     ``time_ns`` (reconstructed decay time), ``vertical_angle_rad`` and ``hemisphere`` (sign of the
-    reconstructed vertical angle, +1/−1) are NaN / 0 where not accepted; ``n_vanes`` detected hits.
+    reconstructed vertical angle, +1/−1) are NaN / 0 where not accepted; ``n_vanes`` detected hits;
+    ``first_vane`` the vane of the first detected hit (−1 if none).
     """
 
     accepted: np.ndarray
@@ -124,6 +138,7 @@ class VaneTracks:
     hemisphere: np.ndarray
     vertical_angle_rad: np.ndarray
     n_vanes: np.ndarray
+    first_vane: np.ndarray
 
 
 @njit(cache=True)
@@ -132,13 +147,14 @@ def _pseudo_angle(cos_a, sin_a):
     return 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a
 
 
-@njit(cache=True)
-def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, with_angles):
+@njit(cache=True, error_model="numpy")
+def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, n_angles):
     """Vane crossings of one positron, in path order: fills the buffers, returns the count.
 
-    ``vane_cos``, ``vane_sin``: unit vectors of the vane azimuths. Buffers (turning angle α [rad],
+    ``vane_cos``, ``vane_sin``: unit vectors of the vane azimuths k·2π/n. Buffers (turning angle α [rad],
     vane index, radius [m], height [m]) need 2·n_vanes entries: a circle meets a radial half-plane
-    at most twice. Without ``with_angles`` only the count is exact (α and y are left unset).
+    at most twice. Only the first ``n_angles`` crossings get α and y (the others hold an increasing
+    function of α in ``alpha`` and no height).
     """
     h = math.sqrt(dx * dx + dz * dz)
     r0 = math.sqrt(x0 * x0 + z0 * z0)
@@ -149,51 +165,58 @@ def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_m
     cx, cz = x0 - rho * tz, z0 + rho * tx  # centre: left of the motion in (X, Z)
     wx, wz = tz, -tx  # unit vector from the centre to the decay point; α turns it towards (tx, tz)
     slope = rho * dy / h  # dy/dα
-    alpha_max = 2.0 * math.pi
+    # the path ends at a turn, at |y| = half_height or at the inner support: as the key of _pseudo_angle
+    alpha_y = 2.0 * math.pi
     if slope > 0.0:
-        alpha_max = min(alpha_max, (half_height - y0) / slope)
+        alpha_y = (half_height - y0) / slope
     elif slope < 0.0:
-        alpha_max = min(alpha_max, (-half_height - y0) / slope)
+        alpha_y = (-half_height - y0) / slope
+    key_max = 4.0 if alpha_y >= 2.0 * math.pi else _pseudo_angle(math.cos(alpha_y), math.sin(alpha_y))
     d2 = cx * cx + cz * cz
     d = math.sqrt(d2)
+    inv_rho = 1.0 / rho
     if d > 0.0:  # first reach of the inner support: |C + ρ e|² = r_min², i.e. C·e = q d
         q = (r_min * r_min - d2 - rho * rho) / (2.0 * rho * d)
         if -1.0 <= q <= 1.0:
-            # e = q ĉ ± √(1−q²) ĉ⊥ with ĉ = C/d; angles from w: atan2(w × e, w·e)
+            # e = q ĉ ± √(1−q²) ĉ⊥ with ĉ = C/d; its angle from w is that of (w·e, w × e)
             s = math.sqrt(1.0 - q * q)
+            ux, uz = cx / d, cz / d
             for sign in (1.0, -1.0):
-                ex = q * cx / d - sign * s * cz / d
-                ez = q * cz / d + sign * s * cx / d
-                a = math.atan2(wx * ez - wz * ex, wx * ex + wz * ez)
-                alpha_max = min(alpha_max, a + 2.0 * math.pi if a < 0.0 else a)
-    key_max = 4.0 if alpha_max >= 2.0 * math.pi else _pseudo_angle(math.cos(alpha_max), math.sin(alpha_max))
-    count = 0
+                ex = q * ux - sign * s * uz
+                ez = q * uz + sign * s * ux
+                key_max = min(key_max, _pseudo_angle(wx * ex + wz * ez, wx * ez - wz * ex))
+    # candidates 2k, 2k + 1 (the two intersections with the line of vane k, both roots computed
+    # whatever the discriminant): key (8 if not crossed) in alpha, radius in r_hit; a vectorised loop
     c0 = d2 - rho * rho
-    for k in range(vane_cos.size):
+    n = vane_cos.size
+    for k in range(n):
         ux, uz = vane_cos[k], vane_sin[k]
         b = ux * cx + uz * cz
         disc = b * b - c0
-        if disc < 0.0:
-            continue
-        sq = math.sqrt(disc)
-        n_roots = 1 if sq == 0.0 else 2
-        for j in range(n_roots):
+        sq = math.sqrt(max(disc, 0.0))
+        for j in range(2):
             r = b + sq if j == 0 else b - sq
-            if r <= 0.0 or r < r_min or r > r_max:  # r > 0: the half-plane, not the full line
-                continue
-            vx, vz = (r * ux - cx) / rho, (r * uz - cz) / rho
-            key = _pseudo_angle(wx * vx + wz * vz, wx * vz - wz * vx)
-            if key <= 0.0 or key >= key_max:
-                continue
-            i = count  # insertion in path order; alpha holds the key until the end
+            vx, vz = (r * ux - cx) * inv_rho, (r * uz - cz) * inv_rho
+            cos_a, sin_a = wx * vx + wz * vz, wx * vz - wz * vx
+            key = 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a  # _pseudo_angle
+            # r > 0: the half-plane, not the full line; a tangent line (sq = 0) is one crossing
+            ok = (disc >= 0.0) & (r > 0.0) & (r >= r_min) & (r <= r_max) & (key > 0.0) & (key < key_max) & ((j == 0) | (sq != 0.0))
+            alpha[2 * k + j] = key if ok else 8.0
+            r_hit[2 * k + j] = r
+    count = 0
+    for c in range(2 * n):  # the crossings into path order, in place (positions < count ≤ c are free)
+        key = alpha[c]
+        if key < 8.0:
+            r = r_hit[c]
+            i = count
             while i > 0 and alpha[i - 1] > key:
                 alpha[i], vane[i], r_hit[i] = alpha[i - 1], vane[i - 1], r_hit[i - 1]
                 i -= 1
-            alpha[i], vane[i], r_hit[i] = key, k, r
+            alpha[i], vane[i], r_hit[i] = key, c // 2, r
             count += 1
-    for i in range(count if with_angles else 0):
+    for i in range(min(count, n_angles)):
         k = vane[i]
-        vx, vz = (r_hit[i] * vane_cos[k] - cx) / rho, (r_hit[i] * vane_sin[k] - cz) / rho
+        vx, vz = (r_hit[i] * vane_cos[k] - cx) * inv_rho, (r_hit[i] * vane_sin[k] - cz) * inv_rho
         a = math.atan2(wx * vz - wz * vx, wx * vx + wz * vz)
         alpha[i] = a + 2.0 * math.pi if a < 0.0 else a
         y_hit[i] = y0 + slope * alpha[i]
@@ -210,7 +233,7 @@ def _count_kernel(xyz, direction, energy_mev, vane_cos, vane_sin, r_min, r_max, 
         alpha, r_hit, y_hit = np.empty(m_max), np.empty(m_max), np.empty(m_max)
         vane = np.empty(m_max, dtype=np.int32)
         for i in range(b * block, min(n, (b + 1) * block)):
-            counts[i] = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, False)
+            counts[i] = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, 0)
     return counts
 
 
@@ -228,7 +251,7 @@ def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, 
         alpha, r_hit, y_hit = np.empty(m_max), np.empty(m_max), np.empty(m_max)
         vane = np.empty(m_max, dtype=np.int32)
         for i in range(b * block, min(n, (b + 1) * block)):
-            m = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, True)
+            m = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, m_max)
             ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
             for j in range(m):
                 o = offsets[i] + j
@@ -273,8 +296,7 @@ def vane_hits(decay_xyz_m, direction, energy_mev, decay_time_ns, geometry: VaneG
     if np.any(energy <= 0.0):
         raise InputError("vane_hits: energy_mev expected positive values")
     g = geometry
-    vane_phi = 2.0 * np.pi * np.arange(g.n_vanes) / g.n_vanes
-    args = (np.cos(vane_phi), np.sin(vane_phi), g.r_min_m, g.r_max_m, g.half_height_m, g.radius_m_per_mev)
+    args = (*g.unit_vectors(), g.r_min_m, g.r_max_m, g.half_height_m, g.radius_m_per_mev)
     counts = _count_kernel(xyz, dirs, energy, *args, _BLOCK)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -300,8 +322,57 @@ def vane_hits(decay_xyz_m, direction, energy_mev, decay_time_ns, geometry: VaneG
     )
 
 
+@njit(cache=True, inline="always")
+def smeared_momentum(energy_mev, momentum_resolution, z_momentum):
+    """Reconstructed momentum [MeV]: the energy with the relative Gaussian resolution (``z_momentum`` a standard normal)."""
+    return energy_mev * (1.0 + momentum_resolution * z_momentum)
+
+
+@njit(cache=True, error_model="numpy")
+def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
+    """Response and reconstruction of one track (the model of :func:`reconstruct`).
+
+    Crossing k (times ``hit_time_ns`` [ns] in path order, vanes ``hit_vane``) is detected if
+    ``u_detect[k]`` < ``efficiency`` and 0 ≤ t < ``readout_window_ns``; ``z_momentum``, ``z_angle`` are
+    standard normals. Returns (detected hits, vane of the first detected hit or −1, reconstructed
+    momentum [MeV], decay time [ns] and vertical angle [rad]); the last three are NaN unless at least
+    ``min_vanes`` hits are detected.
+    """
+    n_detected = 0
+    first_vane = -1
+    first_ns = math.nan
+    for k in range(hit_time_ns.size):
+        t = hit_time_ns[k]
+        if u_detect[k] < efficiency and t >= 0.0 and t < readout_window_ns:
+            if n_detected == 0:
+                first_vane, first_ns = hit_vane[k], t
+            n_detected += 1
+    if n_detected < min_vanes:
+        return n_detected, first_vane, math.nan, math.nan, math.nan
+    momentum = smeared_momentum(energy_mev, momentum_resolution, z_momentum)
+    # true flight time is α E/(eBc²); the fitted track has the same α and the reconstructed p
+    flight_reco_ns = (first_ns - decay_time_ns) * momentum / energy_mev
+    binned_ns = time_bin_ns * (math.floor(first_ns / time_bin_ns) + 0.5)
+    return n_detected, first_vane, momentum, binned_ns - flight_reco_ns, vertical_angle_rad + angle_resolution_rad * z_angle
+
+
+@njit(cache=True)
+def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
+    n = energy_mev.size
+    n_detected = np.empty(n, dtype=np.int32)
+    first_vane = np.empty(n, dtype=np.int32)
+    momentum, time_ns, angle = np.empty(n), np.empty(n), np.empty(n)
+    for i in range(n):
+        a, b = offsets[i], offsets[i + 1]
+        n_detected[i], first_vane[i], momentum[i], time_ns[i], angle[i] = track_response(
+            hit_time_ns[a:b], hit_vane[a:b], u_detect[a:b], decay_time_ns[i], energy_mev[i], vertical_angle_rad[i], z_momentum[i], z_angle[i],
+            efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad,
+        )
+    return n_detected, first_vane, momentum, time_ns, angle
+
+
 def reconstruct(hits: VaneHits, geometry: VaneGeometry, seed) -> VaneTracks:
-    """Detector response and track reconstruction of ``vane_hits`` output.
+    """Detector response and track reconstruction of ``vane_hits`` output (:func:`track_response` per track).
 
     Each crossing is detected with probability ``efficiency`` if it falls in the readout window
     [0, readout_window_ns); a track needs ``min_vanes`` detected hits. Momentum and vertical angle are
@@ -314,32 +385,20 @@ def reconstruct(hits: VaneHits, geometry: VaneGeometry, seed) -> VaneTracks:
     g = geometry
     rng = np.random.default_rng(seed)
     n = hits.n_vanes.size
-    offsets = hits.hit_offsets
-    owner = np.repeat(np.arange(n), np.diff(offsets))
-    detected = rng.random(offsets[-1]) < g.efficiency
-    detected &= (hits.hit_time_ns >= 0.0) & (hits.hit_time_ns < g.readout_window_ns)
+    u_detect = rng.random(hits.hit_offsets[-1])
     z_momentum = rng.standard_normal(n)
     z_angle = rng.standard_normal(n)
-    n_detected = np.bincount(owner[detected], minlength=n).astype(np.int32)
+    n_detected, first_vane, momentum, time_ns, angle = _reconstruct_kernel(
+        hits.hit_offsets, hits.hit_time_ns, hits.hit_vane, u_detect, hits.decay_time_ns, hits.energy_mev, hits.vertical_angle_rad, z_momentum, z_angle,
+        g.efficiency, g.readout_window_ns, g.min_vanes, g.time_bin_ns, g.momentum_resolution, g.vertical_angle_resolution_rad,
+    )
     accepted = n_detected >= g.min_vanes
-
-    idx = np.flatnonzero(detected)
-    lead = np.ones(idx.size, dtype=bool)
-    lead[1:] = owner[idx[1:]] != owner[idx[:-1]]
-    first_hit_ns = np.full(n, np.nan)
-    first_hit_ns[owner[idx[lead]]] = hits.hit_time_ns[idx[lead]]
-
-    momentum = hits.energy_mev * (1.0 + g.momentum_resolution * z_momentum)
-    # true flight time is α E/(eBc²); the fitted track has the same α and the reconstructed p
-    flight_reco_ns = (first_hit_ns - hits.decay_time_ns) * momentum / hits.energy_mev
-    binned_ns = g.time_bin_ns * (np.floor(first_hit_ns / g.time_bin_ns) + 0.5)
-    angle = hits.vertical_angle_rad + g.vertical_angle_resolution_rad * z_angle
-    nan = np.full(n, np.nan)
     return VaneTracks(
         accepted=accepted,
-        momentum_mev=np.where(accepted, momentum, nan),
-        time_ns=np.where(accepted, binned_ns - flight_reco_ns, nan),
+        momentum_mev=momentum,
+        time_ns=time_ns,
         hemisphere=np.where(accepted, np.where(angle >= 0.0, 1, -1), 0).astype(np.int8),
-        vertical_angle_rad=np.where(accepted, angle, nan),
+        vertical_angle_rad=angle,
         n_vanes=n_detected,
+        first_vane=first_vane,
     )
