@@ -17,28 +17,18 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ringsim.beam import muon_charge_over_mass, sample_beam
 from ringsim.config import load_config
-from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit, face_directions
-from ringsim.detectors.simple import decay_positrons
-from ringsim.fastmc import decay_states
-from ringsim.rings import ring_kinematics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_calorimeter_fast import broad_positrons, hits_loop, reference_calorimeter_hit  # noqa: E402
+from test_fastgen import reference_decays  # noqa: E402
 
 
 def _fastgen_positrons(n, seed=0):
-    """Decay points, unit momenta and energies [MeV] of Fermilab decays as fast mode draws them."""
+    """Decay points, unit momenta and energies [MeV] of Fermilab decays, field [T] and radius [m]."""
     cfg = load_config("fnal")
-    kin = ring_kinematics(cfg)
-    rng = np.random.default_rng(seed)
-    beam = sample_beam(cfg, n, rng)
-    gamma = np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2)
-    life_s = rng.exponential(1.0, n) * gamma * MUON_LIFETIME_S
-    st = decay_states(cfg, kin, beam, life_s, muon_charge_over_mass())
-    energy, direction = decay_positrons(np.array([0, n]), np.array([seed]), np.ascontiguousarray(st.u), np.ascontiguousarray(st.spin), cfg.beam.polarization, codata().muon_mass_mev)
+    _, _, st, energy, direction = reference_decays(cfg, n, seed)
     return np.ascontiguousarray(st.position_m), direction, energy, cfg.ring.field_t, cfg.ring.radius_m
 
 

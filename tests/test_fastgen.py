@@ -30,8 +30,11 @@ def _blocks(cfg, seed, n_blocks):
     return {k: np.concatenate([o[0][k] for o in out]) for k in out[0][0]}
 
 
-def _reference_hits(cfg, n, seed):
-    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits."""
+def reference_decays(cfg, n, seed):
+    """The step-by-step path up to the positron: sample_beam → decay_states → decay_positrons.
+
+    Returns the beam, decay times [ns], decay states, positron energies [MeV] and unit momenta.
+    """
     kin = ring_kinematics(cfg)
     rng = np.random.default_rng(seed)
     beam = sample_beam(cfg, n, rng)
@@ -39,23 +42,22 @@ def _reference_hits(cfg, n, seed):
     life_s = rng.exponential(1.0, n) * gamma * MUON_LIFETIME_S
     st = decay_states(cfg, kin, beam, life_s, muon_charge_over_mass())
     energy, direction = decay_positrons(np.array([0, n]), np.array([seed]), np.ascontiguousarray(st.u), np.ascontiguousarray(st.spin), cfg.beam.polarization, codata().muon_mass_mev)
+    return beam, beam.t0_ns + life_s * 1e9, st, energy, direction
+
+
+def _reference_hits(cfg, n, seed):
+    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits."""
+    beam, decay_ns, st, energy, direction = reference_decays(cfg, n, seed)
     geo = CalorimeterGeometry()
     station, flight_ns, x_hit, _ = calorimeter_hits(np.ascontiguousarray(st.position_m), direction, energy, cfg.ring.field_t, cfg.ring.radius_m, geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m)
-    hit = (station >= 0) & (beam.t0_ns + life_s * 1e9 + flight_ns >= 0.0)
+    hit = (station >= 0) & (decay_ns + flight_ns >= 0.0)
     x_rel = np.hypot(st.position_m[:, 0], st.position_m[:, 2]) - cfg.ring.radius_m
     return {"truth_energy_mev": energy[hit], "x_hit_m": x_hit[hit], "truth_x_m": x_rel[hit], "truth_delta_p": beam.delta_p[hit], "calo": station[hit]}
 
 
 def _reference_vane_tracks(cfg, n, seed):
     """Tracks of the array path: sample_beam → decay_states → decay_positrons → vane_hits → reconstruct."""
-    kin = ring_kinematics(cfg)
-    rng = np.random.default_rng(seed)
-    beam = sample_beam(cfg, n, rng)
-    gamma = np.sqrt(1.0 + (kin.gamma * kin.beta * (1.0 + beam.delta_p)) ** 2)
-    life_s = rng.exponential(1.0, n) * gamma * MUON_LIFETIME_S
-    st = decay_states(cfg, kin, beam, life_s, muon_charge_over_mass())
-    energy, direction = decay_positrons(np.array([0, n]), np.array([seed]), np.ascontiguousarray(st.u), np.ascontiguousarray(st.spin), cfg.beam.polarization, codata().muon_mass_mev)
-    decay_ns = beam.t0_ns + life_s * 1e9
+    beam, decay_ns, st, energy, direction = reference_decays(cfg, n, seed)
     geometry = VaneGeometry.from_config(cfg)
     tracks = reconstruct(vane_hits(st.position_m, direction, energy, decay_ns, geometry), geometry, seed)
     keep = tracks.accepted & (tracks.momentum_mev >= cfg.detector.energy_min_mev) & (tracks.time_ns >= 0.0)
