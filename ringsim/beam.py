@@ -14,6 +14,7 @@ import numpy as np
 
 from ringsim.config import SimConfig
 from ringsim.constants import codata
+from ringsim.errors import ConfigError
 from ringsim.rings import RingKinematics
 from ringsim.tracker import N_STATE
 
@@ -43,27 +44,43 @@ def sample_beam(cfg: SimConfig, n: int, rng: np.random.Generator) -> Beam:
     inside the circular aperture at every betatron phase, (|x_e| + A_x)² + A_y² ≤ a².
     The fused fast-mode kernel (:mod:`ringsim.fastgen`) draws its beam by the same rule: change both.
     """
-    b = cfg.beam
-    r0, nidx, aperture = cfg.ring.radius_m, cfg.ring.field_index, cfg.ring.aperture_radius_m
-    nu_x, nu_y = tunes(nidx)
     parts: list[np.ndarray] = []
     kept = 0
     while kept < n:
-        m = max(1024, int(1.3 * (n - kept)))
-        delta = rng.normal(b.momentum_offset, b.momentum_spread, m)
-        x_beta = rng.normal(0.0, b.radial_betatron_width_m, m)
-        xp = rng.normal(0.0, b.radial_betatron_width_m * nu_x / r0, m)
-        y = rng.normal(0.0, b.vertical_width_m, m)
-        yp = rng.normal(0.0, b.vertical_width_m * nu_y / r0, m)
-        t0 = rng.normal(0.0, b.bunch_length_ns, m)
-        x_e = r0 * delta / (1.0 - nidx)
-        a_x = np.hypot(x_beta, xp * r0 / nu_x)
-        a_y = np.hypot(y, yp * r0 / nu_y)
-        ok = (np.abs(x_e) + a_x) ** 2 + a_y**2 <= aperture**2
-        parts.append(np.stack([delta, x_e, x_beta, xp, y, yp, t0])[:, ok])
+        cols, ok = _candidates(cfg, max(1024, int(1.3 * (n - kept))), rng)
+        parts.append(cols[:, ok])
         kept += int(ok.sum())
     cols = np.concatenate(parts, axis=1)[:, :n]
     return Beam(*cols)
+
+
+def _candidates(cfg: SimConfig, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` muons of the Gaussian beam before collimation (rows: the fields of :class:`Beam`) and which fit the aperture."""
+    b = cfg.beam
+    r0, nidx, aperture = cfg.ring.radius_m, cfg.ring.field_index, cfg.ring.aperture_radius_m
+    nu_x, nu_y = tunes(nidx)
+    delta = rng.normal(b.momentum_offset, b.momentum_spread, m)
+    x_beta = rng.normal(0.0, b.radial_betatron_width_m, m)
+    xp = rng.normal(0.0, b.radial_betatron_width_m * nu_x / r0, m)
+    y = rng.normal(0.0, b.vertical_width_m, m)
+    yp = rng.normal(0.0, b.vertical_width_m * nu_y / r0, m)
+    t0 = rng.normal(0.0, b.bunch_length_ns, m)
+    x_e = r0 * delta / (1.0 - nidx)
+    a_x = np.hypot(x_beta, xp * r0 / nu_x)
+    a_y = np.hypot(y, yp * r0 / nu_y)
+    ok = (np.abs(x_e) + a_x) ** 2 + a_y**2 <= aperture**2
+    return np.stack([delta, x_e, x_beta, xp, y, yp, t0]), ok
+
+
+def check_beam_fits_aperture(cfg: SimConfig, n_trial: int = 1 << 16) -> None:
+    """Raise ConfigError if none of ``n_trial`` muons of the configured beam fits inside the aperture.
+
+    Both beam samplers draw until enough muons are kept; without this check a beam that (almost)
+    never fits would make them run forever.
+    """
+    if not np.any(_candidates(cfg, n_trial, np.random.default_rng(0))[1]):
+        b, ring = cfg.beam, cfg.ring
+        raise ConfigError(f"beam: none of {n_trial} muons fits inside the {ring.aperture_radius_m * 1e3:g} mm aperture (momentum_offset {b.momentum_offset:g}, widths {b.radial_betatron_width_m:g} m, {b.vertical_width_m:g} m)")
 
 
 def vertical_amplitude_m(beam: Beam, field_index: float, radius_m: float) -> np.ndarray:

@@ -27,8 +27,10 @@ from numba import njit, prange
 from ringsim.beam import tunes
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
+from ringsim.decay import rest_frame_cos_theta
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit
 from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
+from ringsim.errors import ConfigError
 from ringsim.fastmc import model_tunes
 from ringsim.rings import RingKinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
@@ -102,6 +104,25 @@ class FastParams(NamedTuple):
     vane_angle_resolution_rad: float
 
 
+MAX_PHASE_RAD = 1e6  # range of ringsim.vecmath.sincos_reduced
+LONGEST_LIFE = 53.0 * math.log(2.0)  # lifetimes in units of γτ: −ln of the smallest uniform draw, 2⁻⁵³
+
+
+def _check_phase_range(cfg: SimConfig, kin: RingKinematics, q_over_m: float, tune_max: float) -> None:
+    """Raise ConfigError unless the turn and spin phases of the longest possible lifetime stay within :data:`MAX_PHASE_RAD`."""
+    ring = cfg.ring
+    x_max = ring.aperture_radius_m  # equilibrium offsets and Δp/p inside the aperture
+    u_max = kin.gamma * kin.beta * (1.0 + abs(cfg.beam.momentum_offset) + x_max * (1.0 - ring.field_index) / ring.radius_m)
+    life_s = LONGEST_LIFE * math.sqrt(1.0 + u_max * u_max) * MUON_LIFETIME_S
+    turn_rad = SPEED_OF_LIGHT_M_PER_S / (ring.radius_m - x_max) * life_s * tune_max
+    a = cfg.muon.a_mu
+    u_min = max(kin.gamma * kin.beta * (1.0 - abs(cfg.beam.momentum_offset) - x_max * (1.0 - ring.field_index) / ring.radius_m), 1e-3)
+    omega_max = q_over_m * ring.field_t * (abs(a) + (abs(a) + 1.0 / (u_min * u_min)) * ring.field_index * x_max / ring.radius_m)
+    spin_rad = abs(cfg.beam.spin_phase_rad) + omega_max * life_s
+    if max(turn_rad, spin_rad) >= MAX_PHASE_RAD:
+        raise ConfigError(f"fast mode: the longest lifetime reaches a turn or spin phase of {max(turn_rad, spin_rad):.3g} rad, above the kernel's {MAX_PHASE_RAD:.0e} (ring radius, tunes or a_mu out of range)")
+
+
 def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_mev: float) -> FastParams:
     """Kernel parameters of a configuration (any detector model; the other models' fields are unused)."""
     ring, b, fm, det = cfg.ring, cfg.beam, cfg.fastmodel, cfg.detector
@@ -109,6 +130,7 @@ def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_
     nu_x, nu_y = model_tunes(cfg)
     geo = CalorimeterGeometry(n_stations=ring.n_detectors)
     vg = VaneGeometry.from_config(cfg) if det.model == "vanes" else VaneGeometry()
+    _check_phase_range(cfg, kin, q_over_m, max(1.0, nu_x, nu_y))
     return FastParams(
         radius_m=ring.radius_m, gamma_beta=kin.gamma * kin.beta, momentum_offset=b.momentum_offset, momentum_spread=b.momentum_spread,
         x_width_m=b.radial_betatron_width_m, y_width_m=b.vertical_width_m, bunch_length_ns=b.bunch_length_ns, aperture_m=ring.aperture_radius_m,
@@ -132,14 +154,15 @@ def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_
 def fill_streams(seed: int, block: int, n_fills: int) -> np.ndarray:
     """Random streams (n_fills, 6) of the fills of a block, from ``SeedSequence(seed, spawn_key=(block,))``.
 
-    Row f holds (key, gamma) of the fill's beam stream, of its muon stream and of its vane-crossing
-    stream (:func:`ringsim.vecmath.uniform`). The words of the first two come first (as before the
-    third was added: ``generate_state`` words do not depend on how many are asked for).
+    Row f holds (key, stride) of the fill's beam stream, of its muon stream and of its vane-crossing
+    stream (:func:`ringsim.vecmath.uniform`). Strides are odd, and one whose bits change fewer than
+    24 times along its length gets every other bit flipped (SplitMix64's rule against weak strides).
     """
-    words = np.random.SeedSequence(seed, spawn_key=(block,)).generate_state(6 * n_fills, np.uint64)
-    state = np.hstack([words[: 4 * n_fills].reshape(n_fills, 4), words[4 * n_fills :].reshape(n_fills, 2)])
-    state[:, 1::2] |= np.uint64(1)  # the walks' increments are odd
-    return state
+    streams = np.random.SeedSequence(seed, spawn_key=(block,)).generate_state(6 * n_fills, np.uint64).reshape(n_fills, 6)
+    stride = streams[:, 1::2] | np.uint64(1)
+    flips = np.unpackbits((stride ^ (stride >> np.uint64(1))).view(np.uint8)).reshape(stride.shape + (64,)).sum(axis=-1)
+    streams[:, 1::2] = np.where(flips < 24, stride ^ np.uint64(0xAAAAAAAAAAAAAAAA), stride)
+    return streams
 
 
 BATCH = 256  # muons per vectorised pass (its scratch tables stay in the core's caches)
@@ -164,7 +187,7 @@ def _normal_pair(u1, u2):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _beam(p, key, gamma, n_muons, beam):
+def _beam(p, key, stride, n_muons, beam):
     """The collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
 
     Candidate c draws (x_β, x′R₀/ν), (y, y′R₀/ν) and (Δp/p, t₀) as Box–Muller pairs of draws 6c … 6c + 5;
@@ -178,11 +201,11 @@ def _beam(p, key, gamma, n_muons, beam):
     while n < n_muons:
         for j in range(BATCH):  # vectorised
             d = (first + j) * BEAM_DRAWS
-            g1, g2, r2 = _normal_pair(uniform(key, gamma, d), uniform(key, gamma, d + 1))
+            g1, g2, r2 = _normal_pair(uniform(key, stride, d), uniform(key, stride, d + 1))
             x_beta[j], w_x[j], a_x[j] = p.x_width_m * g1, p.x_width_m * g2, p.x_width_m * math.sqrt(r2)
-            g1, g2, r2 = _normal_pair(uniform(key, gamma, d + 2), uniform(key, gamma, d + 3))
+            g1, g2, r2 = _normal_pair(uniform(key, stride, d + 2), uniform(key, stride, d + 3))
             y0[j], w_y[j], a_y2[j] = p.y_width_m * g1, p.y_width_m * g2, p.y_width_m * p.y_width_m * r2
-            g1, g2, r2 = _normal_pair(uniform(key, gamma, d + 4), uniform(key, gamma, d + 5))
+            g1, g2, r2 = _normal_pair(uniform(key, stride, d + 4), uniform(key, stride, d + 5))
             delta[j], t0[j] = p.momentum_offset + p.momentum_spread * g1, p.bunch_length_ns * g2
         for j in range(BATCH):
             if n < n_muons and (abs(p.dispersion * delta[j]) + a_x[j]) ** 2 + a_y2[j] <= aperture2:
@@ -220,7 +243,7 @@ def _lab_positron(gamma, beta, sin_a, cos_a, sin_psi, cos_psi, x, cos_t, cos_phi
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _decays(p, key, gamma, first, n, beam, out):
+def _decays(p, key, stride, first, n, beam, out):
     """Decay state, lab positron and response draws of muons ``first`` … ``first + n − 1`` of a fill (vectorised).
 
     Reads the beam table, writes the rows ``_PX`` … of ``out`` (columns 0 … n − 1): decay point [m] and
@@ -243,11 +266,11 @@ def _decays(p, key, gamma, first, n, beam, out):
         u_abs = p.gamma_beta * (1.0 + delta)
         gam = math.sqrt(1.0 + u_abs * u_abs)
         beta = u_abs / gam
-        life_s = -log(uniform(key, gamma, d + _D_LIFE)) * gam * p.lifetime_s
-        loss_s = -log(uniform(key, gamma, d + _D_LOSS_T)) * p.loss_tau_s
-        lost = (uniform(key, gamma, d + _D_LOSS) < p.loss_fraction) & (loss_s < life_s)
+        life_s = -log(uniform(key, stride, d + _D_LIFE)) * gam * p.lifetime_s
+        loss_s = -log(uniform(key, stride, d + _D_LOSS_T)) * p.loss_tau_s
+        lost = (uniform(key, stride, d + _D_LOSS) < p.loss_fraction) & (loss_s < life_s)
         loss_ns[j] = t0_ns + loss_s * 1e9 if lost else np.inf
-        loss_phi[j] = TWO_PI * uniform(key, gamma, d + _D_LOSS_PHI)
+        loss_phi[j] = TWO_PI * uniform(key, stride, d + _D_LOSS_PHI)
         # decay state (ringsim.fastmc.decay_states)
         theta = beta * c / (r0 + x_e) * life_s
         sin_a, cos_a = sincos_reduced(theta)
@@ -263,11 +286,9 @@ def _decays(p, key, gamma, first, n, beam, out):
         spin = p.spin_phase_rad + omega * life_s
         ss, cs = sincos_reduced(spin)
         # Michel decay in the rest frame (ringsim.decay), boosted with u along (−sin a, 0, cos a)
-        xe = _michel_fraction(uniform(key, gamma, d + _D_MICHEL), uniform(key, gamma, d + _D_MICHEL + 1), uniform(key, gamma, d + _D_MICHEL + 2), uniform(key, gamma, d + _D_MICHEL + 3), uniform(key, gamma, d + _D_BRANCH))
-        k = p.polarization * (2.0 * xe - 1.0) / (3.0 - 2.0 * xe)  # density of cosθ ∝ 1 + k cosθ
-        u = uniform(key, gamma, d + _D_COS)
-        cos_t = (k - 2.0 + 4.0 * u) / (1.0 + math.sqrt((1.0 - k) * (1.0 - k) + 4.0 * k * u))  # as ringsim.decay.rest_frame_cos_theta
-        sin_phi, cos_phi = sincos_reduced(TWO_PI * uniform(key, gamma, d + _D_PHI))
+        xe = _michel_fraction(uniform(key, stride, d + _D_MICHEL), uniform(key, stride, d + _D_MICHEL + 1), uniform(key, stride, d + _D_MICHEL + 2), uniform(key, stride, d + _D_MICHEL + 3), uniform(key, stride, d + _D_BRANCH))
+        cos_t = rest_frame_cos_theta(xe, p.polarization, uniform(key, stride, d + _D_COS))
+        sin_phi, cos_phi = sincos_reduced(TWO_PI * uniform(key, stride, d + _D_PHI))
         energy[j], dx[j], dy[j], dz[j] = _lab_positron(gam, beta, sin_a, cos_a, ss, cs, xe, cos_t, cos_phi, sin_phi, p.muon_mass_mev)
         px[j], py[j], pz[j] = (r0 + x) * cos_a, y, (r0 + x) * sin_a
         decay_ns[j] = t0_ns + life_s * 1e9
@@ -275,8 +296,8 @@ def _decays(p, key, gamma, first, n, beam, out):
         spin_d[j] = spin - TWO_PI * math.floor(spin / TWO_PI + 0.5)  # wrapped to [−π, π)
         azimuth[j] = theta - TWO_PI * math.floor(theta / TWO_PI)
         angle[j] = atan(dy[j] / math.sqrt(dx[j] * dx[j] + dz[j] * dz[j]))  # vertical angle
-        g_e[j], g_t[j], _ = _normal_pair(uniform(key, gamma, d + _D_RES), uniform(key, gamma, d + _D_RES + 1))
-        u_eff[j] = uniform(key, gamma, d + _D_EFF)
+        g_e[j], g_t[j], _ = _normal_pair(uniform(key, stride, d + _D_RES), uniform(key, stride, d + _D_RES + 1))
+        u_eff[j] = uniform(key, stride, d + _D_EFF)
 
 
 @njit(cache=True, error_model="numpy")
@@ -526,10 +547,10 @@ def _close_gaps(a, start, count, out_start):
 
 
 @njit(cache=True, parallel=True)
-def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
+def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az):
     """Recorded clusters and lost muons of consecutive fills, fills in parallel.
 
-    ``states`` (n_fills, 4) are the fills' xoshiro256** states, ``fill_muons`` the muons to follow in
+    ``streams`` (n_fills, 6) are the fills' random streams (:func:`fill_streams`), ``fill_muons`` the muons to follow in
     each fill, ``first_fill`` the number of the first, (``cos_az``, ``sin_az``) the radial directions
     of the calorimeter faces or of the vanes. Returns the event branches (time_ns, energy_mev,
     calo, fill, n_hits, x_hit_m, y_hit_m, hemisphere, vertical_angle_rad, truth_energy_mev,
@@ -558,7 +579,7 @@ def simulate_fills(p, states, fill_muons, first_fill, cos_az, sin_az):
         a, b = start[f], start[f + 1]
         hits = np.empty((b - a, N_HIT_COLUMNS))
         clusters = np.empty((b - a, 4))
-        nh, n_lost[f] = _simulate_fill(p, states[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b])
+        nh, n_lost[f] = _simulate_fill(p, streams[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b])
         if p.detector == VANES:
             n_recorded[f] = _order_fill(hits, nh, p.energy_min_mev, sort_tau_ns, clusters)
         else:

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import ndtri
 
 import ringsim
-from ringsim.beam import initial_states, muon_charge_over_mass, sample_beam
+from ringsim.beam import check_beam_fits_aperture, initial_states, muon_charge_over_mass, sample_beam
 from ringsim.fields import ring_parameters
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, codata
@@ -276,6 +276,7 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
     target = n_positrons if n_positrons is not None else n_muons
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target <= 0:
         raise ConfigError(f"{what}: expected a positive integer, got {target!r}")
+    check_beam_fits_aperture(cfg)
     size = block_muons(cfg, mode)
     done = already_done
     block = start_block

@@ -9,10 +9,11 @@ between the arrays of a loop, which a loop writing many arrays needs to be vecto
   normal arguments (``log``) and for −708 ≤ x ≤ 709 (``exp``);
 - :func:`atan`: fdlibm's reduction and kernel, for any x;
 - :func:`sincos_reduced`: Cody–Waite reduction by π/2 and fdlibm's kernels, exact to a few ulp for
-  |x| < 10⁶; :func:`sincos` adds libm beyond;
+  |x| < 10⁶ (callers keep their arguments below);
 - :func:`uniform`: the SplitMix64 walk as a counter-based generator. Draw ``n`` of the stream
-  (``key``, ``gamma``) is mix(key + n·gamma), a pure function of ``n``: a loop over draws has no
-  carried state and gives the same numbers in any order, on any thread.
+  (``key``, ``stride``) is mix(key + n·stride), a pure function of ``n``: a loop over draws has no
+  carried state and gives the same numbers in any order, on any thread;
+- :func:`trailing_zeros`: LLVM's count of trailing zero bits.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _AT = (3.33333333333329318027e-01, -1.99999999998764832476e-01, 1.42857142725034
 _ATAN_HI = (4.63647609000806093515e-01, 7.85398163397448278999e-01, 9.82793723247329054082e-01, 1.57079632679489655800e00)  # atan(½), atan(1), atan(3/2), π/2
 _ATAN_LO = (2.26987774529616870924e-17, 3.06161699786838301793e-17, 1.39033110312309984516e-17, 6.12323399573676603587e-17)
 _SQRT2 = 1.4142135623730951
-_TWO_M53 = 1.0 / 9007199254740992.0
+_TWO_M52 = 1.0 / 4503599627370496.0
 
 
 @intrinsic
@@ -86,7 +87,7 @@ def log(x):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def exp(x):
-    """eˣ for −708 ≤ x ≤ 709 (arguments below are clamped to −708, where eˣ ≈ 3e−308; no overflow check)."""
+    """eˣ for finite x ≤ 709 (arguments below −708 are clamped to −708, where eˣ ≈ 3e−308; no overflow or NaN check)."""
     x = max(x, -708.0)
     k = math.floor(x * _INV_LN2 + 0.5)
     hi = x - k * _LN2_HI
@@ -136,14 +137,6 @@ def sincos_reduced(x):
 
 
 @njit(cache=True, inline="always")
-def sincos(x):
-    """(sin x, cos x) to a few ulp for any finite x: :func:`sincos_reduced`, libm for |x| ≥ 10⁶."""
-    if abs(x) >= 1e6:
-        return math.sin(x), math.cos(x)
-    return sincos_reduced(x)
-
-
-@njit(cache=True, inline="always")
 def _mix64(z):
     """SplitMix64's output function (Stafford's mix 13) of a uint64."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -152,7 +145,24 @@ def _mix64(z):
 
 
 @njit(cache=True, inline="always")
-def uniform(key, gamma, n):
-    """Draw ``n`` (int ≥ 0) of the SplitMix64 stream (``key``, odd ``gamma``): a double in the open interval (0, 1)."""
-    z = _mix64(key + np.uint64(n) * gamma)
-    return (np.int64(z >> np.uint64(11)) + 0.5) * _TWO_M53
+def unit_open(z):
+    """The uint64 ``z`` as a double in the open interval (0, 1): (⌊z/2¹²⌋ + ½)·2⁻⁵², exact."""
+    return (np.int64(z >> np.uint64(12)) + 0.5) * _TWO_M52
+
+
+@njit(cache=True, inline="always")
+def uniform(key, stride, n):
+    """Draw ``n`` (int ≥ 0) of the SplitMix64 stream (``key``, odd ``stride``): a double in (0, 1)."""
+    return unit_open(_mix64(key + np.uint64(n) * stride))
+
+
+@intrinsic
+def trailing_zeros(typingctx, x):
+    """Number of trailing zero bits of an integer (its width for 0)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return x(x), codegen

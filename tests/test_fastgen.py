@@ -16,7 +16,8 @@ from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
 from ringsim.detectors.simple import decay_positrons
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
-from ringsim.fastgen import _lab_positron, _michel_fraction, merged_order, time_order
+from ringsim.errors import ConfigError
+from ringsim.fastgen import _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, time_order
 from ringsim.fastmc import decay_states
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
@@ -102,6 +103,23 @@ def test_lab_positron_equals_the_general_boost_for_a_muon_along_the_orbit():
         ref = boost_positron(*(u * t_hat), *spin, x, cos_t, math.cos(phi_ref), math.sin(phi_ref), mass)
         got = _lab_positron(gamma, u / gamma, math.sin(a), math.cos(a), math.sin(psi), math.cos(psi), x, cos_t, math.cos(phi), math.sin(phi), mass)
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * ref[0])
+
+
+def test_fill_streams_have_odd_strides_with_many_bit_changes():
+    streams = fill_streams(7, 3, 20_000)
+    stride = streams[:, 1::2]
+    transitions = np.array([bin(int(v) ^ (int(v) >> 1)).count("1") for v in stride.ravel()])
+    assert np.all(stride & np.uint64(1) == 1) and transitions.min() >= 24
+    assert np.unique(streams[:, 0::2]).size == streams[:, 0::2].size  # distinct keys
+
+
+def test_fast_mode_refuses_phases_beyond_the_sincos_range_and_beams_outside_the_aperture():
+    cfg = load_config("fnal", overrides=["ring.radius_m=0.05"])  # a 5 cm ring at 3.1 GeV turns 6e6 rad in 37 γτ
+    with pytest.raises(ConfigError, match="turn or spin phase"):
+        fast_params(cfg, ring_kinematics(cfg), muon_charge_over_mass(), codata().muon_mass_mev)
+    cfg = load_config("fnal", overrides=["beam.momentum_offset=0.02"])  # x_e = 16 cm, aperture 4.5 cm
+    with pytest.raises(ConfigError, match="fits inside"):
+        next(generate(cfg, "fast", n_muons=10, progress=False))
 
 
 def test_time_order_is_a_stable_sort():

@@ -10,7 +10,6 @@ import signal
 
 import numpy as np
 import pytest
-from scipy import stats
 from distributed import Client
 
 from analysis.study import Study, fit_sensitivity, local_cluster, prepare, run_study, run_task, study_from_toml
@@ -90,13 +89,12 @@ def test_momentum_spread_gives_the_quadratic_c_e_of_spec(client, tmp_path):
     sens = summary["sensitivity"]
     c1, c2 = sens["coefficients_ppb"]
     e1, e2 = sens["errors_ppb"]
-    # the errors are six-seed spreads: bounds at the two-sided 99.9 % quantile of Student's t with 5
-    # degrees of freedom; the formula holds for the stored muons, and the fitted positrons weight
-    # ⟨x_e²⟩ by the calorimeter acceptance (≈ +1 %): 2 % more for c2
-    t_999 = stats.t.ppf(0.9995, 5)
-    assert abs(c2 - expected) < t_999 * e2 + 0.02 * expected
-    assert e2 < 0.02 * expected
-    assert abs(c1) < t_999 * e1
+    # the errors are six-seed spreads (Student's t with 5 degrees of freedom: |t| > 4 has 1 % chance);
+    # the formula holds for the stored muons, and the fitted positrons weight ⟨x_e²⟩ by the
+    # calorimeter acceptance (≈ +1 %): 1 % more for c2
+    assert abs(c2 - expected) < 4.0 * e2 + 0.01 * expected
+    assert e2 < 0.01 * expected
+    assert abs(c1) < 4.0 * e1
     assert [p["n_seeds"] for p in summary["points"]] == [6] * 4
     assert (tmp_path / "ce" / "shift.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -21,8 +21,18 @@ def _apply(kind, x):
 def _sincos(x):
     s, c = np.empty(x.size), np.empty(x.size)
     for i in range(x.size):
-        s[i], c[i] = vecmath.sincos(x[i])
+        s[i], c[i] = vecmath.sincos_reduced(x[i])
     return s, c
+
+
+@numba.njit
+def _unit_open(z):
+    return np.array([vecmath.unit_open(v) for v in z])
+
+
+@numba.njit
+def _trailing_zeros(x):
+    return np.array([vecmath.trailing_zeros(v) for v in x])
 
 
 @numba.njit
@@ -55,10 +65,22 @@ def test_atan_is_within_one_ulp_for_every_argument():
     np.testing.assert_array_equal(_apply(2, np.array([np.inf, -np.inf, 0.0])), [math.pi / 2, -math.pi / 2, 0.0])
 
 
-def test_sincos_is_accurate_to_a_few_ulp_over_the_turn_angles_of_a_fill():
-    x = np.concatenate([np.linspace(-10.0, 10.0, 20_001), np.random.default_rng(0).uniform(-1e5, 1e5, 200_000), [3e6, -1e7]])
+def test_sincos_is_accurate_to_a_few_ulp_over_its_whole_range():
+    x = np.concatenate([np.linspace(-10.0, 10.0, 20_001), np.random.default_rng(0).uniform(-1e6, 1e6, 200_000), [999_999.9, -999_999.9]])
     s, c = _sincos(x)
     assert np.max(np.abs(s - np.sin(x))) < 4e-16 and np.max(np.abs(c - np.cos(x))) < 4e-16
+
+
+def test_unit_open_interval_excludes_both_ends_and_is_evenly_spaced():
+    top, bottom = np.uint64(2**64 - 1), np.uint64(0)
+    u = _unit_open(np.array([bottom, np.uint64(1 << 12), np.uint64(2**63), top], dtype=np.uint64))
+    np.testing.assert_array_equal(u, [0.5 * 2.0**-52, 1.5 * 2.0**-52, 0.5 + 0.5 * 2.0**-52, 1.0 - 0.5 * 2.0**-52])
+    assert 0.0 < u.min() and u.max() < 1.0
+
+
+def test_trailing_zeros_counts_the_low_zero_bits():
+    x = np.array([1, 2, 12, 1 << 40, -(1 << 62), 0], dtype=np.int64)
+    np.testing.assert_array_equal(_trailing_zeros(x), [0, 1, 2, 40, 62, 64])
 
 
 def test_uniform_is_a_pure_function_of_the_counter_open_and_flat():

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from numba.cpython.unsafe.numbers import trailing_zeros  # numba's count-trailing-zeros intrinsic
+from numba.core.cpu import CPUTargetOptions
 
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
+from ringsim.vecmath import trailing_zeros
 
 TWO_PI = 2.0 * math.pi
 
@@ -98,9 +99,13 @@ def _face_candidate(ex, ez, cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x
     return turn, s, cross, dot
 
 
-# no reference counting of the station arrays (``_nrt=False``: the function allocates nothing), and
-# no division-by-zero checks (``error_model="numpy"``): both cost more than the rest of a miss
-@njit(cache=True, error_model="numpy", _nrt=False)
+# no reference counting of the station arrays (``_nrt=False``, an option of numba's own kernels: the
+# function allocates nothing; skipped if a numba version drops it), and no division-by-zero checks
+# (``error_model="numpy"``): both cost more than the rest of a miss
+_NO_REFCOUNT = {"_nrt": False} if hasattr(CPUTargetOptions, "_nrt") else {}
+
+
+@njit(cache=True, error_model="numpy", **_NO_REFCOUNT)
 def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x):
     """First calorimeter face crossed by one positron.
 
