@@ -261,12 +261,11 @@ def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, c
     return positrons, lost_muons
 
 
-def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0) -> Iterator[tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]]]:
-    """Yield (block, positrons, lost muons) until ``n_positrons`` are recorded or ``n_muons`` simulated.
+def check_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | None, codata_edition: int = 2018) -> tuple[str, int]:
+    """Validate a run request before anything is simulated or written; returns ("positrons" or "muons", the count).
 
-    Exactly one of ``n_positrons``/``n_muons`` must be given; the last block is cut so that the
-    totals are exact, deterministically (positrons and muons are counted in block order). To resume,
-    pass the first block still to do and the count already recorded (positrons) or simulated (muons).
+    Raises ConfigError for an unknown mode, not exactly one positive count, a beam that never fits
+    the aperture, or (fast mode) phases beyond the kernel's range.
     """
     if mode not in MODES:
         raise ConfigError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -277,6 +276,19 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target <= 0:
         raise ConfigError(f"{what}: expected a positive integer, got {target!r}")
     check_beam_fits_aperture(cfg)
+    if mode == "fast":
+        fast_params(cfg, ring_kinematics(cfg, codata_edition), muon_charge_over_mass(codata_edition), codata(codata_edition).muon_mass_mev)
+    return what, int(target)
+
+
+def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0) -> Iterator[tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Yield (block, positrons, lost muons) until ``n_positrons`` are recorded or ``n_muons`` simulated.
+
+    Exactly one of ``n_positrons``/``n_muons`` must be given; the last block is cut so that the
+    totals are exact, deterministically (positrons and muons are counted in block order). To resume,
+    pass the first block still to do and the count already recorded (positrons) or simulated (muons).
+    """
+    what, target = check_request(cfg, mode, n_positrons, n_muons, codata_edition)
     size = block_muons(cfg, mode)
     done = already_done
     block = start_block
@@ -365,6 +377,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     """
     path = Path(path)
     check_output_path(path, overwrite)
+    check_request(cfg, mode, n_positrons, n_muons, codata_edition)
     request = _request(cfg, mode, n_positrons, n_muons, seed, codata_edition)
     folder = _parts_folder(path)
     parts = _finished_parts(folder, request) if folder.exists() else []

@@ -131,6 +131,8 @@ def test_fit_bad_inputs_follow_the_error_contract(case, extra, message, sample, 
         (["simulate", "--config", "{tmp}/bad.toml", "--positrons", "10", "-o", "{tmp}/x.root"], "invalid TOML"),
         (["precision", "--positrons", "1e9", "--energy-window", "300,200"], "energy-window"),
         (["run", "--set", "beam.momentum_spread=-1", "-o", "{tmp}/run"], "beam.momentum_spread"),
+        (["simulate", "--set", "beam.momentum_offset=0.02", "--muons", "100", "-o", "{tmp}/x.root"], "fits inside the 45 mm aperture"),
+        (["simulate", "--set", "ring.radius_m=0.05", "--muons", "100", "-o", "{tmp}/x.root"], "turn or spin phase"),
     ],
 )
 def test_command_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
