@@ -44,7 +44,7 @@ DETECTOR_CODES = {"simple": SECTORS, "calorimeters": CALORIMETERS, "vanes": VANE
 
 
 class FastParams(NamedTuple):
-    """Every number the fused kernel needs (SI unless the name says otherwise)."""
+    """Every number the fast-mode kernel needs (SI unless the name says otherwise)."""
 
     radius_m: float
     gamma_beta: float  # design u = γβ

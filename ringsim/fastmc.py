@@ -67,7 +67,7 @@ def decay_states(cfg: SimConfig, kin: RingKinematics, beam: Beam, lifetime_s: np
     """Muon states after living ``lifetime_s`` (lab time since its injection), from the parametric model.
 
     :mod:`ringsim.fastgen` evaluates the same model (with :func:`muon_omega_a_rad_per_s`) per muon
-    inside its fused kernel: change both.
+    inside its kernel: change both.
     """
     r0, fm = cfg.ring.radius_m, cfg.fastmodel
     u_abs = kin.gamma * kin.beta * (1.0 + beam.delta_p)

@@ -113,7 +113,7 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
 
 
 def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Fast mode: the fused kernel, random streams per fill."""
+    """Fast mode: the kernel of :mod:`ringsim.fastgen`, random streams per fill."""
     per_fill = cfg.run.muons_per_fill
     n_fills = size // per_fill
     fill_muons = np.clip(n_use - np.arange(n_fills) * per_fill, 0, per_fill)
