@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.optimize import curve_fit
 
-from ringsim.beam import muon_charge_over_mass, sample_beam
+from ringsim.beam import muon_charge_over_mass, sample_beam, tunes
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
@@ -17,7 +17,7 @@ from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
 from ringsim.detectors.simple import decay_positrons
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError
-from ringsim.fastgen import _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, time_order
+from ringsim.fastgen import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, time_order
 from ringsim.fastmc import decay_states
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
@@ -120,6 +120,30 @@ def test_fast_mode_refuses_phases_beyond_the_sincos_range_and_beams_outside_the_
     cfg = load_config("fnal", overrides=["beam.momentum_offset=0.02"])  # x_e = 16 cm, aperture 4.5 cm
     with pytest.raises(ConfigError, match="fits inside"):
         next(generate(cfg, "fast", n_muons=10, progress=False))
+
+
+def test_kernel_beam_has_the_amplitudes_and_spreads_of_sample_beam():
+    """The kernel's collimated beam against ringsim.beam.sample_beam: A_x, A_y, Δp/p, x_β, y, t₀ (two-sample KS)."""
+    cfg = load_config("fnal")
+    kin = ring_kinematics(cfg)
+    p = fast_params(cfg, kin, muon_charge_over_mass(), codata().muon_mass_mev)
+    n = 100_000
+    streams = fill_streams(11, 0, 1)[0]
+    kernel = np.empty((7, n))
+    _beam(p, streams[0], streams[1], n, kernel)
+    ref = sample_beam(cfg, n, np.random.default_rng(12))
+    r0, (nu_x, nu_y) = cfg.ring.radius_m, tunes(cfg.ring.field_index)
+    pairs = {
+        "A_x": (np.hypot(kernel[_B_X_BETA], kernel[_B_W_X]), np.hypot(ref.x_beta_m, ref.xp_beta * r0 / nu_x)),
+        "A_y": (np.sqrt(kernel[_B_AY2]), np.hypot(ref.y_m, ref.yp * r0 / nu_y)),
+        "delta": (kernel[_B_DELTA], ref.delta_p),
+        "x_beta": (kernel[_B_X_BETA], ref.x_beta_m),
+        "y": (kernel[_B_Y0], ref.y_m),
+        "t0": (kernel[_B_T0], ref.t0_ns),
+    }
+    for name, (a, b) in pairs.items():
+        assert stats.ks_2samp(a, b).pvalue > 1e-3, name
+    assert np.all((np.abs(p.dispersion * kernel[_B_DELTA]) + pairs["A_x"][0]) ** 2 + kernel[_B_AY2] <= cfg.ring.aperture_radius_m**2)
 
 
 def test_time_order_is_a_stable_sort():
