@@ -141,7 +141,7 @@ class VaneTracks:
     first_vane: np.ndarray
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pseudo_angle(cos_a, sin_a):
     """A cheap increasing function of the angle a ∈ [0, 2π) from its cosine and sine, onto [0, 4)."""
     return 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a
@@ -198,7 +198,7 @@ def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_m
             r = b + sq if j == 0 else b - sq
             vx, vz = (r * ux - cx) * inv_rho, (r * uz - cz) * inv_rho
             cos_a, sin_a = wx * vx + wz * vz, wx * vz - wz * vx
-            key = 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a  # _pseudo_angle
+            key = _pseudo_angle(cos_a, sin_a)
             # r > 0: the half-plane, not the full line; a tangent line (sq = 0) is one crossing
             ok = (disc >= 0.0) & (r > 0.0) & (r >= r_min) & (r <= r_max) & (key > 0.0) & (key < key_max) & ((j == 0) | (sq != 0.0))
             alpha[2 * k + j] = key if ok else 8.0
