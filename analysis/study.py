@@ -224,7 +224,7 @@ def run_task(cfg: SimConfig, mode: str, n_positrons: int, seed: int, numba_threa
         numba.set_num_threads(numba_threads)
     start = time.perf_counter()
     names = ("time_ns", "energy_mev", "truth_x_e_m", "truth_y_m", "truth_mip")
-    chunks = [positrons for _, positrons, _ in generate(cfg, mode, n_positrons=int(n_positrons), seed=int(seed), progress=False)]
+    chunks = [block.positrons for block in generate(cfg, mode, n_positrons=int(n_positrons), seed=int(seed), progress=False)]
     ev = {k: np.concatenate([c[k] for c in chunks]) for k in names}
     settings = ring_settings(cfg)
     fit, _, _ = histogram_and_fit(select_energy(ev["time_ns"], ev["energy_mev"], settings), settings, seed=int(seed))

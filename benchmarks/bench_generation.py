@@ -28,9 +28,9 @@ def _timed(cfg, mode, **count):
     start = time.perf_counter()
     blocks = list(generate(cfg, mode, seed=1, progress=False, **count))
     elapsed = time.perf_counter() - start
-    chunks = [c for _, c, _ in blocks]
+    chunks = [b.positrons for b in blocks]
     muons = count.get("n_muons", len(blocks) * block_muons(cfg, mode))  # a positron-count run uses whole blocks
-    decays = muons - sum(lost["time_ns"].size for _, _, lost in blocks)
+    decays = muons - sum(b.lost["time_ns"].size for b in blocks)
     return sum(c["time_ns"].size for c in chunks), decays, elapsed, chunks
 
 

@@ -39,6 +39,9 @@ TWO_PI = 2.0 * math.pi
 # columns of the per-hit truth table
 _T_MEAS, _E_MEAS, _E_TRUE, _T_DECAY, _DELTA, _X_E, _X, _Y, _SPIN, _T0, _X_HIT, _Y_HIT, _ANGLE, _STATION = range(14)
 N_HIT_COLUMNS = 14
+# columns of the per-muon truth table (simulate_fills(..., truth=True))
+_TR_T0, _TR_DELTA, _TR_LOST, _TR_TIME, _TR_AZIMUTH, _TR_X, _TR_Y, _TR_SPIN, _TR_ENERGY, _TR_ANGLE, _TR_STATION = range(11)
+N_TRUTH_COLUMNS = 11
 SECTORS, CALORIMETERS, VANES = 0, 1, 2  # FastParams.detector: station of the decay sector, calorimeter faces, vane tracker
 DETECTOR_CODES = {"simple": SECTORS, "calorimeters": CALORIMETERS, "vanes": VANES}
 
@@ -301,12 +304,13 @@ def _decays(p, key, stride, first, n, beam, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
+def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth):
     """Follow ``n_muons`` muons of one fill; returns the number of hits and of lost muons.
 
     ``streams``: the fill's row of :func:`fill_streams`. The beam and the decays are computed in
     vectorised batches, the calorimeter face or vane track and the hit rows muon by muon. Hit rows go to ``hits``
-    (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p). With the vanes,
+    (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p), and, unless ``truth`` has
+    no rows, every muon's truth to row i of ``truth`` (columns ``_TR_*``, :func:`_truth_row`). With the vanes,
     (``cos_az``, ``sin_az``) are the vane directions, crossing k of muon i is detected by draw
     i·2n_vanes + k of the vane stream (a helix crosses each vane at most twice, so the draws of
     different muons never overlap), the momentum and angle smearing use the muon's resolution
@@ -324,24 +328,29 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
     sector = TWO_PI / p.n_stations
     n_hits = 0
     n_lost = 0
+    with_truth = truth.shape[0] > 0
     for first in range(0, n_muons, BATCH):
         n = min(BATCH, n_muons - first)
         _decays(p, streams[2], streams[3], first, n, beam, out)
         for j in range(n):
             i = first + j
-            if out[_LOSS_NS, j] < np.inf:
+            is_lost = out[_LOSS_NS, j] < np.inf
+            if with_truth:
+                _truth_row(truth[i], out[:, j], beam[:, i], is_lost)
+            if is_lost:
                 lost[n_lost, 0], lost[n_lost, 1], lost[n_lost, 2] = out[_LOSS_NS, j], out[_LOSS_PHI, j], beam[_B_DELTA, i]
                 n_lost += 1
                 continue
             e_true = out[_ENERGY, j]
             dx, dy, dz = out[_DX, j], out[_DY, j], out[_DZ, j]
             if p.detector == VANES:
-                if smeared_momentum(e_true, p.vane_momentum_resolution, out[_G_E, j]) < p.energy_min_mev:
+                recordable = smeared_momentum(e_true, p.vane_momentum_resolution, out[_G_E, j]) >= p.energy_min_mev
+                if not (recordable or with_truth):
                     continue  # not recorded, whatever its crossings
                 decay_ns = out[_DECAY_NS, j]
                 ns_per_rad = p.vane_flight_ns_per_rad_per_mev * e_true
-                n_angles = max_crossings
-                if decay_ns >= 0.0 and decay_ns + TWO_PI * ns_per_rad < p.vane_readout_window_ns:
+                n_angles = max_crossings if recordable else 0  # (0: only the first vane crossed, for the truth)
+                if recordable and decay_ns >= 0.0 and decay_ns + TWO_PI * ns_per_rad < p.vane_readout_window_ns:
                     # the whole turn is read out: only the time of the first crossing whose efficiency draw passes matters
                     n_angles = 1
                     while n_angles < max_crossings and uniform(streams[4], streams[5], i * max_crossings + n_angles - 1) >= p.vane_efficiency:
@@ -350,7 +359,9 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
                     out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, cos_az, sin_az, p.vane_r_min_m, p.vane_r_max_m,
                     p.vane_half_height_m, p.vane_radius_m_per_mev, alpha, vane, r_vane, y_vane, n_angles,
                 )
-                if m < p.vane_min_vanes:
+                if with_truth and m > 0:
+                    truth[i, _TR_STATION] = vane[0]
+                if not recordable or m < p.vane_min_vanes:
                     continue
                 for k in range(m):
                     t_vane[k] = decay_ns + alpha[k] * ns_per_rad if k < n_angles else decay_ns  # a time in the window
@@ -369,10 +380,12 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
                     out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, p.field_t, p.radius_m, cos_az, sin_az,
                     p.face_inner_m, p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m,
                 )
-                if station < 0:
-                    continue
             else:
                 station, flight_ns, x_hit, y_hit = min(int(out[_AZIMUTH, j] / sector), p.n_stations - 1), 0.0, 0.0, 0.0
+            if with_truth:
+                truth[i, _TR_STATION] = station
+            if station < 0:
+                continue
             # detector response (ringsim.detectors.response.respond)
             if out[_U_EFF, j] >= p.efficiency:
                 continue
@@ -385,6 +398,24 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost):
             _hit_row(hits[n_hits], t_meas, (e_true + sigma * out[_G_E, j]) * gain, e_true, out[:, j], beam[:, i], p.dispersion, x_hit, y_hit, out[_ANGLE_D, j], station)
             n_hits += 1
     return n_hits, n_lost
+
+
+@njit(cache=True, inline="always")
+def _truth_row(row, decay, muon, is_lost):
+    """Truth row of one muon from its decay and beam columns: injection time [ns], Δp/p, lost (1) or not (0),
+    decay or loss time [ns] and azimuth [rad], decay position x, y [m], spin angle, positron energy [MeV]
+    and vertical angle (NaN for a lost muon), station (−1 until the detector step sets it)."""
+    row[_TR_T0] = muon[_B_T0]
+    row[_TR_DELTA] = muon[_B_DELTA]
+    row[_TR_LOST] = 1.0 if is_lost else 0.0
+    row[_TR_TIME] = decay[_LOSS_NS] if is_lost else decay[_DECAY_NS]
+    row[_TR_AZIMUTH] = decay[_LOSS_PHI] if is_lost else decay[_AZIMUTH]
+    row[_TR_X] = np.nan if is_lost else decay[_XD]
+    row[_TR_Y] = np.nan if is_lost else decay[_YD]
+    row[_TR_SPIN] = np.nan if is_lost else decay[_SPIN_D]
+    row[_TR_ENERGY] = np.nan if is_lost else decay[_ENERGY]
+    row[_TR_ANGLE] = np.nan if is_lost else decay[_ANGLE_D]
+    row[_TR_STATION] = -1.0
 
 
 @njit(cache=True, inline="always")
@@ -547,15 +578,16 @@ def _close_gaps(a, start, count, out_start):
 
 
 @njit(cache=True, parallel=True)
-def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az):
-    """Recorded clusters and lost muons of consecutive fills, fills in parallel.
+def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, truth=False):
+    """Recorded clusters, lost muons and (if ``truth``) the truth of every muon of consecutive fills, fills in parallel.
 
     ``streams`` (n_fills, 6) are the fills' random streams (:func:`fill_streams`), ``fill_muons`` the muons to follow in
     each fill, ``first_fill`` the number of the first, (``cos_az``, ``sin_az``) the radial directions
     of the calorimeter faces or of the vanes. Returns the event branches (time_ns, energy_mev,
     calo, fill, n_hits, x_hit_m, y_hit_m, hemisphere, vertical_angle_rad, truth_energy_mev,
     truth_decay_time_ns, truth_delta_p, truth_x_e_m, truth_x_m, truth_y_m, truth_spin_phase_rad,
-    truth_t0_ns), ordered by fill and time, and the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p).
+    truth_t0_ns), ordered by fill and time, the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p),
+    and the truth table (one row per muon in fill order, columns ``_TR_*``; no rows unless ``truth``).
     Each fill works in its own scratch tables (cache-resident) and writes its clusters at its own
     rows of the event arrays; the runs are then moved together.
     """
@@ -572,6 +604,7 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az):
         np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
     )
     lost = np.empty((total, 3))
+    truth_rows = np.empty((total if truth else 0, N_TRUTH_COLUMNS))
     n_recorded = np.zeros(n_fills, dtype=np.int64)
     n_lost = np.zeros(n_fills, dtype=np.int64)
     sort_tau_ns = math.sqrt(1.0 + p.gamma_beta * p.gamma_beta) * p.lifetime_s * 1e9
@@ -579,7 +612,7 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az):
         a, b = start[f], start[f + 1]
         hits = np.empty((b - a, N_HIT_COLUMNS))
         clusters = np.empty((b - a, 4))
-        nh, n_lost[f] = _simulate_fill(p, streams[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b])
+        nh, n_lost[f] = _simulate_fill(p, streams[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b], truth_rows[a:b] if truth else truth_rows)
         if p.detector == VANES:
             n_recorded[f] = _order_fill(hits, nh, p.energy_min_mev, sort_tau_ns, clusters)
         else:
@@ -616,4 +649,4 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az):
             lost_fill[i] = first_fill + f
             lost_calo[i] = int(math.floor(lost[a + j, 1] / sector)) % p.n_stations  # first face downstream (faces at (k + 1)·sector)
             lost_delta[i] = lost[a + j, 2]
-    return packed, (lost_time, lost_phi, lost_fill, lost_calo, lost_delta)
+    return packed, (lost_time, lost_phi, lost_fill, lost_calo, lost_delta), truth_rows

@@ -52,7 +52,7 @@ def build_model(cfg: SimConfig, n_template: int = 2_000_000, seed: int = 12345, 
     t_edges, e_edges = histogram_edges(cfg, codata_edition)
     n_s, n_t, n_e = cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1
     counts = np.zeros((n_s, n_t, n_e))
-    for _, positrons, _ in generate(cfg, "fast", n_positrons=n_template, seed=seed, codata_edition=codata_edition, progress=False):
+    for _, positrons, _, _ in generate(cfg, "fast", n_positrons=n_template, seed=seed, codata_edition=codata_edition, progress=False):
         sample = np.stack([positrons["calo"], positrons["time_ns"], positrons["energy_mev"]], axis=1)
         counts += np.histogramdd(sample, bins=(np.arange(n_s + 1) - 0.5, t_edges, e_edges))[0]
     omega = kin.omega_a_rad_per_s * 1e-9

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -354,6 +354,16 @@ class EventWriter:
         tree = self._file.mktree(name, {key: column.dtype for key, column in columns.items()})
         if next(iter(columns.values())).size:
             tree.extend(columns)
+
+    def write_tree_in_chunks(self, name: str, branches: Mapping[str, object], chunks: Iterable[Mapping[str, np.ndarray]]) -> None:
+        """Write a further tree chunk by chunk (one basket per non-empty chunk), next to the event tree."""
+        if self._stack is None:
+            raise RingsimError(f"{self.path}: EventWriter.write_tree_in_chunks called outside its with block")
+        dtypes = _branch_dtypes(branches, self.path)
+        tree = self._file.mktree(name, dtypes)
+        for chunk in chunks:
+            if len(next(iter(chunk.values()))):
+                tree.extend({key: np.asarray(chunk[key], dtype=dtype) for key, dtype in dtypes.items()})
 
     def write_histogram(self, name: str, counts: np.ndarray, *edges: np.ndarray) -> None:
         """Write a TH1 (one edge array) or TH2 (two) of counts."""

@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtri
@@ -69,6 +70,31 @@ LOST_BRANCHES = {
     "truth_delta_p": np.float32,
 }
 
+TRUTH_BRANCHES = {
+    "fill": np.int64,
+    "t0_ns": np.float32,  # injection time
+    "delta_p": np.float32,  # Δp/p
+    "x_e_m": np.float32,  # equilibrium radius offset
+    "lost": np.int8,  # 1: lost before decaying (then the decay branches below are NaN)
+    "time_ns": np.float64,  # decay time, or loss time
+    "azimuth_rad": np.float32,  # where it decayed or was lost
+    "x_m": np.float32,  # radial position at decay, relative to R₀
+    "y_m": np.float32,  # vertical position at decay
+    "spin_phase_rad": np.float32,  # spin angle to momentum at decay, wrapped to (−π, π]
+    "energy_mev": np.float32,  # energy of the decay positron
+    "vertical_angle_rad": np.float32,  # atan(p_y/p_⊥) of the decay positron
+    "station": np.int16,  # reached by geometry: calorimeter face, decay sector or first vane crossed; −1 none
+}
+
+
+class Block(NamedTuple):
+    """What a block of fills produced: recorded clusters, lost muons, and the per-muon truth (None unless asked for)."""
+
+    number: int
+    positrons: dict[str, np.ndarray]
+    lost: dict[str, np.ndarray]
+    truth: dict[str, np.ndarray] | None
+
 
 def block_muons(cfg: SimConfig, mode: str) -> int:
     """Muons per block: a whole number of fills close to the mode's target."""
@@ -81,8 +107,9 @@ def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]
     return np.random.default_rng(ss), ss.generate_state(1, np.uint32)[0]
 
 
-def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, energy: np.ndarray, direction: np.ndarray, decay_time_ns: np.ndarray, fill: np.ndarray, candidates: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Reconstructed silicon-vane tracks of the candidate positrons (J-PARC); returns clusters and stations."""
+def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, energy: np.ndarray, direction: np.ndarray, decay_time_ns: np.ndarray, fill: np.ndarray, candidates: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Reconstructed silicon-vane tracks of the candidate positrons (J-PARC); returns clusters, the
+    vane of each positron's first detected hit and the first vane it crosses (−1: none)."""
     geometry = VaneGeometry.from_config(cfg)
     hits = vane_hits(states.position_m[candidates], direction[candidates], energy[candidates], decay_time_ns[candidates], geometry)
     tracks = reconstruct(hits, geometry, int(rng.integers(2**62)))
@@ -97,7 +124,9 @@ def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, 
     }
     station = np.full(energy.size, -1, dtype=np.int32)
     station[candidates] = tracks.first_vane
-    return clusters, station
+    crossed = np.full(energy.size, -1, dtype=np.int32)
+    crossed[candidates] = hits.first_vane
+    return clusters, station, crossed
 
 
 def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -112,7 +141,7 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
     return sector_station(states.azimuth_rad, cfg.ring.n_detectors), zeros, zeros, zeros
 
 
-def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int, truth: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """Fast mode: the kernel of :mod:`ringsim.fastgen`, random streams per fill."""
     per_fill = cfg.run.muons_per_fill
     n_fills = size // per_fill
@@ -122,27 +151,38 @@ def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, co
         cos_az, sin_az = VaneGeometry.from_config(cfg).unit_vectors()
     else:
         cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
-    events, lost = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az)
-    return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost))
+    events, lost, rows = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az, truth)
+    if not truth:
+        return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost)), None
+    names = ("t0_ns", "delta_p", "lost", "time_ns", "azimuth_rad", "x_m", "y_m", "spin_phase_rad", "energy_mev", "vertical_angle_rad", "station")  # fastgen's _TR_* columns
+    truth_rows = {"fill": np.repeat(block * n_fills + np.arange(n_fills), fill_muons), **{k: rows[:, c] for c, k in enumerate(names)}}
+    truth_rows["x_e_m"] = params.dispersion * truth_rows["delta_p"]
+    return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost)), _typed(truth_rows, TRUTH_BRANCHES)
 
 
-def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Recorded clusters and lost muons of block ``block``, of which the first ``n_use`` muons are used.
+def _typed(arrays: dict[str, np.ndarray], branches: dict[str, type]) -> dict[str, np.ndarray]:
+    """The arrays in the branches' order, cast to their types."""
+    return {k: np.asarray(arrays[k]).astype(t, copy=False) for k, t in branches.items()}
+
+
+def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018, truth: bool = False) -> Block:
+    """Recorded clusters, lost muons and (if ``truth``) per-muon truth of block ``block``, of which the first ``n_use`` muons are used.
 
     All random numbers of the block are always drawn, so the first ``n_use`` muons are the same
-    whatever ``n_use`` is. Returns (clusters, lost muons) as dicts of arrays; with calorimeters the
-    clusters include the minimum-ionising hits of the lost muons (``truth_mip`` = 1).
+    whatever ``n_use`` is, and asking for the truth changes nothing else. Dicts of arrays; with
+    calorimeters the clusters include the minimum-ionising hits of the lost muons (``truth_mip`` = 1);
+    the truth has one row per muon used (:data:`TRUTH_BRANCHES`), in fill order.
     """
     size = block_muons(cfg, mode)
     n_use = size if n_use is None else n_use
     if mode == "fast":
-        positrons, lost = _fast_block(cfg, seed, block, size, n_use, codata_edition)
+        positrons, lost, truth_rows = _fast_block(cfg, seed, block, size, n_use, codata_edition, truth)
     else:
-        positrons, lost = _track_block(cfg, seed, block, size, n_use, codata_edition)
+        positrons, lost, truth_rows = _track_block(cfg, seed, block, size, n_use, codata_edition, truth)
     positrons["truth_mip"] = np.zeros(positrons["time_ns"].size, dtype=np.int8)
     if cfg.detector.model == "calorimeters":
         positrons = _with_lost_muon_clusters(cfg, ring_kinematics(cfg, codata_edition).beta, seed, block, positrons, lost)
-    return positrons, lost
+    return Block(block, positrons, lost, truth_rows)
 
 
 def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int, positrons: dict[str, np.ndarray], lost: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -191,7 +231,7 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
     return {k: np.concatenate([positrons[k], mip[k].astype(positrons[k].dtype)])[order] for k in EVENT_BRANCHES}
 
 
-def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int, truth: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """Track mode: beam, tracking to decay or loss, decay and detector as array stages."""
     kin = ring_kinematics(cfg, codata_edition)
     q_over_m = muon_charge_over_mass(codata_edition)
@@ -218,10 +258,11 @@ def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, c
     true_angle = np.arctan2(direction[:, 1], np.hypot(direction[:, 0], direction[:, 2]))
     if cfg.detector.model == "vanes":
         idx = np.flatnonzero(used & ~lost)
-        clusters, station = _vane_tracks(cfg, rng, states, energy, direction, decay_time_ns, fill, idx)
+        clusters, station, reached = _vane_tracks(cfg, rng, states, energy, direction, decay_time_ns, fill, idx)
         x_hit = y_hit = np.zeros(size)
     else:
         station, flight_ns, x_hit, y_hit = _stations(cfg, states, energy, direction)
+        reached = station
         idx = np.flatnonzero(used & ~lost & (station >= 0))
         clusters = respond(rng, cfg.detector, fill[idx], station[idx], decay_time_ns[idx] + flight_ns[idx], energy[idx])
         clusters["vertical_angle_rad"] = true_angle[idx[clusters["index"]]]
@@ -258,7 +299,31 @@ def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, c
         "calo": first_station(loss_phi[lost_idx], cfg.ring.n_detectors),
         "truth_delta_p": beam.delta_p[lost_idx],
     }
-    return positrons, lost_muons
+    if not truth:
+        return positrons, lost_muons, None
+    u = np.flatnonzero(used)
+    decayed = ~lost[u]
+    time_ns = np.where(decayed, decay_time_ns[u], beam.t0_ns[u] + loss_s[u] * 1e9)
+    azimuth = np.mod(np.arctan2(states.position_m[u, 2], states.position_m[u, 0]), 2.0 * math.pi)
+    at_decay = {  # NaN for the lost muons
+        "x_m": x_rel[u],
+        "y_m": states.y_m[u],
+        "spin_phase_rad": spin_phase_rad(states.u[u], states.spin[u]),
+        "energy_mev": energy[u],
+        "vertical_angle_rad": true_angle[u],
+    }
+    truth_rows = {
+        "fill": fill[u],
+        "t0_ns": beam.t0_ns[u],
+        "delta_p": beam.delta_p[u],
+        "x_e_m": beam.x_e_m[u],
+        "lost": lost[u],
+        "time_ns": time_ns,
+        "azimuth_rad": azimuth,
+        **{k: np.where(decayed, v, np.nan) for k, v in at_decay.items()},
+        "station": np.where(decayed, reached[u], -1),
+    }
+    return positrons, lost_muons, _typed(truth_rows, TRUTH_BRANCHES)
 
 
 def check_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | None, codata_edition: int = 2018) -> tuple[str, int]:
@@ -281,11 +346,12 @@ def check_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: i
     return what, int(target)
 
 
-def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0) -> Iterator[tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]]]:
-    """Yield (block, positrons, lost muons) until ``n_positrons`` are recorded or ``n_muons`` simulated.
+def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0, truth: bool = False) -> Iterator[Block]:
+    """Yield a :class:`Block` at a time until ``n_positrons`` are recorded or ``n_muons`` simulated.
 
     Exactly one of ``n_positrons``/``n_muons`` must be given; the last block is cut so that the
-    totals are exact, deterministically (positrons and muons are counted in block order). To resume,
+    totals are exact, deterministically (positrons and muons are counted in block order; with a
+    positron count, the lost muons and the truth keep the last block's whole fills). To resume,
     pass the first block still to do and the count already recorded (positrons) or simulated (muons).
     """
     what, target = check_request(cfg, mode, n_positrons, n_muons, codata_edition)
@@ -296,7 +362,7 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
         bar.update(done)
         while done < target:
             n_use = min(size, target - done) if n_muons is not None else None
-            out, lost = generate_block(cfg, mode, seed, block, n_use, codata_edition)
+            _, out, lost, truth_rows = generate_block(cfg, mode, seed, block, n_use, codata_edition, truth)
             if n_muons is not None:
                 step = n_use
             else:
@@ -306,11 +372,11 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
                     out = {k: v[: positron_rows[step]] for k, v in out.items()}
             done += step
             bar.update(step)
-            yield block, out, lost
+            yield Block(block, out, lost, truth_rows)
             block += 1
 
 
-def _request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | None, seed: int, codata_edition: int) -> dict:
+def _request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | None, seed: int, codata_edition: int, truth: bool) -> dict:
     """What identifies a run: a resumed run must ask for exactly the same."""
     return {
         "version": ringsim.__version__,
@@ -318,6 +384,7 @@ def _request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | 
         "seed": seed,
         "codata": codata(codata_edition).name,
         "requested": {"positrons": n_positrons, "muons": n_muons},
+        "truth_tree": truth,
         "config": cfg.to_dict(),
     }
 
@@ -343,18 +410,22 @@ def _finished_parts(folder: Path, request: dict) -> list[Path]:
         parts.append(part)
 
 
-def _save_part(folder: Path, block: int, positrons: dict, lost: dict) -> None:
-    target = folder / f"block-{block:06d}.npz"
-    tmp = folder / f".block-{block:06d}.tmp.npz"
-    np.savez(tmp, **{f"e.{k}": v for k, v in positrons.items()}, **{f"l.{k}": v for k, v in lost.items()})
+_PART_PREFIXES = ("e.", "l.", "t.")  # positrons, lost muons, truth
+
+
+def _save_part(folder: Path, block: Block) -> None:
+    target = folder / f"block-{block.number:06d}.npz"
+    tmp = folder / f".block-{block.number:06d}.tmp.npz"
+    tables = (block.positrons, block.lost, block.truth or {})
+    np.savez(tmp, **{prefix + k: v for prefix, table in zip(_PART_PREFIXES, tables) for k, v in table.items()})
     os.replace(tmp, target)
 
 
-def _load_part(part: Path) -> tuple[dict, dict]:
+def _load_part(part: Path) -> tuple[dict, dict, dict]:
+    """(positrons, lost muons, truth) of a saved block; the truth is empty when not asked for."""
     with np.load(part) as data:
-        positrons = {k[2:]: data[k] for k in data.files if k.startswith("e.")}
-        lost = {k[2:]: data[k] for k in data.files if k.startswith("l.")}
-    return positrons, lost
+        positrons, lost, truth = ({k[2:]: data[k] for k in data.files if k.startswith(prefix)} for prefix in _PART_PREFIXES)
+    return positrons, lost, truth
 
 
 def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndarray, np.ndarray]:
@@ -365,20 +436,21 @@ def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndar
     return np.arange(n_time + 1) * a.bin_width_ns, np.linspace(0.0, e_top, 17)
 
 
-def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None) -> dict:
+def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None, truth: bool = False) -> dict:
     """Simulate a run into a ROOT file; resumable.
 
     Finished blocks (whole fills) are kept in ``.NAME.parts/`` beside the target while the run goes;
     the same command after an interruption continues from the first missing block, and the final file
     is identical to an uninterrupted run. Contents: tree ``events`` (positron clusters with truth, and the lost muons' MIP clusters),
-    tree ``lost_muons``, tree ``fills`` (per-fill truth: muons, lost, clusters), TH2 histograms
+    tree ``lost_muons``, tree ``fills`` (per-fill truth: muons, lost, clusters), with ``truth`` the tree
+    ``truth`` (one row per muon, :data:`TRUTH_BRANCHES`, written block by block), TH2 histograms
     ``hist/calo_NN`` (time [ns] × energy [MeV] per station), and the JSON ``provenance``.
     Returns the provenance.
     """
     path = Path(path)
     check_output_path(path, overwrite)
     check_request(cfg, mode, n_positrons, n_muons, codata_edition)
-    request = _request(cfg, mode, n_positrons, n_muons, seed, codata_edition)
+    request = _request(cfg, mode, n_positrons, n_muons, seed, codata_edition, truth)
     folder = _parts_folder(path)
     parts = _finished_parts(folder, request) if folder.exists() else []
     if not folder.exists():
@@ -389,8 +461,8 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
         done = sum(int(np.count_nonzero(np.load(p)["e.truth_mip"] == 0)) for p in parts)
     else:
         done = min(len(parts) * size, n_muons)
-    for block, positrons, lost in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done):
-        _save_part(folder, block, positrons, lost)
+    for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
+        _save_part(folder, block)
     kin = ring_kinematics(cfg, codata_edition)
     provenance = {
         "package": "ringsim",
@@ -408,7 +480,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     per_fill = cfg.run.muons_per_fill
     with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite) as writer:
         for i, part in enumerate(_finished_parts(folder, request)):
-            positrons, lost = _load_part(part)
+            positrons, lost, _ = _load_part(part)
             writer.extend(positrons)
             n_mip += int(np.count_nonzero(positrons["truth_mip"]))
             lost_all.append(lost)
@@ -426,6 +498,8 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
             fills["n_clusters"].append(np.bincount(positrons["fill"] - first, minlength=n_fills))
         writer.write_tree("lost_muons", {k: np.concatenate([d[k] for d in lost_all]).astype(v) for k, v in LOST_BRANCHES.items()})
         writer.write_tree("fills", {k: np.concatenate(v).astype(np.int64) for k, v in fills.items()})
+        if truth:
+            writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part)[2] for part in _finished_parts(folder, request)))
         for station in range(cfg.ring.n_detectors):
             writer.write_histogram(f"hist/calo_{station:02d}", hist[station], t_edges, e_edges)
         writer.provenance["n_positrons"] = writer.n_entries - n_mip

@@ -8,6 +8,7 @@ import pytest
 from ringsim.config import load_config
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, merge_pileup
 from ringsim.detectors.response import respond
+from ringsim.errors import InputError
 
 R0, B_T = 7.112, 1.4513
 GEO = CalorimeterGeometry()
@@ -123,24 +124,27 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
 
     cfg = load_config("fnal", overrides=["run.muons_per_fill=4000"])
     whole = tmp_path / "whole.root"
-    sim.simulate_to_file(whole, cfg, "fast", n_positrons=150_000, seed=9)
+    sim.simulate_to_file(whole, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     resumed = tmp_path / "resumed.root"
     real_save = sim._save_part
 
-    def save_then_stop(folder, block, positrons, lost):
-        real_save(folder, block, positrons, lost)
-        if block == 1:
+    def save_then_stop(folder, block):
+        real_save(folder, block)
+        if block.number == 1:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(sim, "_save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
+        sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     assert not resumed.exists() and len(list(sim._parts_folder(resumed).glob("block-*.npz"))) == 2
     monkeypatch.setattr(sim, "_save_part", real_save)
-    sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
+    with pytest.raises(InputError, match="different"):  # the truth tree is part of the request
+        sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
+    sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     assert not sim._parts_folder(resumed).exists()
     with uproot.open(whole) as a, uproot.open(resumed) as b:
-        for tree in ("events", "lost_muons", "fills"):
+        assert a["truth"].num_entries == a["fills"]["n_muons"].array(library="np").sum() > 0
+        for tree in ("events", "lost_muons", "fills", "truth"):
             da, db = a[tree].arrays(library="np"), b[tree].arrays(library="np")
             for key in da:
                 np.testing.assert_array_equal(da[key], db[key])
@@ -149,8 +153,6 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
     monkeypatch.setattr(sim, "_save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
-    from ringsim.errors import InputError
-
     monkeypatch.setattr(sim, "_save_part", real_save)
     with pytest.raises(InputError, match="different"):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)

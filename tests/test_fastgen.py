@@ -28,7 +28,7 @@ IDEAL = ["detector.energy_resolution_stochastic=0", "detector.energy_resolution_
 
 def _blocks(cfg, seed, n_blocks):
     out = [generate_block(cfg, "fast", seed, b) for b in range(n_blocks)]
-    return {k: np.concatenate([o[0][k] for o in out]) for k in out[0][0]}
+    return {k: np.concatenate([o.positrons[k] for o in out]) for k in out[0].positrons}
 
 
 def reference_decays(cfg, n, seed):
@@ -274,15 +274,15 @@ def test_output_is_identical_for_one_and_two_threads_and_any_number_of_muons_use
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     two = generate_block(cfg, "fast", 8, 2)
-    for a, b in ((one[0], two[0]), (one[1], two[1])):
+    for a, b in ((one.positrons, two.positrons), (one.lost, two.lost)):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
-    assert one[1]["time_ns"].size > 0
+    assert one.lost["time_ns"].size > 0
     # the first n_use muons are the same: whole fills identical, the cut fill a subset
     first_fill = 2 * (block_muons(cfg, "fast") // 3000)
     n_use = 2 * 3000 + 1234
-    cut, cut_lost = generate_block(cfg, "fast", 8, 2, n_use)
-    full, full_lost = two
+    _, cut, cut_lost, _ = generate_block(cfg, "fast", 8, 2, n_use)
+    _, full, full_lost, _ = two
     for key in full:
         whole = full["fill"] < first_fill + 2
         np.testing.assert_array_equal(cut[key][cut["fill"] < first_fill + 2], full[key][whole])
@@ -292,5 +292,5 @@ def test_output_is_identical_for_one_and_two_threads_and_any_number_of_muons_use
     assert cut["fill"].max() == first_fill + 2 and set(cut_lost["time_ns"]) <= set(full_lost["time_ns"])
     # generate() cuts runs into the same blocks
     blocks = list(generate(cfg, "fast", n_muons=2 * block_muons(cfg, "fast") + 5000, seed=8, progress=False))
-    np.testing.assert_array_equal(blocks[1][1]["time_ns"], generate_block(cfg, "fast", 8, 1)[0]["time_ns"])
-    np.testing.assert_array_equal(blocks[2][1]["truth_energy_mev"], generate_block(cfg, "fast", 8, 2, 5000)[0]["truth_energy_mev"])
+    np.testing.assert_array_equal(blocks[1].positrons["time_ns"], generate_block(cfg, "fast", 8, 1).positrons["time_ns"])
+    np.testing.assert_array_equal(blocks[2].positrons["truth_energy_mev"], generate_block(cfg, "fast", 8, 2, 5000).positrons["truth_energy_mev"])

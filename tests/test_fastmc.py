@@ -16,7 +16,7 @@ from ringsim.simulate import generate
 
 
 def _sample(cfg, seed, mode="fast", **count):
-    chunks = [c for _, c, _ in generate(cfg, mode, seed=seed, progress=False, **count)]
+    chunks = [b.positrons for b in generate(cfg, mode, seed=seed, progress=False, **count)]
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

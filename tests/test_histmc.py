@@ -18,7 +18,7 @@ def model():
 def test_expected_counts_match_an_independent_event_sample(model):
     cfg = load_config("fnal")
     n = 300_000
-    events = np.concatenate([np.stack([p["calo"], p["time_ns"], p["energy_mev"]], 1) for _, p, _ in generate(cfg, "fast", n_positrons=n, seed=77, progress=False)])
+    events = np.concatenate([np.stack([p["calo"], p["time_ns"], p["energy_mev"]], 1) for _, p, _, _ in generate(cfg, "fast", n_positrons=n, seed=77, progress=False)])
     # coarse bins: 10 time slices of 10 histogram bins, summed over stations, energy above 1.7 GeV
     t_edges, e_edges = model.time_edges_ns, model.energy_edges_mev
     expected = model.expected(n).sum(axis=0)

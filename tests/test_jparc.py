@@ -336,12 +336,12 @@ def test_spiral_track_mode_blocks_are_reproducible():
 
     cfg = load_config("jparc", overrides=["run.muons_per_fill=500"])
     first, second = (generate_block(cfg, "track", 9, 1, n_use=60) for _ in range(2))
-    assert first[0]["time_ns"].size > 0
-    for a, b in zip(first, second):
+    assert first.positrons["time_ns"].size > 0
+    for a, b in ((first.positrons, second.positrons), (first.lost, second.lost)):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
-    other = generate_block(cfg, "track", 9, 2, n_use=60)[0]
-    assert not np.array_equal(other["truth_t0_ns"][:5], first[0]["truth_t0_ns"][:5])
+    other = generate_block(cfg, "track", 9, 2, n_use=60).positrons
+    assert not np.array_equal(other["truth_t0_ns"][:5], first.positrons["truth_t0_ns"][:5])
 
 
 def test_injection_option_is_validated():

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--positrons", type=_positive_count, help="recorded positrons to produce")
     sim.add_argument("--seed", type=_nonneg_int, default=1)
     sim.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
+    sim.add_argument("--truth", action="store_true", help="also write tree 'truth': one row per muon (decay or loss, positron, station reached)")
     sim.add_argument("--force", action="store_true", help="replace an existing output file")
     sim.add_argument("-o", "--output", required=True, help="output ROOT file")
 
