@@ -11,6 +11,9 @@ and some pass inside or outside the faces or turn a full circle without a hit.
 Then the response: energy resolution σ_E/E = √(a²/E + b²) (E in GeV), time resolution, in-fill
 gain sag E → E(1 − C e^{−t/τ_g}), and pulse-pair merging of hits closer than the resolving time in
 one station (pileup) within a fill.
+
+Fast mode finds the faces of a batch of positrons at once (:func:`calorimeter_hits_batch`: the same
+answers, bit for bit, from loops that LLVM vectorises).
 """
 
 from __future__ import annotations
@@ -206,13 +209,12 @@ def calorimeter_hit(px, py, pz, dx, dy, dz, energy_mev, field_t, radius_m, cos_a
     return station, rho * travel * math.sqrt(1.0 + slope * slope) / SPEED_OF_LIGHT_M_PER_S * 1e9, s_hit - radius_m, y_hit
 
 
-
-# the batch finder's work tables: float rows per positron (circle, best crossing so far, turn to it) …
-# the bounds of the wide station test, and the radial direction of the station tried in a vectorised pass …
+# rows of the batch finder's float work table, one column per positron: its circle, its best crossing so
+# far, the turn to it, the bounds of the wide station test and the radial direction of the station tried
 _W_RHO, _W_SLOPE, _W_RISE, _W_CX, _W_CZ, _W_RX, _W_RZ, _W_C2, _W_RHO2, _W_BEST, _W_S, _W_CROSS, _W_DOT, _W_TRAVEL, _W_LO, _W_HI, _W_TANGENT, _W_EX, _W_EZ = range(19)
 _N_WORK_ROWS = 19
 _WIDE = 1e-10  # the wide test's margins relative to the squared scale |C|² + ρ² + s_hi²: far above rounding (~1e-15)
-# … and integer rows: stations still to try (bit mask), station of the best crossing, fallback flag, hit list, station tried
+# … and of its integer table: stations still to try (bit mask), station of the best crossing, fallback flag, hit list, station tried
 _I_MASK, _I_STATION, _I_FALLBACK, _I_HIT, _I_TRY = range(5)
 _N_INDEX_ROWS = 5
 VECTOR_STATIONS = 64  # stations of one mask word: the batch finder hands more to calorimeter_hit
@@ -262,14 +264,15 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     Writes (station or −1, flight time [ns], x − R₀ [m], y [m]) to ``station``, ``flight_ns``,
     ``x_hit``, ``y_hit``; (``work``, ``index``) come from :func:`batch_scratch` (n ≤ its ``n_max``),
     so nothing is allocated. Loops over the batch that LLVM vectorises: the circles; the bit masks of
-    the stations they can meet (stations outer, positrons inner); two passes trying each positron's
-    next candidate station (keeping the lowest pseudo-angle, the first station on ties, as
-    :func:`calorimeter_hit`); the height, chamber-wall and flight-time stage. Candidates beyond the
-    second (a few %) are tried one by one, and atan2 (libm, as in :func:`calorimeter_hit`) runs once
-    per positron reaching a face. Positrons the vector path cannot settle exactly (the first crossing
-    above or below the faces but moving towards them, turns below ``_SMALL_TURN``, circles touching
-    a radial line), and all with more than :data:`VECTOR_STATIONS` stations, go to
-    :func:`calorimeter_hit`. No fast-math contraction: each operation rounds as there.
+    the stations they may meet (a wide test linear in ê·C, stations outer, positrons inner); two passes
+    trying each positron's next candidate station (the exact test of :func:`calorimeter_hit`, the
+    lowest pseudo-angle kept, the first station on ties); the chamber walls; the height at the face
+    and the flight time. Candidates beyond the second (a few %) are tried one by one, and atan2 (libm,
+    as in :func:`calorimeter_hit`) runs once per positron reaching a face. Positrons the vector path
+    cannot settle exactly (the first crossing above or below the faces but moving towards them, turns
+    below ``_SMALL_TURN``, circles touching a radial line), and all with more than
+    :data:`VECTOR_STATIONS` stations, go to :func:`calorimeter_hit`. No fast-math contraction, unlike
+    the other vectorised loops of fast mode: each operation rounds as in :func:`calorimeter_hit`.
     """
     n_st = cos_az.size
     if n_st > VECTOR_STATIONS:
@@ -358,6 +361,7 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
         if fallback[j]:
             station[j], flight_ns[j], x_hit[j], y_hit[j] = calorimeter_hit(
                 px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
+
 
 @njit(cache=True)
 def face_directions(azimuths):
