@@ -333,6 +333,17 @@ def test_batch_with_more_stations_than_one_mask_holds():
     assert np.any(station >= 64)
 
 
+def test_batch_with_faces_reaching_the_ring_centre():
+    # faces from 1 cm beyond the ring's centre out to the orbit, which the wide station test does not handle
+    pos, direction, energy = broad_positrons(np.random.default_rng(27), 5_000, R0, wide=0.2)
+    args = (B_T, R0, *face_directions(GEO.azimuths_rad()), -R0 - 0.01, GEO.outer_x_m, GEO.half_height_m, GEO.chamber_outer_x_m, -R0 - 0.02)
+    scalar = _new_hits(pos, direction, energy, *args)
+    batch = _run_batches(_batch_rows(pos, direction, energy), energy.size, args)[:4]
+    for ref, new in zip(scalar, batch):
+        np.testing.assert_array_equal(new, ref)
+    assert np.count_nonzero(scalar[0] >= 0) > 1000
+
+
 def test_batch_no_hit_without_horizontal_motion_or_energy():
     pos = np.tile([R0, 0.0, 0.0], (4, 1))
     direction = np.array([[0.0, 1.0, 0.0], [1e-13, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])

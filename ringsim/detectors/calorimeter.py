@@ -271,11 +271,13 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     as in :func:`calorimeter_hit`) runs once per positron reaching a face. Positrons the vector path
     cannot settle exactly (the first crossing above or below the faces but moving towards them, turns
     below ``_SMALL_TURN``, circles touching a radial line), and all with more than
-    :data:`VECTOR_STATIONS` stations, go to :func:`calorimeter_hit`. No fast-math contraction, unlike
+    :data:`VECTOR_STATIONS` stations or faces reaching the ring's centre, go to :func:`calorimeter_hit`. No fast-math contraction, unlike
     the other vectorised loops of fast mode: each operation rounds as in :func:`calorimeter_hit`.
     """
     n_st = cos_az.size
-    if n_st > VECTOR_STATIONS:
+    margin = _FACE_MARGIN * (radius_m + abs(outer_x))
+    s_lo, s_hi = radius_m + inner_x - margin, radius_m + outer_x + margin
+    if n_st > VECTOR_STATIONS or s_lo <= 0.0:
         for j in range(n):
             station[j], flight_ns[j], x_hit[j], y_hit[j] = calorimeter_hit(
                 px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
@@ -283,9 +285,8 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     rho_r, slope_r, rise_r, cx_r, cz_r, rx_r, rz_r = work[_W_RHO], work[_W_SLOPE], work[_W_RISE], work[_W_CX], work[_W_CZ], work[_W_RX], work[_W_RZ]
     c2_r, rho2_r, best, s_r, cross_r, dot_r, travel_r = work[_W_C2], work[_W_RHO2], work[_W_BEST], work[_W_S], work[_W_CROSS], work[_W_DOT], work[_W_TRAVEL]
     lo_r, hi_r, tangent_r, ex_r, ez_r = work[_W_LO], work[_W_HI], work[_W_TANGENT], work[_W_EX], work[_W_EZ]
-    margin = _FACE_MARGIN * (radius_m + abs(outer_x))
-    s_lo, s_hi = radius_m + inner_x - margin, radius_m + outer_x + margin
     mask, best_k, fallback, hit, try_k = index[_I_MASK], index[_I_STATION], index[_I_FALLBACK], index[_I_HIT], index[_I_TRY]
+    half_inv_lo, half_inv_hi, wide_m = 0.5 / s_lo, 0.5 / s_hi, _WIDE / s_lo  # [1/m]
     for j in range(n):  # the circles (centre C, decay point C + R), as in calorimeter_hit
         dh = math.sqrt(dx[j] * dx[j] + dz[j] * dz[j])
         rho = energy_mev[j] * 1e6 / (SPEED_OF_LIGHT_M_PER_S * field_t) * dh
@@ -301,8 +302,8 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
         # _meets_faces widened, linear in ê·C: in exact arithmetic its test is ê·C ≤ min(s_hi, g(s_hi)),
         # ê·C ≥ min(s_lo, g(s_lo)) and (ê·C)² ≥ |C|² − ρ², with g(s) = (s² + |C|² − ρ²)/2s
         scale = s_hi * s_hi + c2 + rho2
-        lo_r[j] = min(s_lo, (s_lo * s_lo + c2 - rho2) / (2.0 * s_lo)) - _WIDE * scale / s_lo
-        hi_r[j] = min(s_hi, (s_hi * s_hi + c2 - rho2) / (2.0 * s_hi)) + _WIDE * scale / s_lo
+        lo_r[j] = min(s_lo, (s_lo * s_lo + c2 - rho2) * half_inv_lo) - wide_m * scale
+        hi_r[j] = min(s_hi, (s_hi * s_hi + c2 - rho2) * half_inv_hi) + wide_m * scale
         tangent_r[j] = c2 - rho2 - _WIDE * scale
         mask[j], best[j], best_k[j], fallback[j], travel_r[j] = 0, 5.0, -1, 0, 0.0
     for k in range(n_st):  # bit k: station k passes the wide test (the exact one comes with its crossing)
