@@ -6,7 +6,7 @@ Fills run in parallel (``prange``), each from its own counter-based random strea
 exponential lifetime, the parametric loss, the decay state of the parametric ring model of
 :mod:`ringsim.fastmc` (same formulas), the Michel positron (:mod:`ringsim.decay`) and the
 response draws are computed in loops that LLVM vectorises; then each positron is followed to its
-first calorimeter face (:func:`ringsim.detectors.calorimeter.calorimeter_hit`) or decay sector and
+first calorimeter face (:func:`ringsim.detectors.calorimeter.calorimeter_hits_batch`, a batch at a time) or decay sector and
 gets the detector response of :mod:`ringsim.detectors.response` (efficiency, energy and time
 resolution, gain), or across the silicon vanes (:mod:`ringsim.detectors.vanes`: crossings, then
 :func:`~ringsim.detectors.vanes.track_response`). The hits of a fill are merged per station within the
@@ -28,7 +28,7 @@ from ringsim.beam import tunes
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
 from ringsim.decay import rest_frame_cos_theta
-from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hit
+from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, calorimeter_hits_batch
 from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
 from ringsim.errors import ConfigError
 from ringsim.fastmc import model_tunes
@@ -307,8 +307,8 @@ def _decays(p, key, stride, first, n, beam, out):
 def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth):
     """Follow ``n_muons`` muons of one fill; returns the number of hits and of lost muons.
 
-    ``streams``: the fill's row of :func:`fill_streams`. The beam and the decays are computed in
-    vectorised batches, the calorimeter face or vane track and the hit rows muon by muon. Hit rows go to ``hits``
+    ``streams``: the fill's row of :func:`fill_streams`. The beam, the decays and the calorimeter faces
+    are computed in vectorised batches, the vane track and the hit rows muon by muon. Hit rows go to ``hits``
     (columns ``_T_MEAS`` …), lost muons to ``lost`` (time [ns], azimuth, Δp/p), and, unless ``truth`` has
     no rows, every muon's truth to row i of ``truth`` (columns ``_TR_*``, :func:`_truth_row`). With the vanes,
     (``cos_az``, ``sin_az``) are the vane directions, crossing k of muon i is detected by draw
@@ -321,6 +321,8 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
     beam = np.empty((7, n_muons))
     _beam(p, streams[0], streams[1], n_muons, beam)
     out = np.empty((N_DECAY_ROWS, BATCH))
+    work, index = batch_scratch(BATCH)  # the calorimeter faces of a batch: scratch tables and (station, flight time, x, y)
+    face_station, face_hit = np.empty(BATCH, dtype=np.int64), np.empty((3, BATCH))
     max_crossings = 2 * cos_az.size
     alpha, r_vane, y_vane, t_vane, u_vane = np.empty(max_crossings), np.empty(max_crossings), np.empty(max_crossings), np.empty(max_crossings), np.empty(max_crossings)
     vane = np.empty(max_crossings, dtype=np.int32)
@@ -332,6 +334,11 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
     for first in range(0, n_muons, BATCH):
         n = min(BATCH, n_muons - first)
         _decays(p, streams[2], streams[3], first, n, beam, out)
+        if p.detector == CALORIMETERS:
+            calorimeter_hits_batch(
+                out[_PX], out[_PY], out[_PZ], out[_DX], out[_DY], out[_DZ], out[_ENERGY], n, p.field_t, p.radius_m, cos_az, sin_az, p.face_inner_m,
+                p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m, work, index, face_station, face_hit[0], face_hit[1], face_hit[2],
+            )
         for j in range(n):
             i = first + j
             is_lost = out[_LOSS_NS, j] < np.inf
@@ -376,10 +383,7 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
                 n_hits += 1
                 continue
             if p.detector == CALORIMETERS:
-                station, flight_ns, x_hit, y_hit = calorimeter_hit(
-                    out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, p.field_t, p.radius_m, cos_az, sin_az,
-                    p.face_inner_m, p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m,
-                )
+                station, flight_ns, x_hit, y_hit = face_station[j], face_hit[0, j], face_hit[1, j], face_hit[2, j]
             else:
                 station, flight_ns, x_hit, y_hit = min(int(out[_AZIMUTH, j] / sector), p.n_stations - 1), 0.0, 0.0, 0.0
             if with_truth:
