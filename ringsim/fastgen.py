@@ -39,9 +39,10 @@ TWO_PI = 2.0 * math.pi
 # columns of the per-hit truth table
 _T_MEAS, _E_MEAS, _E_TRUE, _T_DECAY, _DELTA, _X_E, _X, _Y, _SPIN, _T0, _X_HIT, _Y_HIT, _ANGLE, _STATION = range(14)
 N_HIT_COLUMNS = 14
-# columns of the per-muon truth table (simulate_fills(..., truth=True))
-_TR_T0, _TR_DELTA, _TR_LOST, _TR_TIME, _TR_AZIMUTH, _TR_X, _TR_Y, _TR_SPIN, _TR_ENERGY, _TR_ANGLE, _TR_STATION = range(11)
-N_TRUTH_COLUMNS = 11
+# columns of the per-muon truth table (simulate_fills(..., truth=True)), named as the truth tree's branches
+TRUTH_COLUMNS = ("t0_ns", "delta_p", "lost", "time_ns", "azimuth_rad", "x_m", "y_m", "spin_phase_rad", "energy_mev", "vertical_angle_rad", "station")
+_TR_T0, _TR_DELTA, _TR_LOST, _TR_TIME, _TR_AZIMUTH, _TR_X, _TR_Y, _TR_SPIN, _TR_ENERGY, _TR_ANGLE, _TR_STATION = range(len(TRUTH_COLUMNS))
+N_TRUTH_COLUMNS = len(TRUTH_COLUMNS)
 SECTORS, CALORIMETERS, VANES = 0, 1, 2  # FastParams.detector: station of the decay sector, calorimeter faces, vane tracker
 DETECTOR_CODES = {"simple": SECTORS, "calorimeters": CALORIMETERS, "vanes": VANES}
 
@@ -582,7 +583,7 @@ def _close_gaps(a, start, count, out_start):
 
 
 @njit(cache=True, parallel=True)
-def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, truth=False):
+def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups, truth=False):
     """Recorded clusters, lost muons and (if ``truth``) the truth of every muon of consecutive fills, fills in parallel.
 
     ``streams`` (n_fills, 6) are the fills' random streams (:func:`fill_streams`), ``fill_muons`` the muons to follow in
@@ -592,8 +593,9 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, truth=Fal
     truth_decay_time_ns, truth_delta_p, truth_x_e_m, truth_x_m, truth_y_m, truth_spin_phase_rad,
     truth_t0_ns), ordered by fill and time, the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p),
     and the truth table (one row per muon in fill order, columns ``_TR_*``; no rows unless ``truth``).
-    Each fill works in its own scratch tables (cache-resident) and writes its clusters at its own
-    rows of the event arrays; the runs are then moved together.
+    The fills are split into ``n_groups`` contiguous groups (one per thread); a group works in scratch
+    tables of its own and writes its fills' clusters one after the other from the row of its first muon
+    on; the groups' runs are then moved together (the result does not depend on ``n_groups``).
     """
     n_fills = fill_muons.size
     start = np.zeros(n_fills + 1, dtype=np.int64)
@@ -609,35 +611,46 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, truth=Fal
     )
     lost = np.empty((total, 3))
     truth_rows = np.empty((total if truth else 0, N_TRUTH_COLUMNS))
-    n_recorded = np.zeros(n_fills, dtype=np.int64)
     n_lost = np.zeros(n_fills, dtype=np.int64)
     sort_tau_ns = math.sqrt(1.0 + p.gamma_beta * p.gamma_beta) * p.lifetime_s * 1e9
-    for f in prange(n_fills):
-        a, b = start[f], start[f + 1]
-        hits = np.empty((b - a, N_HIT_COLUMNS))
-        clusters = np.empty((b - a, 4))
-        nh, n_lost[f] = _simulate_fill(p, streams[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b], truth_rows[a:b] if truth else truth_rows)
-        if p.detector == VANES:
-            n_recorded[f] = _order_fill(hits, nh, p.energy_min_mev, sort_tau_ns, clusters)
-        else:
-            n_recorded[f] = _merge_fill(hits, nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters)
-        _write_clusters(hits, clusters, n_recorded[f], first_fill + f, a, events)
-    out_start = np.zeros(n_fills + 1, dtype=np.int64)
+    n_groups = max(1, min(n_groups, n_fills))
+    group_fill = np.empty(n_groups + 1, dtype=np.int64)  # group g: fills group_fill[g] … group_fill[g + 1] − 1
+    for g in range(n_groups + 1):
+        group_fill[g] = g * n_fills // n_groups
+    group_start = start[group_fill[:n_groups]]
+    group_recorded = np.zeros(n_groups, dtype=np.int64)
+    for g in prange(n_groups):
+        f0, f1 = group_fill[g], group_fill[g + 1]
+        largest = fill_muons[f0:f1].max() if f1 > f0 else 0
+        hits = np.empty((largest, N_HIT_COLUMNS))
+        clusters = np.empty((largest, 4))
+        row = group_start[g]
+        for f in range(f0, f1):
+            a, b = start[f], start[f + 1]
+            nh, n_lost[f] = _simulate_fill(p, streams[f], fill_muons[f], first_fill + f, cos_az, sin_az, hits, lost[a:b], truth_rows[a:b] if truth else truth_rows)
+            if p.detector == VANES:
+                n_recorded = _order_fill(hits, nh, p.energy_min_mev, sort_tau_ns, clusters)
+            else:
+                n_recorded = _merge_fill(hits, nh, p.n_stations, p.resolving_time_ns, p.energy_min_mev, sort_tau_ns, clusters)
+            _write_clusters(hits, clusters, n_recorded, first_fill + f, row, events)
+            row += n_recorded
+        group_recorded[g] = row - group_start[g]
+    out_start = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in range(n_groups):
+        out_start[g + 1] = out_start[g] + group_recorded[g]
     lost_start = np.zeros(n_fills + 1, dtype=np.int64)
     for f in range(n_fills):
-        out_start[f + 1] = out_start[f] + n_recorded[f]
         lost_start[f + 1] = lost_start[f] + n_lost[f]
-    starts = start[:n_fills]
     packed = (
-        _close_gaps(events[0], starts, n_recorded, out_start), _close_gaps(events[1], starts, n_recorded, out_start),
-        _close_gaps(events[2], starts, n_recorded, out_start), _close_gaps(events[3], starts, n_recorded, out_start),
-        _close_gaps(events[4], starts, n_recorded, out_start), _close_gaps(events[5], starts, n_recorded, out_start),
-        _close_gaps(events[6], starts, n_recorded, out_start), _close_gaps(events[7], starts, n_recorded, out_start),
-        _close_gaps(events[8], starts, n_recorded, out_start), _close_gaps(events[9], starts, n_recorded, out_start),
-        _close_gaps(events[10], starts, n_recorded, out_start), _close_gaps(events[11], starts, n_recorded, out_start),
-        _close_gaps(events[12], starts, n_recorded, out_start), _close_gaps(events[13], starts, n_recorded, out_start),
-        _close_gaps(events[14], starts, n_recorded, out_start), _close_gaps(events[15], starts, n_recorded, out_start),
-        _close_gaps(events[16], starts, n_recorded, out_start),
+        _close_gaps(events[0], group_start, group_recorded, out_start), _close_gaps(events[1], group_start, group_recorded, out_start),
+        _close_gaps(events[2], group_start, group_recorded, out_start), _close_gaps(events[3], group_start, group_recorded, out_start),
+        _close_gaps(events[4], group_start, group_recorded, out_start), _close_gaps(events[5], group_start, group_recorded, out_start),
+        _close_gaps(events[6], group_start, group_recorded, out_start), _close_gaps(events[7], group_start, group_recorded, out_start),
+        _close_gaps(events[8], group_start, group_recorded, out_start), _close_gaps(events[9], group_start, group_recorded, out_start),
+        _close_gaps(events[10], group_start, group_recorded, out_start), _close_gaps(events[11], group_start, group_recorded, out_start),
+        _close_gaps(events[12], group_start, group_recorded, out_start), _close_gaps(events[13], group_start, group_recorded, out_start),
+        _close_gaps(events[14], group_start, group_recorded, out_start), _close_gaps(events[15], group_start, group_recorded, out_start),
+        _close_gaps(events[16], group_start, group_recorded, out_start),
     )
     m = lost_start[n_fills]
     lost_time, lost_phi, lost_delta = np.empty(m), np.empty(m, dtype=np.float32), np.empty(m, dtype=np.float32)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from scipy.special import ndtri
 
@@ -30,7 +31,7 @@ from ringsim.detectors.response import respond, respond_to_draws
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
-from ringsim.fastgen import fast_params, fill_streams, merged_order, simulate_fills
+from ringsim.fastgen import TRUTH_COLUMNS, fast_params, fill_streams, merged_order, simulate_fills
 from ringsim.fastmc import DecayStates
 from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path
@@ -151,11 +152,10 @@ def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, co
         cos_az, sin_az = VaneGeometry.from_config(cfg).unit_vectors()
     else:
         cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
-    events, lost, rows = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az, truth)
+    events, lost, rows = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az, numba.get_num_threads(), truth)
     if not truth:
         return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost)), None
-    names = ("t0_ns", "delta_p", "lost", "time_ns", "azimuth_rad", "x_m", "y_m", "spin_phase_rad", "energy_mev", "vertical_angle_rad", "station")  # fastgen's _TR_* columns
-    truth_rows = {"fill": np.repeat(block * n_fills + np.arange(n_fills), fill_muons), **{k: rows[:, c] for c, k in enumerate(names)}}
+    truth_rows = {"fill": np.repeat(block * n_fills + np.arange(n_fills), fill_muons), **{k: rows[:, c] for c, k in enumerate(TRUTH_COLUMNS)}}
     truth_rows["x_e_m"] = params.dispersion * truth_rows["delta_p"]
     return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost)), _typed(truth_rows, TRUTH_BRANCHES)
 
@@ -350,9 +350,10 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
     """Yield a :class:`Block` at a time until ``n_positrons`` are recorded or ``n_muons`` simulated.
 
     Exactly one of ``n_positrons``/``n_muons`` must be given; the last block is cut so that the
-    totals are exact, deterministically (positrons and muons are counted in block order; with a
-    positron count, the lost muons and the truth keep the last block's whole fills). To resume,
-    pass the first block still to do and the count already recorded (positrons) or simulated (muons).
+    totals are exact, deterministically (positrons and muons are counted in block order). A positron
+    count ends the run with the fill of its last positron: that fill's clusters stop there, its lost
+    muons and truth rows are whole, later fills are dropped. To resume, pass the first block still to
+    do and the count already recorded (positrons) or simulated (muons).
     """
     what, target = check_request(cfg, mode, n_positrons, n_muons, codata_edition)
     size = block_muons(cfg, mode)
@@ -369,7 +370,11 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
                 positron_rows = np.flatnonzero(out["truth_mip"] == 0)  # lost muons' clusters do not count
                 step = min(positron_rows.size, target - done)
                 if step < positron_rows.size:
+                    last_fill = out["fill"][positron_rows[step - 1]]
                     out = {k: v[: positron_rows[step]] for k, v in out.items()}
+                    lost = {k: v[lost["fill"] <= last_fill] for k, v in lost.items()}
+                    if truth_rows is not None:
+                        truth_rows = {k: v[truth_rows["fill"] <= last_fill] for k, v in truth_rows.items()}
             done += step
             bar.update(step)
             yield Block(block, out, lost, truth_rows)
@@ -400,8 +405,10 @@ def _finished_parts(folder: Path, request: dict) -> list[Path]:
         previous = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise InputError(f"{folder}: unfinished-run folder without a readable request.json; remove it") from None
-    if previous != json.loads(json.dumps(request)):
-        raise InputError(f"{folder}: holds an interrupted run of a different configuration, seed or size; remove it or repeat that command")
+    asked = json.loads(json.dumps(request))
+    if previous != asked:
+        differing = sorted(k for k in set(previous) | set(asked) if previous.get(k) != asked.get(k))
+        raise InputError(f"{folder}: holds an interrupted run of a different request (differs in: {', '.join(differing)}); remove it or repeat that command")
     parts = []
     for block in itertools.count():
         part = folder / f"block-{block:06d}.npz"
@@ -479,7 +486,8 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     n_mip = 0
     per_fill = cfg.run.muons_per_fill
     with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite) as writer:
-        for i, part in enumerate(_finished_parts(folder, request)):
+        parts = _finished_parts(folder, request)
+        for i, part in enumerate(parts):
             positrons, lost, _ = _load_part(part)
             writer.extend(positrons)
             n_mip += int(np.count_nonzero(positrons["truth_mip"]))
@@ -487,19 +495,22 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
             for station in range(cfg.ring.n_detectors):
                 sel = positrons["calo"] == station
                 hist[station] += np.histogram2d(positrons["time_ns"][sel], positrons["energy_mev"][sel], bins=(t_edges, e_edges))[0]
-            first = i * (size // per_fill)
             n_fills = size // per_fill
-            muons = np.full(n_fills, per_fill)
-            if n_muons is not None and (i + 1) * size > n_muons:
+            first = i * n_fills
+            if n_muons is not None:
                 muons = np.clip(n_muons - i * size - np.arange(n_fills) * per_fill, 0, per_fill)
-            fills["fill"].append(first + np.arange(n_fills))
-            fills["n_muons"].append(muons)
-            fills["n_lost"].append(np.bincount(lost["fill"] - first, minlength=n_fills))
-            fills["n_clusters"].append(np.bincount(positrons["fill"] - first, minlength=n_fills))
+            else:  # a positron count ends with the fill of its last positron (generate)
+                last = positrons["fill"][positrons["truth_mip"] == 0].max() if i == len(parts) - 1 else first + n_fills - 1
+                muons = np.where(np.arange(n_fills) <= last - first, per_fill, 0)
+            run = muons > 0
+            fills["fill"].append(first + np.flatnonzero(run))
+            fills["n_muons"].append(muons[run])
+            fills["n_lost"].append(np.bincount(lost["fill"] - first, minlength=n_fills)[run])
+            fills["n_clusters"].append(np.bincount(positrons["fill"] - first, minlength=n_fills)[run])
         writer.write_tree("lost_muons", {k: np.concatenate([d[k] for d in lost_all]).astype(v) for k, v in LOST_BRANCHES.items()})
         writer.write_tree("fills", {k: np.concatenate(v).astype(np.int64) for k, v in fills.items()})
         if truth:
-            writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part)[2] for part in _finished_parts(folder, request)))
+            writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part)[2] for part in parts))
         for station in range(cfg.ring.n_detectors):
             writer.write_histogram(f"hist/calo_{station:02d}", hist[station], t_edges, e_edges)
         writer.provenance["n_positrons"] = writer.n_entries - n_mip

@@ -322,9 +322,15 @@ def test_batch_is_the_scalar_finder_past_a_first_crossing_above_the_face():
 def test_batch_of_any_size_writes_its_columns_only(size):
     pos, direction, energy = broad_positrons(np.random.default_rng(25), 3 * size + 5, R0, wide=0.3)
     _assert_batch_is_scalar(pos, direction, energy, size=size)  # batches of ``size``, the last one shorter
-    args = _geometry_args(GEO.azimuths_rad())
-    station, flight_ns, x_hit, y_hit, _ = _run_batches(_batch_rows(pos, direction, energy), size, args, size=BATCH)
+    # one call for the first ``size`` of longer input rows and output arrays: nothing beyond ``size`` is written
+    rows = _batch_rows(pos, direction, energy)
+    work, index = batch_scratch(BATCH)
+    n_out = energy.size
+    station, flight_ns, x_hit, y_hit = np.full(n_out, -7, dtype=np.int64), np.full(n_out, np.nan), np.full(n_out, np.nan), np.full(n_out, np.nan)
+    cols = [np.ascontiguousarray(rows[r]) for r in (_PX, _PY, _PZ, _DX, _DY, _DZ, _ENERGY)]
+    calorimeter_hits_batch(*cols, size, *_geometry_args(GEO.azimuths_rad()), work, index, station, flight_ns, x_hit, y_hit)
     assert np.all(station[size:] == -7) and np.all(np.isnan(flight_ns[size:])) and np.all(np.isnan(x_hit[size:]) & np.isnan(y_hit[size:]))
+    assert np.all(station[:size] >= -1) and not np.isnan(flight_ns[:size]).any()
 
 
 def test_batch_with_more_stations_than_one_mask_holds():

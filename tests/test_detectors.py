@@ -122,7 +122,7 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
 
     import ringsim.simulate as sim
 
-    cfg = load_config("fnal", overrides=["run.muons_per_fill=4000"])
+    cfg = load_config("fnal", overrides=["run.muons_per_fill=4000", "fastmodel.loss_fraction=0.02"])
     whole = tmp_path / "whole.root"
     sim.simulate_to_file(whole, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     resumed = tmp_path / "resumed.root"
@@ -138,12 +138,17 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
         sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     assert not resumed.exists() and len(list(sim._parts_folder(resumed).glob("block-*.npz"))) == 2
     monkeypatch.setattr(sim, "_save_part", real_save)
-    with pytest.raises(InputError, match="different"):  # the truth tree is part of the request
+    with pytest.raises(InputError, match="differs in: truth_tree"):  # the truth tree is part of the request
         sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
     sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     assert not sim._parts_folder(resumed).exists()
     with uproot.open(whole) as a, uproot.open(resumed) as b:
         assert a["truth"].num_entries == a["fills"]["n_muons"].array(library="np").sum() > 0
+        # the run ends with the fill of its 150 000th positron, in every tree
+        events = a["events"].arrays(["fill", "truth_mip"], library="np")
+        last = events["fill"][events["truth_mip"] == 0].max()
+        assert a["truth"]["fill"].array(library="np").max() == a["fills"]["fill"].array(library="np").max() == last
+        assert a["lost_muons"]["fill"].array(library="np").max() <= last
         for tree in ("events", "lost_muons", "fills", "truth"):
             da, db = a[tree].arrays(library="np"), b[tree].arrays(library="np")
             for key in da:
@@ -154,7 +159,7 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
     monkeypatch.setattr(sim, "_save_part", real_save)
-    with pytest.raises(InputError, match="different"):
+    with pytest.raises(InputError, match="differs in: seed"):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)
 
 

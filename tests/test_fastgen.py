@@ -13,11 +13,11 @@ from ringsim.beam import muon_charge_over_mass, sample_beam, tunes
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
-from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits
+from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
 from ringsim.detectors.simple import decay_positrons
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError
-from ringsim.fastgen import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, time_order
+from ringsim.fastgen import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, simulate_fills, time_order
 from ringsim.fastmc import decay_states
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
@@ -260,6 +260,20 @@ def test_pileup_doublets_scale_with_the_square_of_the_rate_and_fall_twice_as_fas
     tau_ns = ring_kinematics(load_config("fnal")).gamma_tau_s * 1e9
     late = doublets[4000][doublets[4000] > 60_000.0] - 60_000.0
     assert 1 / np.mean(late) * tau_ns == pytest.approx(2.0, abs=4 * 2.0 / math.sqrt(late.size))
+
+
+def test_output_does_not_depend_on_how_the_fills_are_grouped():
+    cfg = load_config("fnal", overrides=["run.muons_per_fill=1500", "fastmodel.loss_fraction=0.05"])
+    p = fast_params(cfg, ring_kinematics(cfg), muon_charge_over_mass(), codata().muon_mass_mev)
+    cos_az, sin_az = face_directions(CalorimeterGeometry().azimuths_rad())
+    fill_muons = np.array([1500, 1500, 700, 0, 1500, 1500, 1200])
+    streams = fill_streams(3, 0, fill_muons.size)
+    one, one_lost, _ = simulate_fills(p, streams, fill_muons, 10, cos_az, sin_az, 1)
+    assert one[0].size > 1000 and one_lost[0].size > 0
+    for n_groups in (2, 3, 7, 50):
+        events, lost, _ = simulate_fills(p, streams, fill_muons, 10, cos_az, sin_az, n_groups)
+        for a, b in zip((*one, *one_lost), (*events, *lost)):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
