@@ -29,8 +29,8 @@ from ringsim.rings import ring_kinematics
 @njit
 def _decay_stages(p, streams, n_muons, with_faces, cos_az, sin_az):
     """Beam and decays of every fill, and with ``with_faces`` the calorimeter faces of each batch."""
-    beam = np.empty((7, n_muons))
-    out = np.empty((fg.N_DECAY_ROWS, fg.BATCH))
+    beam = np.empty(7 * n_muons + fg._SCRATCH_GUARD)[: 7 * n_muons].reshape(7, n_muons)  # laid out as in the kernel
+    out = np.empty(fg.N_DECAY_ROWS * fg.BATCH + fg._SCRATCH_GUARD)[: fg.N_DECAY_ROWS * fg.BATCH].reshape(fg.N_DECAY_ROWS, fg.BATCH)
     work, index = batch_scratch(fg.BATCH)
     station, face = np.empty(fg.BATCH, dtype=np.int64), np.empty((3, fg.BATCH))
     checksum = 0.0
