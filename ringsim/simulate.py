@@ -34,7 +34,7 @@ from ringsim.errors import ConfigError, InputError
 from ringsim.fastgen import TRUTH_COLUMNS, fast_params, fill_streams, merged_order, simulate_fills
 from ringsim.fastmc import DecayStates
 from ringsim.injection import injection_summary, spiral_beam
-from ringsim.io import EventWriter, check_output_path
+from ringsim.io import EventWriter, check_output_path, compression_setting
 from ringsim.progress import progress_bar
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import spin_phase_rad, track_to_times
@@ -443,7 +443,7 @@ def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndar
     return np.arange(n_time + 1) * a.bin_width_ns, np.linspace(0.0, e_top, 17)
 
 
-def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None, truth: bool = False) -> dict:
+def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None, truth: bool = False, compression: str = "zstd") -> dict:
     """Simulate a run into a ROOT file; resumable.
 
     Finished blocks (whole fills) are kept in ``.NAME.parts/`` beside the target while the run goes;
@@ -451,11 +451,12 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     is identical to an uninterrupted run. Contents: tree ``events`` (positron clusters with truth, and the lost muons' MIP clusters),
     tree ``lost_muons``, tree ``fills`` (per-fill truth: muons, lost, clusters), with ``truth`` the tree
     ``truth`` (one row per muon, :data:`TRUTH_BRANCHES`, written block by block), TH2 histograms
-    ``hist/calo_NN`` (time [ns] × energy [MeV] per station), and the JSON ``provenance``.
-    Returns the provenance.
+    ``hist/calo_NN`` (time [ns] × energy [MeV] per station), and the JSON ``provenance``; ``compression``
+    as for :class:`ringsim.io.EventWriter`. Returns the provenance.
     """
     path = Path(path)
     check_output_path(path, overwrite)
+    compression_setting(compression)  # refused before anything is simulated
     check_request(cfg, mode, n_positrons, n_muons, codata_edition)
     request = _request(cfg, mode, n_positrons, n_muons, seed, codata_edition, truth)
     folder = _parts_folder(path)
@@ -485,7 +486,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     fills: dict[str, list[np.ndarray]] = {"fill": [], "n_muons": [], "n_lost": [], "n_clusters": []}
     n_mip = 0
     per_fill = cfg.run.muons_per_fill
-    with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite) as writer:
+    with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression) as writer:
         parts = _finished_parts(folder, request)
         for i, part in enumerate(parts):
             positrons, lost, _ = _load_part(part)

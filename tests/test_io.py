@@ -48,6 +48,24 @@ def test_round_trip_with_chunks_smaller_and_larger_than_a_basket(tmp_path):
         np.testing.assert_array_equal(arrays[name], column)
 
 
+@pytest.mark.parametrize("name, algorithm", [("zstd", "ZSTD"), ("zlib", "ZLIB"), ("lz4", "LZ4")])
+def test_files_are_compressed_as_asked_and_read_back_exactly(tmp_path, name, algorithm):
+    events = make_events(50_000, seed=2)
+    path = tmp_path / f"{name}.root"
+    write_events(path, events, [50_000], compression=name)
+    with uproot.open(path) as root_file:
+        assert type(root_file.file.compression).__name__ == algorithm and root_file.file.compression.level == 1
+        arrays = root_file["events"].arrays(library="np")
+    for column, values in events.items():
+        np.testing.assert_array_equal(arrays[column], values)
+
+
+def test_an_unknown_compression_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="compression: expected one of zstd, zlib, lz4"):
+        EventWriter(tmp_path / "x.root", branches=BRANCHES, provenance=PROVENANCE, compression="gzip")
+    assert not (tmp_path / "x.root").exists()
+
+
 @pytest.mark.parametrize(
     "chunk_sizes",
     [[3], [999, 1], [250] * 9, [1, 5_000, 2], [1_999, 1_999, 3]],

@@ -116,8 +116,9 @@ def test_cli_writes_the_truth_tree_only_when_asked(tmp_path):
     plain, full = tmp_path / "plain.root", tmp_path / "full.root"
     args = ["simulate", "--ring", "fnal", "--muons", "20000", "--set", "run.muons_per_fill=5000"]
     assert main([*args, "-o", str(plain)]) == 0
-    assert main([*args, "--truth", "-o", str(full)]) == 0
+    assert main([*args, "--truth", "--compression", "zlib", "-o", str(full)]) == 0
     with uproot.open(plain) as a, uproot.open(full) as b:
+        assert type(a.file.compression).__name__ == "ZSTD" and type(b.file.compression).__name__ == "ZLIB"
         assert "truth" not in a and b["truth"].num_entries == 20_000
         assert set(b["truth"].keys()) == set(TRUTH_BRANCHES)
         np.testing.assert_array_equal(a["events"]["time_ns"].array(library="np"), b["events"]["time_ns"].array(library="np"))

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=_nonneg_int, default=1)
     sim.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
     sim.add_argument("--truth", action="store_true", help="also write tree 'truth': one row per muon (decay or loss, positron, station reached)")
+    sim.add_argument("--compression", choices=("zstd", "zlib", "lz4"), default="zstd", help="ROOT file compression (zlib for ROOT older than 6.20; default zstd)")
     sim.add_argument("--force", action="store_true", help="replace an existing output file")
     sim.add_argument("-o", "--output", required=True, help="output ROOT file")
 
