@@ -482,6 +482,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     }
     t_edges, e_edges = histogram_edges(cfg, codata_edition)
     hist = np.zeros((cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1))
+    station_edges = np.arange(cfg.ring.n_detectors + 1) - 0.5
     lost_all: list[dict] = []
     fills: dict[str, list[np.ndarray]] = {"fill": [], "n_muons": [], "n_lost": [], "n_clusters": []}
     n_mip = 0
@@ -493,9 +494,7 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
             writer.extend(positrons)
             n_mip += int(np.count_nonzero(positrons["truth_mip"]))
             lost_all.append(lost)
-            for station in range(cfg.ring.n_detectors):
-                sel = positrons["calo"] == station
-                hist[station] += np.histogram2d(positrons["time_ns"][sel], positrons["energy_mev"][sel], bins=(t_edges, e_edges))[0]
+            hist += np.histogramdd((positrons["calo"], positrons["time_ns"], positrons["energy_mev"]), bins=(station_edges, t_edges, e_edges))[0]
             n_fills = size // per_fill
             first = i * n_fills
             if n_muons is not None:
