@@ -193,3 +193,18 @@ def test_jparc_run_closes_through_the_silicon_vanes(tmp_path):
     budget = json.loads((out / "budget.json").read_text())
     c_e = [line for line in budget["budget"]["lines"] if line["name"] == "C_e"][0]
     assert c_e["value_ppb"] == 0.0  # no electric field in the J-PARC ring
+
+
+def test_station_histograms_hold_the_events_of_their_station(sample):
+    from ringsim.simulate import histogram_edges
+
+    t_edges, e_edges = histogram_edges(load_config("fnal"))
+    with uproot.open(sample) as f:
+        events = f["events"].arrays(["calo", "time_ns", "energy_mev"], library="np")
+        for station in (0, 7, 23):
+            mine = events["calo"] == station
+            expected = np.histogram2d(events["time_ns"][mine], events["energy_mev"][mine], bins=(t_edges, e_edges))[0]
+            hist = f[f"hist/calo_{station:02d}"]
+            np.testing.assert_array_equal(hist.values(), expected)
+            np.testing.assert_array_equal(hist.axis(0).edges(), t_edges)
+            assert expected.sum() > 0.9 * mine.sum() > 1000
