@@ -598,7 +598,7 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
     of the calorimeter faces or of the vanes. Returns the event branches (time_ns, energy_mev,
     calo, fill, n_hits, x_hit_m, y_hit_m, hemisphere, vertical_angle_rad, truth_energy_mev,
     truth_decay_time_ns, truth_delta_p, truth_x_e_m, truth_x_m, truth_y_m, truth_spin_phase_rad,
-    truth_t0_ns), ordered by fill and time, the lost muons (time_ns, azimuth_rad, fill, calo, truth_delta_p),
+    truth_t0_ns), ordered by fill and time, the lost muons (time_ns, azimuth_rad, fill, truth_delta_p),
     and the truth table (one row per muon in fill order, columns ``_TR_*``; no rows unless ``truth``).
     The fills are split into ``n_groups`` contiguous groups (one per thread); a group works in scratch
     tables of its own and writes its fills' clusters one after the other from the row of its first muon
@@ -662,8 +662,6 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
     m = lost_start[n_fills]
     lost_time, lost_phi, lost_delta = np.empty(m), np.empty(m, dtype=np.float32), np.empty(m, dtype=np.float32)
     lost_fill = np.empty(m, dtype=np.int64)
-    lost_calo = np.empty(m, dtype=np.int16)
-    sector = TWO_PI / p.n_stations
     for f in range(n_fills):
         a = start[f]
         for j in range(n_lost[f]):
@@ -671,6 +669,5 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
             lost_time[i] = lost[a + j, 0]
             lost_phi[i] = lost[a + j, 1]
             lost_fill[i] = first_fill + f
-            lost_calo[i] = int(math.floor(lost[a + j, 1] / sector)) % p.n_stations  # first face downstream (faces at (k + 1)·sector)
             lost_delta[i] = lost[a + j, 2]
-    return packed, (lost_time, lost_phi, lost_fill, lost_calo, lost_delta), truth_rows
+    return packed, (lost_time, lost_phi, lost_fill, lost_delta), truth_rows

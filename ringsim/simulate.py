@@ -152,12 +152,13 @@ def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, co
         cos_az, sin_az = VaneGeometry.from_config(cfg).unit_vectors()
     else:
         cos_az, sin_az = face_directions(CalorimeterGeometry(n_stations=cfg.ring.n_detectors).azimuths_rad())
-    events, lost, rows = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az, numba.get_num_threads(), truth)
+    events, (lost_time, lost_phi, lost_fill, lost_delta), rows = simulate_fills(params, fill_streams(seed, block, n_fills), fill_muons, block * n_fills, cos_az, sin_az, numba.get_num_threads(), truth)
+    lost = {"time_ns": lost_time, "azimuth_rad": lost_phi, "fill": lost_fill, "truth_delta_p": lost_delta}  # calo: generate_block
     if not truth:
-        return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost)), None
+        return dict(zip(EVENT_BRANCHES, events)), lost, None
     truth_rows = {"fill": np.repeat(block * n_fills + np.arange(n_fills), fill_muons), **{k: rows[:, c] for c, k in enumerate(TRUTH_COLUMNS)}}
     truth_rows["x_e_m"] = params.dispersion * truth_rows["delta_p"]
-    return dict(zip(EVENT_BRANCHES, events)), dict(zip(LOST_BRANCHES, lost)), _typed(truth_rows, TRUTH_BRANCHES)
+    return dict(zip(EVENT_BRANCHES, events)), lost, _typed(truth_rows, TRUTH_BRANCHES)
 
 
 def _typed(arrays: dict[str, np.ndarray], branches: dict[str, type]) -> dict[str, np.ndarray]:
@@ -180,6 +181,8 @@ def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int 
     else:
         positrons, lost, truth_rows = _track_block(cfg, seed, block, size, n_use, codata_edition, truth)
     positrons["truth_mip"] = np.zeros(positrons["time_ns"].size, dtype=np.int8)
+    # the station whose face is first downstream of each loss, from the azimuths its MIP hits use
+    lost["calo"] = first_station(lost["azimuth_rad"].astype(float), cfg.ring.n_detectors).astype(np.int16)
     if cfg.detector.model == "calorimeters":
         positrons = _with_lost_muon_clusters(cfg, ring_kinematics(cfg, codata_edition).beta, seed, block, positrons, lost)
     return Block(block, positrons, lost, truth_rows)
@@ -192,9 +195,8 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
     (resolution, efficiency, gain, merging among themselves) from their own random stream, a fixed
     number of draws per lost muon (so the first muons' hits do not depend on how many follow);
     their truth branches other than the deposit and Δp/p, the hit position and the vertical angle
-    are NaN, the hemisphere 0. Sets the lost muons' ``calo`` from the same stored azimuths.
+    are NaN, the hemisphere 0.
     """
-    lost["calo"] = first_station(lost["azimuth_rad"].astype(float), cfg.ring.n_detectors)  # from the stored azimuth, as the hits below
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, MIP_STREAM)))
     u = rng.random((lost["time_ns"].size, MIP_STATIONS, 4)).reshape(-1, 4)  # per hit: deposit, energy and time resolution, efficiency
     hits = lost_muon_hits(u[:, 0].reshape(-1, MIP_STATIONS), lost["time_ns"], lost["azimuth_rad"].astype(float), lost["fill"], cfg.ring.n_detectors, cfg.ring.radius_m, beta)
@@ -296,7 +298,6 @@ def _track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, c
         "time_ns": beam.t0_ns[lost_idx] + loss_s[lost_idx] * 1e9,
         "azimuth_rad": loss_phi[lost_idx],
         "fill": fill[lost_idx],
-        "calo": first_station(loss_phi[lost_idx], cfg.ring.n_detectors),
         "truth_delta_p": beam.delta_p[lost_idx],
     }
     if not truth:

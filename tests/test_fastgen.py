@@ -308,3 +308,15 @@ def test_output_is_identical_for_one_and_two_threads_and_any_number_of_muons_use
     blocks = list(generate(cfg, "fast", n_muons=2 * block_muons(cfg, "fast") + 5000, seed=8, progress=False))
     np.testing.assert_array_equal(blocks[1].positrons["time_ns"], generate_block(cfg, "fast", 8, 1).positrons["time_ns"])
     np.testing.assert_array_equal(blocks[2].positrons["truth_energy_mev"], generate_block(cfg, "fast", 8, 2, 5000).positrons["truth_energy_mev"])
+
+
+@pytest.mark.parametrize("ring", ["fnal", "jparc"])
+def test_lost_muons_station_is_the_first_face_downstream_of_the_loss(ring):
+    cfg = load_config(ring, overrides=["run.muons_per_fill=2000", "fastmodel.loss_fraction=0.1"])
+    lost = generate_block(cfg, "fast", 3, 0, n_use=20_000).lost
+    n = cfg.ring.n_detectors
+    assert lost["time_ns"].size > 300
+    # faces at azimuths (k + 1)·2π/n: the loss in sector k meets face k first
+    sector = np.floor(lost["azimuth_rad"].astype(float) * n / (2 * math.pi)).astype(int)
+    np.testing.assert_array_equal(lost["calo"], sector % n)
+    assert set(np.unique(lost["calo"])) == set(range(n))
