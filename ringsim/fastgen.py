@@ -199,7 +199,7 @@ def _beam(p, key, stride, n_muons, beam):
     """The collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
 
     Candidate c draws (x_β, x′R₀/ν), (y, y′R₀/ν) and (Δp/p, t₀) as Box–Muller pairs of draws 6c … 6c + 5;
-    rows of ``beam`` (``_B_*``, n_muons columns) receive the accepted ones.
+    rows of ``beam`` (``_B_*``, n_muons columns) receive the accepted ones. Returns the number of candidates drawn.
     """
     cand = np.empty((8, BATCH))
     x_beta, w_x, y0, w_y, delta, t0, a_x, a_y2 = cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7]
@@ -221,6 +221,7 @@ def _beam(p, key, stride, n_muons, beam):
                 beam[_B_DELTA, n], beam[_B_T0, n], beam[_B_AY2, n] = delta[j], t0[j], a_y2[j]
                 n += 1
         first += BATCH
+    return first
 
 
 @njit(cache=True, inline="always", error_model="numpy")
