@@ -16,7 +16,7 @@ import numpy as np
 from ringsim.config import SimConfig
 from ringsim.errors import ConfigError
 from ringsim.rings import ring_kinematics
-from ringsim.simulate import generate, histogram_edges
+from ringsim.simulate import fill_station_histograms, generate, histogram_edges
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ def build_model(cfg: SimConfig, n_template: int = 2_000_000, seed: int = 12345, 
     n_s, n_t, n_e = cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1
     counts = np.zeros((n_s, n_t, n_e))
     for _, positrons, _, _ in generate(cfg, "fast", n_positrons=n_template, seed=seed, codata_edition=codata_edition, progress=False):
-        sample = np.stack([positrons["calo"], positrons["time_ns"], positrons["energy_mev"]], axis=1)
-        counts += np.histogramdd(sample, bins=(np.arange(n_s + 1) - 0.5, t_edges, e_edges))[0]
+        fill_station_histograms(counts, positrons["calo"], positrons["time_ns"], positrons["energy_mev"], t_edges, e_edges)
     omega = kin.omega_a_rad_per_s * 1e-9
     tau = kin.gamma_tau_s * 1e9
     basis = _bin_integrals(t_edges[:-1], t_edges[1:], omega, tau)  # (3, n_time)

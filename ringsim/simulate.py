@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba import njit
 from scipy.special import ndtri
 
 import ringsim
@@ -412,7 +413,7 @@ def _finished_parts(folder: Path, request: dict) -> list[Path]:
         raise InputError(f"{folder}: holds an interrupted run of a different request (differs in: {', '.join(differing)}); remove it or repeat that command")
     parts = []
     for block in itertools.count():
-        part = folder / f"block-{block:06d}.npz"
+        part = folder / f"block-{block:06d}.part"
         if not part.exists():
             return parts
         parts.append(part)
@@ -422,18 +423,37 @@ _PART_PREFIXES = ("e.", "l.", "t.")  # positrons, lost muons, truth
 
 
 def _save_part(folder: Path, block: Block) -> None:
-    target = folder / f"block-{block.number:06d}.npz"
-    tmp = folder / f".block-{block.number:06d}.tmp.npz"
-    tables = (block.positrons, block.lost, block.truth or {})
-    np.savez(tmp, **{prefix + k: v for prefix, table in zip(_PART_PREFIXES, tables) for k, v in table.items()})
-    os.replace(tmp, target)
+    """Block ``block`` as one file, written under a temporary name and renamed: the byte length of a JSON
+    list of (table prefix + key, dtype, length) of its arrays, that list, then the arrays' bytes in its order."""
+    arrays = {prefix + k: np.ascontiguousarray(v) for prefix, table in zip(_PART_PREFIXES, (block.positrons, block.lost, block.truth or {})) for k, v in table.items()}
+    contents = json.dumps([[name, a.dtype.str, a.size] for name, a in arrays.items()]).encode()
+    tmp = folder / f".block-{block.number:06d}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(len(contents).to_bytes(8, "little"))
+        handle.write(contents)
+        for a in arrays.values():
+            a.tofile(handle)
+    os.replace(tmp, folder / f"block-{block.number:06d}.part")
 
 
-def _load_part(part: Path) -> tuple[dict, dict, dict]:
-    """(positrons, lost muons, truth) of a saved block; the truth is empty when not asked for."""
-    with np.load(part) as data:
-        positrons, lost, truth = ({k[2:]: data[k] for k in data.files if k.startswith(prefix)} for prefix in _PART_PREFIXES)
-    return positrons, lost, truth
+def _load_part(part: Path, prefix: str) -> dict[str, np.ndarray]:
+    """One table of a saved block: positrons (``"e."``), lost muons (``"l."``) or truth (``"t."``, empty when not asked for)."""
+    damaged = InputError(f"{part}: damaged block of an interrupted run; remove {part.parent}")
+    table = {}
+    with open(part, "rb") as handle:
+        try:
+            contents = [(str(name), np.dtype(dtype), int(size)) for name, dtype, size in json.loads(handle.read(int.from_bytes(handle.read(8), "little")))]
+        except (ValueError, TypeError):
+            raise damaged from None
+        for name, dtype, size in contents:
+            if not name.startswith(prefix):
+                handle.seek(size * dtype.itemsize, os.SEEK_CUR)
+                continue
+            key = name[len(prefix) :]
+            table[key] = np.fromfile(handle, dtype=dtype, count=size)
+            if table[key].size != size:
+                raise damaged
+    return table
 
 
 def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndarray, np.ndarray]:
@@ -444,12 +464,89 @@ def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndar
     return np.arange(n_time + 1) * a.bin_width_ns, np.linspace(0.0, e_top, 17)
 
 
+@njit(cache=True)
+def _bin_index(value, edges, inv_width):
+    """Bin of ``value`` in the increasing ``edges`` as numpy's histograms count it (the last edge in the last
+    bin), −1 outside or NaN; ``inv_width``: 1 / mean bin width, which makes the first guess exact but at the edges."""
+    n_bins = edges.size - 1
+    if not (edges[0] <= value <= edges[n_bins]):
+        return -1
+    k = min(int((value - edges[0]) * inv_width), n_bins - 1)
+    while value < edges[k]:
+        k -= 1
+    while k + 1 < n_bins and value >= edges[k + 1]:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def fill_station_histograms(counts, station, time_ns, energy_mev, t_edges, e_edges):
+    """Add clusters to ``counts`` (station, time bin, energy bin), counting as ``np.histogramdd`` with
+    these edges and the stations' integer bins: clusters outside any bin are left out. One pass,
+    O(1) per cluster for (nearly) uniform edges."""
+    inv_t = (t_edges.size - 1) / (t_edges[-1] - t_edges[0])
+    inv_e = (e_edges.size - 1) / (e_edges[-1] - e_edges[0])
+    for i in range(station.size):
+        s = station[i]
+        k_t = _bin_index(time_ns[i], t_edges, inv_t)
+        k_e = _bin_index(energy_mev[i], e_edges, inv_e)
+        if 0 <= s < counts.shape[0] and k_t >= 0 and k_e >= 0:
+            counts[s, k_t, k_e] += 1.0
+
+
+class _RunSummary:
+    """What a run file holds beside its event tree, gathered block by block (blocks 0, 1, … in order):
+    the lost muons, the per-fill counts of tree ``fills`` and the per-station time × energy histograms."""
+
+    def __init__(self, cfg: SimConfig, mode: str, n_muons: int | None, t_edges: np.ndarray, e_edges: np.ndarray) -> None:
+        self.block_muons = block_muons(cfg, mode)
+        self.per_fill = cfg.run.muons_per_fill
+        self.n_fills = self.block_muons // self.per_fill  # per block
+        self.n_muons = n_muons  # None for a positron count
+        self.t_edges, self.e_edges = t_edges, e_edges
+        self.histograms = np.zeros((cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1))
+        self.n_mip = 0
+        self._lost: list[dict[str, np.ndarray]] = []
+        self._blocks: list[tuple[np.ndarray, np.ndarray, int]] = []  # lost muons and clusters per fill, fill of the last positron
+
+    def add(self, positrons: dict[str, np.ndarray], lost: dict[str, np.ndarray]) -> None:
+        """The next block's clusters and lost muons."""
+        first = len(self._blocks) * self.n_fills
+        is_mip = positrons["truth_mip"] != 0
+        self.n_mip += int(np.count_nonzero(is_mip))
+        self._lost.append(lost)
+        fill_station_histograms(self.histograms, positrons["calo"], positrons["time_ns"], positrons["energy_mev"], self.t_edges, self.e_edges)
+        last = int(np.max(positrons["fill"][~is_mip], initial=first - 1))
+        self._blocks.append((np.bincount(lost["fill"] - first, minlength=self.n_fills), np.bincount(positrons["fill"] - first, minlength=self.n_fills), last))
+
+    def lost_muons(self) -> dict[str, np.ndarray]:
+        """Tree ``lost_muons``."""
+        return {k: np.concatenate([d[k] for d in self._lost]).astype(v) for k, v in LOST_BRANCHES.items()}
+
+    def fills(self) -> dict[str, np.ndarray]:
+        """Tree ``fills``: the fills with muons; a positron count ends with the fill of its last positron (:func:`generate`)."""
+        columns: dict[str, list[np.ndarray]] = {"fill": [], "n_muons": [], "n_lost": [], "n_clusters": []}
+        in_block = np.arange(self.n_fills)
+        for i, (n_lost, n_clusters, last) in enumerate(self._blocks):
+            first = i * self.n_fills
+            if self.n_muons is not None:
+                muons = np.clip(self.n_muons - i * self.block_muons - in_block * self.per_fill, 0, self.per_fill)
+            else:
+                end = last if i == len(self._blocks) - 1 else first + self.n_fills - 1
+                muons = np.where(in_block <= end - first, self.per_fill, 0)
+            run = muons > 0
+            for key, values in zip(columns, (first + in_block, muons, n_lost, n_clusters)):
+                columns[key].append(values[run])
+        return {k: np.concatenate(v).astype(np.int64) for k, v in columns.items()}
+
+
 def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None, truth: bool = False, compression: str = "zstd") -> dict:
     """Simulate a run into a ROOT file; resumable.
 
-    Finished blocks (whole fills) are kept in ``.NAME.parts/`` beside the target while the run goes;
-    the same command after an interruption continues from the first missing block, and the final file
-    is identical to an uninterrupted run. Contents: tree ``events`` (positron clusters with truth, and the lost muons' MIP clusters),
+    Each block (whole fills) goes into the file as it is made and is also kept in ``.NAME.parts/``
+    beside the target until the file is complete: the same command after an interruption writes the
+    finished blocks again and continues from the first missing one, and the final file is identical
+    to an uninterrupted run. Contents: tree ``events`` (positron clusters with truth, and the lost muons' MIP clusters),
     tree ``lost_muons``, tree ``fills`` (per-fill truth: muons, lost, clusters), with ``truth`` the tree
     ``truth`` (one row per muon, :data:`TRUTH_BRANCHES`, written block by block), TH2 histograms
     ``hist/calo_NN`` (time [ns] × energy [MeV] per station), and the JSON ``provenance``; ``compression``
@@ -465,13 +562,10 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     if not folder.exists():
         folder.mkdir()
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    size = block_muons(cfg, mode)
     if n_positrons is not None:
-        done = sum(int(np.count_nonzero(np.load(p)["e.truth_mip"] == 0)) for p in parts)
+        done = sum(int(np.count_nonzero(_load_part(part, "e.")["truth_mip"] == 0)) for part in parts)
     else:
-        done = min(len(parts) * size, n_muons)
-    for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
-        _save_part(folder, block)
+        done = min(len(parts) * block_muons(cfg, mode), n_muons)
     kin = ring_kinematics(cfg, codata_edition)
     provenance = {
         "package": "ringsim",
@@ -482,39 +576,23 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
         **injection_summary(cfg, mode, codata_edition),
     }
     t_edges, e_edges = histogram_edges(cfg, codata_edition)
-    hist = np.zeros((cfg.ring.n_detectors, t_edges.size - 1, e_edges.size - 1))
-    station_edges = np.arange(cfg.ring.n_detectors + 1) - 0.5
-    lost_all: list[dict] = []
-    fills: dict[str, list[np.ndarray]] = {"fill": [], "n_muons": [], "n_lost": [], "n_clusters": []}
-    n_mip = 0
-    per_fill = cfg.run.muons_per_fill
+    summary = _RunSummary(cfg, mode, n_muons, t_edges, e_edges)
     with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression) as writer:
-        parts = _finished_parts(folder, request)
-        for i, part in enumerate(parts):
-            positrons, lost, _ = _load_part(part)
+        for part in parts:  # blocks finished before an interruption
+            positrons, lost = _load_part(part, "e."), _load_part(part, "l.")
             writer.extend(positrons)
-            n_mip += int(np.count_nonzero(positrons["truth_mip"]))
-            lost_all.append(lost)
-            hist += np.histogramdd((positrons["calo"], positrons["time_ns"], positrons["energy_mev"]), bins=(station_edges, t_edges, e_edges))[0]
-            n_fills = size // per_fill
-            first = i * n_fills
-            if n_muons is not None:
-                muons = np.clip(n_muons - i * size - np.arange(n_fills) * per_fill, 0, per_fill)
-            else:  # a positron count ends with the fill of its last positron (generate)
-                last = positrons["fill"][positrons["truth_mip"] == 0].max() if i == len(parts) - 1 else first + n_fills - 1
-                muons = np.where(np.arange(n_fills) <= last - first, per_fill, 0)
-            run = muons > 0
-            fills["fill"].append(first + np.flatnonzero(run))
-            fills["n_muons"].append(muons[run])
-            fills["n_lost"].append(np.bincount(lost["fill"] - first, minlength=n_fills)[run])
-            fills["n_clusters"].append(np.bincount(positrons["fill"] - first, minlength=n_fills)[run])
-        writer.write_tree("lost_muons", {k: np.concatenate([d[k] for d in lost_all]).astype(v) for k, v in LOST_BRANCHES.items()})
-        writer.write_tree("fills", {k: np.concatenate(v).astype(np.int64) for k, v in fills.items()})
+            summary.add(positrons, lost)
+        for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
+            _save_part(folder, block)
+            writer.extend(block.positrons)
+            summary.add(block.positrons, block.lost)
+        writer.write_tree("lost_muons", summary.lost_muons())
+        writer.write_tree("fills", summary.fills())
         if truth:
-            writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part)[2] for part in parts))
-        for station in range(cfg.ring.n_detectors):
-            writer.write_histogram(f"hist/calo_{station:02d}", hist[station], t_edges, e_edges)
-        writer.provenance["n_positrons"] = writer.n_entries - n_mip
-        writer.provenance["n_mip_clusters"] = n_mip
+            writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part, "t.") for part in _finished_parts(folder, request)))
+        for station, counts in enumerate(summary.histograms):
+            writer.write_histogram(f"hist/calo_{station:02d}", counts, t_edges, e_edges)
+        writer.provenance["n_positrons"] = writer.n_entries - summary.n_mip
+        writer.provenance["n_mip_clusters"] = summary.n_mip
     shutil.rmtree(folder)
     return writer.provenance

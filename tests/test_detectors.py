@@ -130,13 +130,13 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
 
     def save_then_stop(folder, block):
         real_save(folder, block)
-        if block.number == 1:
+        if block.number == 0:  # of two
             raise KeyboardInterrupt
 
     monkeypatch.setattr(sim, "_save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
-    assert not resumed.exists() and len(list(sim._parts_folder(resumed).glob("block-*.npz"))) == 2
+    assert not resumed.exists() and len(list(sim._parts_folder(resumed).glob("block-*.part"))) == 1
     monkeypatch.setattr(sim, "_save_part", real_save)
     with pytest.raises(InputError, match="differs in: truth_tree"):  # the truth tree is part of the request
         sim.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
@@ -154,6 +154,22 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
             for key in da:
                 np.testing.assert_array_equal(da[key], db[key])
         np.testing.assert_array_equal(a["hist/calo_05"].values(), b["hist/calo_05"].values())
+    # interrupted after its last block: the resumed file is made from the saved blocks alone
+    again = tmp_path / "again.root"
+    monkeypatch.setattr(sim._RunSummary, "lost_muons", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+    monkeypatch.undo()
+    assert not again.exists() and len(list(sim._parts_folder(again).glob("block-*.part"))) == 2
+    monkeypatch.setattr(sim, "generate", lambda *args, **kwargs: iter(()))  # nothing left to simulate
+    sim.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+    monkeypatch.undo()
+    with uproot.open(whole) as a, uproot.open(again) as b:
+        for tree in ("events", "lost_muons", "fills", "truth"):
+            da, db = a[tree].arrays(library="np"), b[tree].arrays(library="np")
+            for key in da:
+                np.testing.assert_array_equal(da[key], db[key])
+        np.testing.assert_array_equal(a["hist/calo_05"].values(), b["hist/calo_05"].values())
     # a different request does not mix with the parts of another
     monkeypatch.setattr(sim, "_save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
@@ -161,6 +177,12 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
     monkeypatch.setattr(sim, "_save_part", real_save)
     with pytest.raises(InputError, match="differs in: seed"):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)
+    # a damaged block is named, not read
+    part = next(sim._parts_folder(tmp_path / "x.root").glob("block-*.part"))
+    part.write_bytes(part.read_bytes()[:-100])
+    with pytest.raises(InputError, match="damaged block"):
+        sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
+    assert not (tmp_path / "x.root").exists()
 
 
 def test_fast_mode_calibrated_by_tracking_reproduces_the_cbo():

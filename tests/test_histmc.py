@@ -7,7 +7,35 @@ import pytest
 
 from ringsim.config import load_config
 from ringsim.histmc import build_model, pseudo_experiment
-from ringsim.simulate import generate
+from ringsim.simulate import fill_station_histograms, generate, histogram_edges
+
+
+def test_station_histograms_count_as_numpy_histogramdd():
+    t_edges, e_edges = histogram_edges(load_config("fnal"))
+    rng = np.random.default_rng(3)
+    n = 200_000
+    station = rng.integers(-2, 27, n).astype(np.int16)
+    time_ns = rng.uniform(-1e3, 1.05 * t_edges[-1], n)
+    energy = rng.uniform(-50.0, 1.1 * e_edges[-1], n).astype(np.float32)
+    # values on and next to every edge, both ends, and NaN
+    on_t = np.concatenate([t_edges, np.nextafter(t_edges, -np.inf), np.nextafter(t_edges, np.inf), [np.nan]])
+    on_e = np.concatenate([e_edges, np.nextafter(e_edges, -np.inf), np.nextafter(e_edges, np.inf), [np.nan]])
+    time_ns[: on_t.size] = on_t
+    energy[: on_e.size] = on_e  # (float32: the nearest values)
+    energy[-on_e.size :] = on_e
+    counts = np.zeros((24, t_edges.size - 1, e_edges.size - 1))
+    fill_station_histograms(counts, station, time_ns, energy, t_edges, e_edges)
+    fill_station_histograms(counts, station[:1000], time_ns[:1000], energy[:1000], t_edges, e_edges)  # adds
+    sample = np.stack([station, time_ns, energy.astype(float)], axis=1)
+    bins = (np.arange(25) - 0.5, t_edges, e_edges)
+    expected = np.histogramdd(sample, bins=bins)[0] + np.histogramdd(sample[:1000], bins=bins)[0]
+    np.testing.assert_array_equal(counts, expected)
+    assert 0.5 * n < counts.sum() < n
+    # uneven edges: the first guess is off by many bins, either way
+    t_uneven, e_uneven = t_edges[-1] * np.linspace(0.0, 1.0, 41) ** 2, e_edges[-1] * np.sqrt(np.linspace(0.0, 1.0, 9))
+    uneven = np.zeros((24, 40, 8))
+    fill_station_histograms(uneven, station, time_ns, energy, t_uneven, e_uneven)
+    np.testing.assert_array_equal(uneven, np.histogramdd(sample, bins=(bins[0], t_uneven, e_uneven))[0])
 
 
 @pytest.fixture(scope="module")
