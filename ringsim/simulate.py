@@ -42,6 +42,7 @@ from ringsim.tracker import spin_phase_rad, track_to_times
 
 TARGET_BLOCK_MUONS = {"fast": 1 << 18, "track": 1 << 10}  # muons per block, rounded to whole fills (fast: ≥ 20 fills to share between threads)
 MODES = ("fast", "track")
+NO_POSITRON_MUONS = 1 << 17  # muons without any recorded positron after which a positron count is refused (under one fast-mode block)
 MIP_STREAM = 1  # spawn key (block, MIP_STREAM): random stream of the lost muons' calorimeter hits
 
 EVENT_BRANCHES = {
@@ -361,6 +362,7 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
     size = block_muons(cfg, mode)
     done = already_done
     block = start_block
+    idle_muons = 0  # simulated while nothing is recorded yet
     with progress_bar(total=int(target), unit=what, enabled=progress) as bar:
         bar.update(done)
         while done < target:
@@ -370,6 +372,9 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
                 step = n_use
             else:
                 positron_rows = np.flatnonzero(out["truth_mip"] == 0)  # lost muons' clusters do not count
+                idle_muons = idle_muons + size if done == 0 and positron_rows.size == 0 else 0
+                if idle_muons >= NO_POSITRON_MUONS:
+                    raise ConfigError(f"n_positrons: no positron recorded in the first {idle_muons} muons; the detector settings (energy_min_mev, efficiency) or the acceptance record none, so the count is never reached")
                 step = min(positron_rows.size, target - done)
                 if step < positron_rows.size:
                     last_fill = out["fill"][positron_rows[step - 1]]
@@ -577,22 +582,27 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     }
     t_edges, e_edges = histogram_edges(cfg, codata_edition)
     summary = _RunSummary(cfg, mode, n_muons, t_edges, e_edges)
-    with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression) as writer:
-        for part in parts:  # blocks finished before an interruption
-            positrons, lost = _load_part(part, "e."), _load_part(part, "l.")
-            writer.extend(positrons)
-            summary.add(positrons, lost)
-        for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
-            _save_part(folder, block)
-            writer.extend(block.positrons)
-            summary.add(block.positrons, block.lost)
-        writer.write_tree("lost_muons", summary.lost_muons())
-        writer.write_tree("fills", summary.fills())
-        if truth:
-            writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part, "t.") for part in _finished_parts(folder, request)))
-        for station, counts in enumerate(summary.histograms):
-            writer.write_histogram(f"hist/calo_{station:02d}", counts, t_edges, e_edges)
-        writer.provenance["n_positrons"] = writer.n_entries - summary.n_mip
-        writer.provenance["n_mip_clusters"] = summary.n_mip
+    try:
+        with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression) as writer:
+            for part in parts:  # blocks finished before an interruption
+                positrons, lost = _load_part(part, "e."), _load_part(part, "l.")
+                writer.extend(positrons)
+                summary.add(positrons, lost)
+            for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
+                _save_part(folder, block)
+                writer.extend(block.positrons)
+                summary.add(block.positrons, block.lost)
+            writer.write_tree("lost_muons", summary.lost_muons())
+            writer.write_tree("fills", summary.fills())
+            if truth:
+                writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part, "t.") for part in _finished_parts(folder, request)))
+            for station, counts in enumerate(summary.histograms):
+                writer.write_histogram(f"hist/calo_{station:02d}", counts, t_edges, e_edges)
+            writer.provenance["n_positrons"] = writer.n_entries - summary.n_mip
+            writer.provenance["n_mip_clusters"] = summary.n_mip
+    except BaseException:
+        if not any(folder.glob("block-*.part")):  # nothing to resume from
+            shutil.rmtree(folder)
+        raise
     shutil.rmtree(folder)
     return writer.provenance

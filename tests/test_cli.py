@@ -133,6 +133,8 @@ def test_fit_bad_inputs_follow_the_error_contract(case, extra, message, sample, 
         (["run", "--set", "beam.momentum_spread=-1", "-o", "{tmp}/run"], "beam.momentum_spread"),
         (["simulate", "--set", "beam.momentum_offset=0.02", "--muons", "100", "-o", "{tmp}/x.root"], "fits inside the 45 mm aperture"),
         (["simulate", "--set", "ring.radius_m=0.05", "--muons", "100", "-o", "{tmp}/x.root"], "turn or spin phase"),
+        (["simulate", "--set", "detector.energy_min_mev=1e9", "--positrons", "10", "-o", "{tmp}/x.root"], "no positron recorded"),
+        (["run", "--set", "detector.efficiency=0", "--positrons", "1000", "-o", "{tmp}/run"], "no positron recorded"),
     ],
 )
 def test_command_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
