@@ -18,6 +18,9 @@ from typing import Any
 from ringsim.errors import ConfigError
 
 RINGS = ("fnal", "jparc")
+MAX_MUONS_PER_FILL = 1 << 20  # a fill is simulated in memory at once
+HISTOGRAM_ENERGY_BINS = 16  # energy bins of a run file's per-station histograms
+MAX_HISTOGRAM_CELLS = 1 << 25  # stations × time bins × energy bins of those histograms (256 MiB of counts)
 
 # Checks named in each field's metadata: predicate and the phrase used in the error message.
 _CHECKS = {
@@ -318,6 +321,14 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
     cfg = SimConfig(**{s: _build_section(s, data[s]) for s in _SECTION_CLASSES})
     if cfg.analysis.fit_end_us <= cfg.analysis.fit_start_us:
         raise ConfigError("analysis.fit_end_us: must exceed analysis.fit_start_us")
+    if cfg.run.muons_per_fill > MAX_MUONS_PER_FILL:
+        raise ConfigError(f"run.muons_per_fill: expected at most {MAX_MUONS_PER_FILL} (a fill is simulated in memory at once), got {cfg.run.muons_per_fill}")
+    cells = cfg.ring.n_detectors * histogram_time_bins(cfg.analysis) * HISTOGRAM_ENERGY_BINS
+    if cells > MAX_HISTOGRAM_CELLS:
+        raise ConfigError(
+            f"analysis.bin_width_ns: {cfg.ring.n_detectors} stations × {histogram_time_bins(cfg.analysis)} time bins × {HISTOGRAM_ENERGY_BINS} energy bins "
+            f"make {cells} histogram cells, above {MAX_HISTOGRAM_CELLS}; use wider bins, a shorter analysis.fit_end_us or fewer ring.n_detectors"
+        )
     if cfg.analysis.energy_max_mev <= cfg.analysis.energy_min_mev:
         raise ConfigError("analysis.energy_max_mev: must exceed analysis.energy_min_mev")
     if cfg.esq.model != "none" and cfg.ring.focusing != "electric":
@@ -333,3 +344,8 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
     if cfg.kicker.end_deg <= cfg.kicker.start_deg and cfg.kicker.enabled:
         raise ConfigError("kicker.end_deg: must exceed kicker.start_deg")
     return cfg
+
+
+def histogram_time_bins(analysis: AnalysisConfig) -> int:
+    """Time bins of a run file's per-station histograms: ``analysis.bin_width_ns`` wide, to 10 % beyond the fit end."""
+    return int(math.ceil(1.1 * analysis.fit_end_us * 1e3 / analysis.bin_width_ns))

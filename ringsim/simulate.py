@@ -24,7 +24,7 @@ from scipy.special import ndtri
 import ringsim
 from ringsim.beam import check_beam_fits_aperture, initial_states, muon_charge_over_mass, sample_beam
 from ringsim.fields import ring_parameters
-from ringsim.config import SimConfig
+from ringsim.config import HISTOGRAM_ENERGY_BINS, SimConfig, histogram_time_bins
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
 from ringsim.detectors.mip import MIP_STATIONS, first_station, lost_muon_hits
@@ -463,10 +463,8 @@ def _load_part(part: Path, prefix: str) -> dict[str, np.ndarray]:
 
 def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndarray, np.ndarray]:
     """Time [ns] and energy [MeV] bin edges of the per-station histograms of a run file."""
-    a = cfg.analysis
-    n_time = int(math.ceil(1.1 * a.fit_end_us * 1e3 / a.bin_width_ns))
     e_top = 1.05 * ring_kinematics(cfg, codata_edition).e_max_mev
-    return np.arange(n_time + 1) * a.bin_width_ns, np.linspace(0.0, e_top, 17)
+    return np.arange(histogram_time_bins(cfg.analysis) + 1) * cfg.analysis.bin_width_ns, np.linspace(0.0, e_top, HISTOGRAM_ENERGY_BINS + 1)
 
 
 @njit(cache=True)

@@ -43,12 +43,27 @@ def test_presets_load_with_spec_values(ring):
         ("beam.injection=1", "beam.injection"),
         ("esq.scrape_us=-7", "esq.scrape_us"),
         ("esq.scrape_y_m='up'", "esq.scrape_y_m"),
+        ("run.muons_per_fill=2000000", "run.muons_per_fill"),  # more than a fill held in memory
+        ("analysis.bin_width_ns=0.001", "analysis.bin_width_ns"),  # 7e8 time bins per station histogram
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         load_config("fnal", overrides=[override])
     assert "\n" not in str(info.value)
+
+
+def test_histogram_size_limit_allows_the_presets_and_counts_every_cell():
+    from ringsim.config import HISTOGRAM_ENERGY_BINS, MAX_HISTOGRAM_CELLS, histogram_time_bins
+
+    # Fermilab: 650 µs + 10 % in 149.2 ns bins; J-PARC: 40 µs + 10 % in 5 ns bins
+    assert histogram_time_bins(load_config("fnal").analysis) == math.ceil(715_000 / 149.2) == 4793
+    assert histogram_time_bins(load_config("jparc").analysis) == 8800
+    # the widest bin width refused for 24 stations, and the narrowest allowed
+    limit_ns = 715_000 * 24 * HISTOGRAM_ENERGY_BINS / MAX_HISTOGRAM_CELLS
+    load_config("fnal", overrides=[f"analysis.bin_width_ns={limit_ns * 1.001}"])
+    with pytest.raises(ConfigError, match="histogram cells"):
+        load_config("fnal", overrides=[f"analysis.bin_width_ns={limit_ns * 0.999}"])
 
 
 def test_unknown_section_and_unknown_ring():
