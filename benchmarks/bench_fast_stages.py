@@ -7,8 +7,8 @@ then pileup merging and time ordering, then the whole ``simulate_fills`` (cluste
 packing). The differences are the stages' costs. From the beam and decays alone it prints the
 most decays and recorded positrons per second one core could give if everything after them were
 free. A last line times only the random draws and elementary functions of the beam and the decays
-(as many calls as the kernel makes, in the same vectorised loops, without its tables): the
-arithmetic floor of those two stages in float64 on this machine. Run: python benchmarks/bench_fast_stages.py [--fills 32] [--repeats 10]
+(as many calls as the kernel makes, in the same vectorised loops, without its tables): what those
+two stages cost at least with the kernel's float64 samplers on this machine. Run: python benchmarks/bench_fast_stages.py [--fills 32] [--repeats 10]
 """
 
 from __future__ import annotations
@@ -140,9 +140,9 @@ def main() -> None:
     candidates = fg._beam(p, streams[0, 0], streams[0, 1], n_muons, beam)  # beam candidates drawn per fill
     sums = np.empty(candidates * args.fills)
     key, stride = streams[0, 2], streams[0, 3]
-    floor = min(_timed(lambda: _arithmetic_floor(key, stride, candidates * args.fills, n_muons * args.fills, sums)) for _ in range(args.repeats + 1))
+    floor_s = min(_timed(lambda: _arithmetic_floor(key, stride, candidates * args.fills, n_muons * args.fills, sums)) for _ in range(args.repeats + 1))
     print(f"draws and elementary functions of the beam ({candidates / n_muons:.2f} candidates per muon) and decays alone: "
-          f"{floor / fill_muons.sum() * 1e9:.1f} ns/muon")
+          f"{floor_s / fill_muons.sum() * 1e9:.1f} ns/muon")
 
 
 def _timed(run) -> float:

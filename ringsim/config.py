@@ -326,8 +326,8 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
     cells = cfg.ring.n_detectors * histogram_time_bins(cfg.analysis) * HISTOGRAM_ENERGY_BINS
     if cells > MAX_HISTOGRAM_CELLS:
         raise ConfigError(
-            f"analysis.bin_width_ns: {cfg.ring.n_detectors} stations × {histogram_time_bins(cfg.analysis)} time bins × {HISTOGRAM_ENERGY_BINS} energy bins "
-            f"make {cells} histogram cells, above {MAX_HISTOGRAM_CELLS}; use wider bins, a shorter analysis.fit_end_us or fewer ring.n_detectors"
+            f"analysis.bin_width_ns, analysis.fit_end_us, ring.n_detectors: {cfg.ring.n_detectors} stations × {histogram_time_bins(cfg.analysis)} time bins × "
+            f"{HISTOGRAM_ENERGY_BINS} energy bins make {cells} histogram cells, above {MAX_HISTOGRAM_CELLS}; use wider bins, a shorter fit or fewer stations"
         )
     if cfg.analysis.energy_max_mev <= cfg.analysis.energy_min_mev:
         raise ConfigError("analysis.energy_max_mev: must exceed analysis.energy_min_mev")

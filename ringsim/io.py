@@ -94,7 +94,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike, overwrite: bool = True, tmp_dir: str | os.PathLike | None = None) -> Iterator[Path]:
     """Write a file through a temporary name that is renamed onto ``path`` only on success.
 
     Parameters
@@ -104,15 +104,17 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     overwrite
         Replace an existing ``path``; if False an existing file raises InputError before the
         block runs.
+    tmp_dir
+        Folder of the temporary file, on the same file system as ``path`` (default: beside it).
 
     Yields
     ------
     Path
-        The temporary file (``.NAME.tmp-<pid>`` in the same directory) for the block to write.
-        On an exception in the block it is deleted and ``path`` is left untouched.
+        The temporary file (``.NAME.tmp-<pid>``) for the block to write. On an exception in the
+        block it is deleted and ``path`` is left untouched.
     """
     target = check_output_path(path, overwrite)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = (target.parent if tmp_dir is None else Path(tmp_dir)) / f".{target.name}.tmp-{os.getpid()}"
     try:
         yield tmp
         with open(tmp, "rb") as handle:
@@ -264,6 +266,8 @@ class EventWriter:
         Minimum number of rows per written basket.
     compression
         ``"zstd"`` (default), ``"zlib"`` (for ROOT older than 6.20) or ``"lz4"``, see :data:`COMPRESSIONS`.
+    tmp_dir
+        Folder of the temporary file (see :func:`atomic_output`).
     """
 
     def __init__(
@@ -276,6 +280,7 @@ class EventWriter:
         overwrite: bool = False,
         basket_rows: int = BASKET_ROWS,
         compression: str = "zstd",
+        tmp_dir: str | os.PathLike | None = None,
     ) -> None:
         self.path = check_output_path(path, overwrite)
         self.compression = compression_setting(compression)
@@ -292,6 +297,7 @@ class EventWriter:
         self.basket_rows = int(basket_rows)
         self.n_entries = 0
         self._overwrite = overwrite
+        self._tmp_dir = tmp_dir
         self.provenance = dict(provenance)  # may be completed before the writer closes
         _to_json(self.provenance, f"{self.path}: provenance")  # fail early on what cannot be stored
         self._buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.dtypes}
@@ -304,7 +310,7 @@ class EventWriter:
         if self._stack is not None:
             raise RingsimError(f"{self.path}: EventWriter is already open")
         with ExitStack() as stack:
-            tmp = stack.enter_context(atomic_output(self.path, overwrite=self._overwrite))
+            tmp = stack.enter_context(atomic_output(self.path, overwrite=self._overwrite, tmp_dir=self._tmp_dir))
             try:
                 self._file = stack.enter_context(uproot.recreate(tmp, compression=self.compression))
             except OSError as exc:

@@ -374,7 +374,7 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
                 positron_rows = np.flatnonzero(out["truth_mip"] == 0)  # lost muons' clusters do not count
                 idle_muons = idle_muons + size if done == 0 and positron_rows.size == 0 else 0
                 if idle_muons >= NO_POSITRON_MUONS:
-                    raise ConfigError(f"n_positrons: no positron recorded in the first {idle_muons} muons; the detector settings (energy_min_mev, efficiency) or the acceptance record none, so the count is never reached")
+                    raise ConfigError(f"n_positrons: no positron recorded in the first {idle_muons} muons; detector.energy_min_mev, detector.efficiency or the acceptance record none, so the count is never reached")
                 step = min(positron_rows.size, target - done)
                 if step < positron_rows.size:
                     last_fill = out["fill"][positron_rows[step - 1]]
@@ -416,10 +416,17 @@ def _finished_parts(folder: Path, request: dict) -> list[Path]:
     if previous != asked:
         differing = sorted(k for k in set(previous) | set(asked) if previous.get(k) != asked.get(k))
         raise InputError(f"{folder}: holds an interrupted run of a different request (differs in: {', '.join(differing)}); remove it or repeat that command")
+    for stale in folder.glob(".*.tmp*"):  # a part or run file being written when the run was stopped
+        stale.unlink()
     parts = []
     for block in itertools.count():
         part = folder / f"block-{block:06d}.part"
         if not part.exists():
+            return parts
+        if _part_contents(part) is None:  # damaged: made again, with every later block
+            for later in folder.glob("block-*.part"):
+                if int(later.stem.removeprefix("block-")) >= block:
+                    later.unlink()
             return parts
         parts.append(part)
 
@@ -427,9 +434,10 @@ def _finished_parts(folder: Path, request: dict) -> list[Path]:
 _PART_PREFIXES = ("e.", "l.", "t.")  # positrons, lost muons, truth
 
 
-def _save_part(folder: Path, block: Block) -> None:
+def _save_part(folder: Path, block: Block) -> Path:
     """Block ``block`` as one file, written under a temporary name and renamed: the byte length of a JSON
-    list of (table prefix + key, dtype, length) of its arrays, that list, then the arrays' bytes in its order."""
+    list of (table prefix + key, dtype, length) of its arrays, that list, then the arrays' bytes in its order.
+    Returns the file."""
     arrays = {prefix + k: np.ascontiguousarray(v) for prefix, table in zip(_PART_PREFIXES, (block.positrons, block.lost, block.truth or {})) for k, v in table.items()}
     contents = json.dumps([[name, a.dtype.str, a.size] for name, a in arrays.items()]).encode()
     tmp = folder / f".block-{block.number:06d}.tmp"
@@ -438,26 +446,44 @@ def _save_part(folder: Path, block: Block) -> None:
         handle.write(contents)
         for a in arrays.values():
             a.tofile(handle)
-    os.replace(tmp, folder / f"block-{block.number:06d}.part")
+    part = folder / f"block-{block.number:06d}.part"
+    os.replace(tmp, part)
+    return part
+
+
+def _part_contents(part: Path) -> tuple[int, list[tuple[str, np.dtype, int]]] | None:
+    """Where the arrays of a saved block start and its table of contents (name, dtype, length of each),
+    or None if the file is damaged: unreadable, a non-numeric dtype, or lengths that do not add up to its size."""
+    try:
+        with open(part, "rb") as handle:
+            file_bytes = os.fstat(handle.fileno()).st_size
+            n_header = int.from_bytes(handle.read(8), "little")
+            if n_header > file_bytes - 8:
+                return None
+            contents = [(str(name), np.dtype(dtype), size) for name, dtype, size in json.loads(handle.read(n_header))]
+    except (OSError, ValueError, TypeError):
+        return None
+    if any(dtype.kind not in "biuf" or type(size) is not int or size < 0 for _, dtype, size in contents):
+        return None
+    if 8 + n_header + sum(size * dtype.itemsize for _, dtype, size in contents) != file_bytes:
+        return None
+    return 8 + n_header, contents
 
 
 def _load_part(part: Path, prefix: str) -> dict[str, np.ndarray]:
     """One table of a saved block: positrons (``"e."``), lost muons (``"l."``) or truth (``"t."``, empty when not asked for)."""
-    damaged = InputError(f"{part}: damaged block of an interrupted run; remove {part.parent}")
+    layout = _part_contents(part)
+    if layout is None:
+        raise InputError(f"{part}: damaged block of an interrupted run; remove {part.parent}")
+    start, contents = layout
     table = {}
     with open(part, "rb") as handle:
-        try:
-            contents = [(str(name), np.dtype(dtype), int(size)) for name, dtype, size in json.loads(handle.read(int.from_bytes(handle.read(8), "little")))]
-        except (ValueError, TypeError):
-            raise damaged from None
+        handle.seek(start)
         for name, dtype, size in contents:
-            if not name.startswith(prefix):
+            if name.startswith(prefix):
+                table[name[len(prefix) :]] = np.fromfile(handle, dtype=dtype, count=size)
+            else:
                 handle.seek(size * dtype.itemsize, os.SEEK_CUR)
-                continue
-            key = name[len(prefix) :]
-            table[key] = np.fromfile(handle, dtype=dtype, count=size)
-            if table[key].size != size:
-                raise damaged
     return table
 
 
@@ -565,10 +591,6 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     if not folder.exists():
         folder.mkdir()
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    if n_positrons is not None:
-        done = sum(int(np.count_nonzero(_load_part(part, "e.")["truth_mip"] == 0)) for part in parts)
-    else:
-        done = min(len(parts) * block_muons(cfg, mode), n_muons)
     kin = ring_kinematics(cfg, codata_edition)
     provenance = {
         "package": "ringsim",
@@ -581,25 +603,28 @@ def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_pos
     t_edges, e_edges = histogram_edges(cfg, codata_edition)
     summary = _RunSummary(cfg, mode, n_muons, t_edges, e_edges)
     try:
-        with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression) as writer:
+        with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression, tmp_dir=folder) as writer:
+            recorded = 0
             for part in parts:  # blocks finished before an interruption
                 positrons, lost = _load_part(part, "e."), _load_part(part, "l.")
                 writer.extend(positrons)
                 summary.add(positrons, lost)
+                recorded += int(np.count_nonzero(positrons["truth_mip"] == 0))
+            done = recorded if n_positrons is not None else min(len(parts) * block_muons(cfg, mode), n_muons)
             for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
-                _save_part(folder, block)
+                parts.append(_save_part(folder, block))
                 writer.extend(block.positrons)
                 summary.add(block.positrons, block.lost)
             writer.write_tree("lost_muons", summary.lost_muons())
             writer.write_tree("fills", summary.fills())
             if truth:
-                writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part, "t.") for part in _finished_parts(folder, request)))
+                writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (_load_part(part, "t.") for part in parts))
             for station, counts in enumerate(summary.histograms):
                 writer.write_histogram(f"hist/calo_{station:02d}", counts, t_edges, e_edges)
             writer.provenance["n_positrons"] = writer.n_entries - summary.n_mip
             writer.provenance["n_mip_clusters"] = summary.n_mip
-    except BaseException:
-        if not any(folder.glob("block-*.part")):  # nothing to resume from
+    except BaseException as exc:
+        if isinstance(exc, ConfigError) or not any(folder.glob("block-*.part")):  # a request that cannot succeed, or nothing to resume from
             shutil.rmtree(folder)
         raise
     shutil.rmtree(folder)

@@ -107,6 +107,43 @@ def test_pileup_doublets_scale_with_the_square_of_the_rate_and_fall_twice_as_fas
     assert slope * gamma_tau_ns == pytest.approx(2.0, rel=4 / math.sqrt(counts[400].size))
 
 
+def test_a_positron_count_that_records_nothing_stops_and_leaves_nothing(tmp_path, monkeypatch):
+    import ringsim.simulate as sim
+    from ringsim.errors import ConfigError
+
+    monkeypatch.setitem(sim.TARGET_BLOCK_MUONS, "fast", 20_000)  # blocks smaller than the limit: empty ones are saved first
+    cfg = load_config("fnal", overrides=["detector.energy_min_mev=1e9"])
+    for attempt in range(2):
+        with pytest.raises(ConfigError, match=f"no positron recorded in the first {sim.NO_POSITRON_MUONS // 20_000 * 20_000 + 20_000} muons"):
+            sim.simulate_to_file(tmp_path / "none.root", cfg, "fast", n_positrons=10)
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_block_file_is_recognised(tmp_path):
+    import ringsim.simulate as sim
+
+    block = sim.Block(3, {"time_ns": np.arange(5.0), "calo": np.arange(5, dtype=np.int16)}, {"fill": np.arange(2)}, None)
+    part = sim._save_part(tmp_path, block)
+    good = part.read_bytes()
+    assert sim._load_part(part, "e.")["calo"].tolist() == [0, 1, 2, 3, 4] and sim._load_part(part, "t.") == {}
+    header = good[8 : 8 + int.from_bytes(good[:8], "little")]
+    fractional = header.replace(b"5]", b"5.0]")  # lengths 5.0: the same bytes, but not a count
+    damaged = {
+        "cut": good[:-1],
+        "longer": good + b"\0",
+        "random": np.random.default_rng(1).bytes(1024),
+        "huge header": (2**64 - 1).to_bytes(8, "little") + good[8:],
+        "object dtype": good.replace(b'"<i2"', b'"|O8"'),
+        "fractional length": len(fractional).to_bytes(8, "little") + fractional + good[8 + len(header) :],
+        "empty": b"",
+    }
+    for what, content in damaged.items():
+        part.write_bytes(content)
+        assert sim._part_contents(part) is None, what
+        with pytest.raises(InputError, match="damaged block"):
+            sim._load_part(part, "e.")
+
+
 def test_gain_sag_shifts_the_energy_scale_as_configured():
     det = load_config("fnal", overrides=["detector.gain_sag_amplitude=0.05", "detector.gain_sag_tau_us=30", "detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", "detector.time_resolution_ns=0", "detector.resolving_time_ns=0"]).detector
     n = 100_000
@@ -129,9 +166,10 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
     real_save = sim._save_part
 
     def save_then_stop(folder, block):
-        real_save(folder, block)
+        part = real_save(folder, block)
         if block.number == 0:  # of two
             raise KeyboardInterrupt
+        return part
 
     monkeypatch.setattr(sim, "_save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
@@ -154,16 +192,26 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
             for key in da:
                 np.testing.assert_array_equal(da[key], db[key])
         np.testing.assert_array_equal(a["hist/calo_05"].values(), b["hist/calo_05"].values())
-    # interrupted after its last block: the resumed file is made from the saved blocks alone
+    # interrupted after its last block (killed: its run file left half-written in the parts folder)
     again = tmp_path / "again.root"
     monkeypatch.setattr(sim._RunSummary, "lost_muons", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         sim.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     monkeypatch.undo()
-    assert not again.exists() and len(list(sim._parts_folder(again).glob("block-*.part"))) == 2
-    monkeypatch.setattr(sim, "generate", lambda *args, **kwargs: iter(()))  # nothing left to simulate
+    folder = sim._parts_folder(again)
+    assert not again.exists() and len(list(folder.glob("block-*.part"))) == 2
+    (folder / ".again.root.tmp-1").write_bytes(b"root" * 1000)
+    real_generate, yielded = sim.generate, []
+
+    def counted(*args, **kwargs):
+        for block in real_generate(*args, **kwargs):
+            yielded.append(block.number)
+            yield block
+
+    monkeypatch.setattr(sim, "generate", counted)
     sim.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     monkeypatch.undo()
+    assert yielded == [] and not folder.exists()  # made from the saved blocks alone; nothing left beside the file
     with uproot.open(whole) as a, uproot.open(again) as b:
         for tree in ("events", "lost_muons", "fills", "truth"):
             da, db = a[tree].arrays(library="np"), b[tree].arrays(library="np")
@@ -177,12 +225,12 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
     monkeypatch.setattr(sim, "_save_part", real_save)
     with pytest.raises(InputError, match="differs in: seed"):
         sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)
-    # a damaged block is named, not read
+    # a damaged block is made again
     part = next(sim._parts_folder(tmp_path / "x.root").glob("block-*.part"))
     part.write_bytes(part.read_bytes()[:-100])
-    with pytest.raises(InputError, match="damaged block"):
-        sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
-    assert not (tmp_path / "x.root").exists()
+    sim.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
+    with uproot.open(whole) as a, uproot.open(tmp_path / "x.root") as b:
+        np.testing.assert_array_equal(a["events"]["time_ns"].array(library="np"), b["events"]["time_ns"].array(library="np"))
 
 
 def test_fast_mode_calibrated_by_tracking_reproduces_the_cbo():
