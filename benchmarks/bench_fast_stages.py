@@ -123,9 +123,7 @@ def main() -> None:
     best = dict.fromkeys(stages, float("inf"))
     for _ in range(args.repeats):
         for name, run in stages.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], _timed(run))
     recorded = fg.simulate_fills(p, streams, fill_muons, 0, cos_az, sin_az, 1)[0][0].size / fill_muons.sum()
     previous = 0.0
     print(f"Fermilab fast mode, one thread, {fill_muons.sum()} muons, fastest of {args.repeats}:")

@@ -58,8 +58,8 @@ def test_histogram_size_limit_allows_the_presets_and_counts_every_cell():
 
     # Fermilab: 650 µs + 10 % in 149.2 ns bins; J-PARC: 40 µs + 10 % in 5 ns bins
     assert histogram_time_bins(load_config("fnal").analysis) == math.ceil(715_000 / 149.2) == 4793
-    assert histogram_time_bins(load_config("jparc").analysis) == 8800
-    # the widest bin width refused for 24 stations, and the narrowest allowed
+    assert histogram_time_bins(load_config("jparc").analysis) == 44_000 / 5
+    # just above the narrowest bin width 24 stations allow: accepted; just below: refused
     limit_ns = 715_000 * 24 * HISTOGRAM_ENERGY_BINS / MAX_HISTOGRAM_CELLS
     load_config("fnal", overrides=[f"analysis.bin_width_ns={limit_ns * 1.001}"])
     with pytest.raises(ConfigError, match="histogram cells"):
