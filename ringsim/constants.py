@@ -25,7 +25,11 @@ A_MU_DEFAULT = 116_592_0715e-12  # 2025 world average, SPEC §1 [V]
 
 T_REF_SHIELDING_C = 25.0  # temperature at which μ'_p (spherical H2O sample) is tabulated
 T_R_FNAL_C = 34.7  # reference temperature of the Fermilab ω̃'_p(T_r), SPEC §4
-SHIELDING_DSIGMA_DT_PER_K = -10.36e-9  # dσ'/dT [U], SPEC §1
+# dσ'/dT of protons in a spherical water sample: the shielding grows with temperature, so
+# μ'_p(T) = μ'_p(25 °C)·(1 − dσ'/dT·(T − 25 °C)); docs/physics.md §1. Only this sign turns the
+# published Fermilab Run-1 ratio into the published a_μ (tests/test_amu.py).
+SHIELDING_DSIGMA_DT_PER_K = 10.36e-9
+SHIELDING_DSIGMA_DT_ERR_PER_K = 0.30e-9
 BOUND_ELECTRON_H_RATIO = 1.0 - 17.7054e-6  # μ_e(H)/μ_e [U], SPEC §1
 LAMBDA_E821 = 3.183_345_39  # μ_μ/μ_p used by BNL E821 [V]
 LAMBDA_E821_ERR = 1.0e-7
@@ -70,7 +74,10 @@ class Codata:
         return 0.5 * self.electron_g_factor * bohr_magneton
 
     def shielded_proton_to_electron_moment_ratio(self, temperature_c: float) -> float:
-        """μ'_p(T)/μ_e for a spherical water sample at ``temperature_c`` (negative)."""
+        """μ'_p(T)/μ_e for a spherical water sample at ``temperature_c`` (negative).
+
+        The shielding σ'(T) grows with temperature: μ'_p(T) = μ'_p(25 °C)(1 − dσ'/dT (T − 25 °C)).
+        """
         dt_k = temperature_c - T_REF_SHIELDING_C
         return (1.0 - SHIELDING_DSIGMA_DT_PER_K * dt_k) / self.electron_to_shielded_proton_moment_ratio
 

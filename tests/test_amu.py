@@ -14,7 +14,10 @@ from ringsim.errors import ConfigError
 C_M_PER_S = 299_792_458.0
 E_C = 1.602_176_634e-19
 HBAR_J_S = 6.626_070_15e-34 / (2.0 * math.pi)
-DSIGMA_DT_PER_K = -10.36e-9  # SPEC §1
+# dσ'/dT of protons in water: the shielding grows with temperature, +10.36(30)e-9 /K, so
+# μ'_p(34.7 °C) = μ'_p(25 °C)(1 − 9.7 K × 10.36e-9) (Fermilab Run-1 field analysis, PRA 103, 042208)
+DSIGMA_DT_PER_K = 10.36e-9
+DSIGMA_DT_ERR_PER_K = 0.30e-9
 T_TABLE_C = 25.0
 
 
@@ -45,7 +48,7 @@ def _lambda_shielded(a_mu, edition, temperature_c):
 def test_fnal_closure(edition, a_mu, field_t):
     omega_a, omega_p = _primitive_frequencies(a_mu, field_t, edition, 34.7)
     result = amu_fnal(omega_a / omega_p, codata_edition=edition)
-    assert result.a_mu == pytest.approx(a_mu, rel=1e-12)
+    assert result.a_mu == pytest.approx(a_mu, rel=1e-12, abs=0.0)
     assert result.codata == f"CODATA {edition}"
     assert result.form == "fnal"
 
@@ -54,7 +57,7 @@ def test_fnal_closure(edition, a_mu, field_t):
 def test_fnal_closure_other_temperature(temperature_c):
     omega_a, omega_p = _primitive_frequencies(A_MU_DEFAULT, 1.45, 2018, temperature_c)
     result = amu_fnal(omega_a / omega_p, temperature_c=temperature_c)
-    assert result.a_mu == pytest.approx(A_MU_DEFAULT, rel=1e-12)
+    assert result.a_mu == pytest.approx(A_MU_DEFAULT, rel=1e-12, abs=0.0)
 
 
 def test_fnal_temperature_matters():
@@ -67,19 +70,44 @@ def test_fnal_temperature_matters():
 @pytest.mark.parametrize("edition", [2018, 2022])
 def test_field_frequencies_match_primitives(edition):
     omega_a, omega_p = _primitive_frequencies(A_MU_DEFAULT, 1.4513, edition, 34.7)
-    assert omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 1.4513, edition) == pytest.approx(omega_a, rel=1e-14)
-    assert omega_p_tilde_rad_per_s(1.4513, edition) == pytest.approx(omega_p, rel=1e-14)
+    assert omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 1.4513, edition) == pytest.approx(omega_a, rel=1e-14, abs=0.0)
+    assert omega_p_tilde_rad_per_s(1.4513, edition) == pytest.approx(omega_p, rel=1e-14, abs=0.0)
     round_trip = amu_fnal(
         omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 1.4513, edition) / omega_p_tilde_rad_per_s(1.4513, edition),
         codata_edition=edition,
     )
-    assert round_trip.a_mu == pytest.approx(A_MU_DEFAULT, rel=1e-12)
+    assert round_trip.a_mu == pytest.approx(A_MU_DEFAULT, rel=1e-12, abs=0.0)
 
 
 def test_omega_a_ring_values():
     """ω_a/2π = 0.2291 MHz at 1.4513 T (SPEC §3) and ω_a = 2.9753e6 rad/s at 3 T (SPEC §5 [C])."""
     assert omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 1.4513) / (2.0 * math.pi) / 1e6 == pytest.approx(0.2291, abs=5e-5)
     assert omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 3.0) == pytest.approx(2.9753e6, abs=50.0)
+
+
+def test_fnal_run1_published():
+    """Fermilab Run-1: R'_μ = 0.0037073003(17) ⇒ a_μ = 116 592 040(54) × 10⁻¹¹ with CODATA 2018.
+
+    Source: Muon g−2 Collaboration, PRL 126, 141801 (2021), and PRD 103, 072002 (2021). The ratio
+    is published to 10 digits: its last-digit rounding (±0.5e-10) moves a_μ by ±1.6e-11.
+    """
+    result = amu_fnal(0.0037073003, 1.7e-9, codata_edition=2018)
+    assert result.a_mu == pytest.approx(116_592_040e-11, abs=1.6e-11)
+    assert result.a_mu_err == pytest.approx(54e-11, abs=1e-11)
+
+
+def test_fnal_run1_published_through_the_command_line(tmp_path, capsys):
+    """The issue's check: ``ringsim amu --ratio 0.0037073003 --ratio-err 1.7e-9 --form fnal --codata 2018``."""
+    import json
+
+    from ringsim.cli import main
+
+    out = tmp_path / "amu.json"
+    argv = ["amu", "--ratio", "0.0037073003", "--ratio-err", "1.7e-9", "--form", "fnal", "--codata", "2018", "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["a_mu"] == pytest.approx(116_592_040e-11, abs=1.6e-11)  # PRL 126, 141801 (2021)
+    assert result["a_mu_err"] == pytest.approx(54e-11, abs=1e-11)
 
 
 def test_e821_published():
@@ -107,8 +135,8 @@ def test_forms_agree(edition, temperature_c):
     lam = _lambda_shielded(a_mu, edition, temperature_c)
     e821 = amu_e821(ratio, lam=lam, lam_err=0.0).a_mu
     fnal = amu_fnal(ratio, codata_edition=edition, temperature_c=temperature_c).a_mu
-    assert e821 == pytest.approx(a_mu, rel=1e-11)
-    assert fnal == pytest.approx(e821, rel=1e-11)
+    assert e821 == pytest.approx(a_mu, rel=1e-11, abs=0.0)
+    assert fnal == pytest.approx(e821, rel=1e-11, abs=0.0)
 
 
 _FNAL_CONSTANTS = (
@@ -141,7 +169,14 @@ def test_fnal_error_numerical(monkeypatch, edition, rel_ratio_err):
             shifted.append(amu_fnal(ratio, codata_edition=edition).a_mu)
         monkeypatch.setitem(constants.CODATA_TABLES, edition, table)
         variance += ((shifted[0] - shifted[1]) / 2.0) ** 2
-    assert result.a_mu_err == pytest.approx(math.sqrt(variance), rel=1e-5)
+    # the temperature coefficient of the shielding, ±0.30e-9 /K over 9.7 K
+    by_coefficient = []
+    for sign in (1.0, -1.0):
+        monkeypatch.setattr(constants, "SHIELDING_DSIGMA_DT_PER_K", DSIGMA_DT_PER_K + sign * DSIGMA_DT_ERR_PER_K)
+        by_coefficient.append(amu_fnal(ratio, codata_edition=edition).a_mu)
+    monkeypatch.setattr(constants, "SHIELDING_DSIGMA_DT_PER_K", DSIGMA_DT_PER_K)
+    variance += ((by_coefficient[0] - by_coefficient[1]) / 2.0) ** 2
+    assert result.a_mu_err == pytest.approx(math.sqrt(variance), rel=1e-5, abs=0.0)
     if rel_ratio_err:
         # the ratio dominates: the constants add < 1 % to the 460 ppb
         assert result.a_mu_err / result.a_mu == pytest.approx(rel_ratio_err, rel=0.01)

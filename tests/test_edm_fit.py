@@ -27,7 +27,7 @@ def test_tilt_follows_from_the_bmt_precession_vector():
     for eta in (1e-6, 3e-4, 0.05):
         omega = A_MU_DEFAULT * b_vec + 0.5 * eta * np.cross(beta_vec, b_vec)
         angle = math.atan2(np.linalg.norm(np.cross(omega, b_vec)), omega @ b_vec)
-        assert tilt_from_eta(eta, A_MU_DEFAULT, JPARC["beta"]) == pytest.approx(angle, rel=1e-12)
+        assert tilt_from_eta(eta, A_MU_DEFAULT, JPARC["beta"]) == pytest.approx(angle, rel=1e-12, abs=0.0)
 
 
 def up_down_expectation(n_total, delta, edges=EDGES, offset=0.0):
