@@ -1,4 +1,5 @@
-"""Decay-time histograms for the ω_a fits (T-method, optionally weighted for the A-method)."""
+"""The histogram fillers of the ω_a fits: decay-time histograms (counts, or Σw and Σw² of weighted
+hits for the A and Q methods) and time × energy histograms."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import numpy as np
 
 from ringsim.errors import InputError
+from ringsim.random_streams import FAST_ROTATION, stream
 
 
 def time_histogram(
@@ -35,8 +37,9 @@ def time_histogram(
         If > 0, each time is shifted by a uniform random amount in
         [-randomize_us/2, +randomize_us/2] before binning (fast-rotation randomisation;
         pass the cyclotron period T_c in μs).
-    seed : int or numpy.random.SeedSequence, optional
-        Seed of ``numpy.random.default_rng`` used for the randomisation.
+    seed : int
+        Seed of the randomisation: stream ``FAST_ROTATION`` of :mod:`ringsim.random_streams`,
+        the same shifts a file's fit draws for the same hits.
 
     Returns
     -------
@@ -70,6 +73,24 @@ def time_histogram(
             f"time_histogram: range {t_min_us}..{t_max_us} us is shorter than one bin of {bin_width_us} us"
         )
     if randomize_us > 0.0:
-        rng = np.random.default_rng(seed)
-        t = t + rng.uniform(-0.5 * randomize_us, 0.5 * randomize_us, size=t.size)
-    return np.histogram(t, bins=n_bins, range=(t_min_us, t_min_us + n_bins * bin_width_us), weights=w)
+        t = t + stream(0 if seed is None else seed, FAST_ROTATION).uniform(-0.5 * randomize_us, 0.5 * randomize_us, size=t.size)
+    edges = t_min_us + bin_width_us * np.arange(n_bins + 1)
+    if w is None:
+        return np.histogram(t, bins=edges)[0], edges
+    return weighted_time_histogram(t, w, edges)[0], edges
+
+
+def weighted_time_histogram(t_us, weights, edges_us) -> tuple[np.ndarray, np.ndarray]:
+    """Σw and Σw² per time bin of hits at ``t_us`` (μs) with ``weights`` (bins of ``edges_us``)."""
+    e = np.asarray(edges_us, dtype=float)
+    t = np.asarray(t_us, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    values, _ = np.histogram(t, bins=e, weights=w)
+    variance, _ = np.histogram(t, bins=e, weights=w * w)
+    return values, variance
+
+
+def time_energy_histogram(t_us, energy_mev, time_edges_us, energy_edges_mev) -> np.ndarray:
+    """Counts per (time bin, energy bin) of hits (times in μs, energies in MeV)."""
+    counts, _, _ = np.histogram2d(np.asarray(t_us, dtype=float), np.asarray(energy_mev, dtype=float), bins=[np.asarray(time_edges_us, dtype=float), np.asarray(energy_edges_mev, dtype=float)])
+    return counts

@@ -72,12 +72,6 @@ class AsymmetryWeights:
         return np.where(inside, np.maximum(self.asymmetry[np.clip(i, 0, self.asymmetry.size - 1)], 0.0), 0.0)
 
 
-def time_energy_histogram(t_us, energy_mev, time_edges_us, energy_edges_mev) -> np.ndarray:
-    """Counts per (time bin, energy bin) of hits (times in μs, energies in MeV)."""
-    counts, _, _ = np.histogram2d(np.asarray(t_us, dtype=float), np.asarray(energy_mev, dtype=float), bins=[np.asarray(time_edges_us, dtype=float), np.asarray(energy_edges_mev, dtype=float)])
-    return counts
-
-
 def energy_bin_weights(method: str, energy_edges_mev, *, threshold_mev: float = 0.0, energy_max_mev: float = math.inf, asymmetry: AsymmetryWeights | None = None) -> np.ndarray:
     """Weight of each energy bin for a method applied to a time × energy histogram.
 
@@ -120,16 +114,6 @@ def collapse_energy(counts2d, energy_weights) -> tuple[np.ndarray, np.ndarray]:
     if n.ndim != 2 or w.shape != (n.shape[1],):
         raise InputError(f"method histogram: need a (time, energy) histogram and one weight per energy bin, got {n.shape}, {w.shape}")
     return n @ w, n @ (w * w)
-
-
-def weighted_time_histogram(t_us, weights, edges_us) -> tuple[np.ndarray, np.ndarray]:
-    """Σw and Σw² per time bin of hits at ``t_us`` (μs) with ``weights``."""
-    e = np.asarray(edges_us, dtype=float)
-    t = np.asarray(t_us, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    values, _ = np.histogram(t, bins=e, weights=w)
-    variance, _ = np.histogram(t, bins=e, weights=w * w)
-    return values, variance
 
 
 def measure_asymmetry(counts2d, time_edges_us, energy_edges_mev, *, start_us: float, end_us: float, omega_rad_per_us: float, phi: float, tau_us: float) -> AsymmetryWeights:

@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib  # noqa: F401  (imported before timing: the summary plot needs it)
 from distributed import Client
 
-from analysis.study import NumbaWarmup, Study, local_cluster, prepare, run_study, run_task
+from workflows.study import NumbaWarmup, Study, local_cluster, prepare, run_study, run_task
 
 
 def _loop(prepared) -> float:

@@ -1,8 +1,5 @@
-"""Frequencies in a magnetic field: the shielded-proton NMR reference ω̃'_p and the ideal ω_a, and
-the muon-weighted ω̃'_p = f_calib⟨ω'_p(x, y, φ) × M(x, y, φ)⟩ of a run from its field data (SPEC §4).
-
-Both the simulation (truth) and the extraction of a_μ use these, so that they share one set of
-constants (one CODATA edition). Weighting a multipole map Σ a_k Re z^k + b_k Im z^k
+"""The muon-weighted ω̃'_p = f_calib⟨ω'_p(x, y, φ) × M(x, y, φ)⟩ of a run from its field data
+(docs/physics.md §4); the field-free reference frequencies are in :mod:`calibration.larmor`. Weighting a multipole map Σ a_k Re z^k + b_k Im z^k
 (z = (x + iy)/r₀) with the muon distribution needs ⟨Re z^k⟩, ⟨Im z^k⟩; the first and second moments
 of M give k ≤ 2 exactly, ⟨x⟩/r₀, ⟨y⟩/r₀, (⟨x²⟩ − ⟨y²⟩)/r₀², 2⟨xy⟩/r₀², and the higher terms are
 dropped (O(ppb) for centred beams of a few mm and ppm-level higher multipoles).
@@ -16,78 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ringsim.constants import T_R_FNAL_C, codata
+from calibration.fieldmap import analyze_field, fit_multipoles, multipole_basis
 from ringsim.errors import ConfigError, InputError
 
-__all__ = [
-    "BeamMoments",
-    "OmegaPResult",
-    "moment_basis",
-    "muon_weighted_field_t",
-    "omega_a_from_amu_rad_per_s",
-    "omega_p_tilde_from_field",
-    "omega_p_tilde_rad_per_s",
-    "sample_basis",
-]
-
-
-def _check_field(field_t: float) -> float:
-    field_t = float(field_t)
-    if not (math.isfinite(field_t) and field_t > 0.0):
-        raise ConfigError(f"field_t: must be a positive finite field in tesla, got {field_t!r}")
-    return field_t
-
-
-def omega_p_tilde_rad_per_s(
-    field_t: float, codata_edition: int = 2018, temperature_c: float = T_R_FNAL_C
-) -> float:
-    """Shielded-proton Larmor frequency ω̃'_p(T) = γ'_p(T)·B, rad/s.
-
-    Parameters
-    ----------
-    field_t : float
-        Magnetic field magnitude B, T.
-    codata_edition : int
-        CODATA edition (2018 or 2022) of μ_e and μ_e/μ'_p.
-    temperature_c : float
-        Temperature of the spherical water sample, °C (Fermilab reference: 34.7).
-    """
-    field_t = _check_field(field_t)
-    temperature_c = float(temperature_c)
-    if not math.isfinite(temperature_c):
-        raise ConfigError(f"temperature_c: must be a finite temperature in °C, got {temperature_c!r}")
-    return codata(codata_edition).shielded_proton_larmor_rad_per_s_per_t(temperature_c) * field_t
-
-
-def omega_a_from_amu_rad_per_s(a_mu: float, field_t: float, codata_edition: int = 2018) -> float:
-    """Ideal anomalous precession frequency ω_a = a_μ (e/m_μ) B, rad/s (no E field, no pitch).
-
-    Parameters
-    ----------
-    a_mu : float
-        Muon anomaly (g−2)/2.
-    field_t : float
-        Magnetic field magnitude B, T.
-    codata_edition : int
-        CODATA edition (2018 or 2022) of m_μ.
-    """
-    a_mu = float(a_mu)
-    if not math.isfinite(a_mu):
-        raise ConfigError(f"a_mu: must be a finite number, got {a_mu!r}")
-    field_t = _check_field(field_t)
-    return a_mu * codata(codata_edition).muon_charge_over_mass_c_per_kg * field_t
-
-
-def muon_weighted_field_t(field_t: float, field_index: float, radius_m: float, x_m, focusing: str) -> float:
-    """Field averaged over the muon distribution ⟨B⟩ = B₀(1 − n⟨x⟩/R₀) for weak magnetic focusing.
-
-    With electrostatic focusing the magnetic field is uniform and ⟨B⟩ = B₀. ``x_m`` are the radial
-    offsets of the muons (their equilibrium radii; betatron motion averages out).
-    """
-    field_t = _check_field(field_t)
-    if focusing == "electric":
-        return field_t
-    return field_t * (1.0 - field_index * float(np.mean(x_m)) / radius_m)
+__all__ = ["BeamMoments", "OmegaPResult", "moment_basis", "omega_p_tilde_from_field", "sample_basis"]
 
 
 @dataclass(frozen=True)
@@ -159,8 +88,6 @@ def moment_basis(moments: BeamMoments, r0_m: float, order: int) -> np.ndarray:
 
 def sample_basis(x_m, y_m, r0_m: float, order: int, weights=None) -> np.ndarray:
     """⟨(1, Re z, Im z, …)⟩ over samples of the muon positions, all orders exact (2K + 1,)."""
-    from calibration.fieldmap import multipole_basis
-
     basis = multipole_basis(x_m, y_m, r0_m, order)
     return np.average(basis, axis=0, weights=weights)
 
@@ -240,8 +167,6 @@ def omega_p_tilde_from_field(
     seed : int
         Seed of the bootstrap noise.
     """
-    from calibration.fieldmap import analyze_field
-
     if fill_time_s is None:
         n_fill = 96
         fill_time_s = dataset.run_start_s + (np.arange(n_fill) + 0.5) * (dataset.run_end_s - dataset.run_start_s) / n_fill
@@ -298,8 +223,6 @@ def omega_p_tilde_from_field(
 
 def _offset_multipoles(analysis) -> np.ndarray:
     """Multipoles of the probe calibration offsets: what the maps would show without calibration."""
-    from calibration.fieldmap import fit_multipoles
-
     ds = analysis.dataset
     coeffs, _ = fit_multipoles(ds.probe_x_m, ds.probe_y_m, analysis.calibration_offset_ppb, ds.reference_radius_m, analysis.order)
     return coeffs

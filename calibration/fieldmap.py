@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.larmor import omega_p_tilde_rad_per_s
 from ringsim.errors import ConfigError, InputError
 
 __all__ = [
@@ -352,8 +353,6 @@ def synthetic_field_dataset(
     calibration offset (rms ``calibration_offset_rms_ppb``); readings carry Gaussian noise.
     ``meta["synthetic_truth"]`` keeps what was injected, for tests.
     """
-    from calibration.field import omega_p_tilde_rad_per_s
-
     layout = layout or probe_layout(cfg.ring.name)
     rng = np.random.default_rng(seed)
     run_s = float(run_days) * DAY_S

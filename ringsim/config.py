@@ -315,6 +315,25 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: invalid TOML: not UTF-8 text") from None
         _merge(data, _read_toml(text, str(path)), str(path))
+    return _built(data, overrides)
+
+
+def config_from_dict(stored: dict[str, Any], overrides: list[str] | None = None, origin: str = "stored configuration") -> SimConfig:
+    """Rebuild and validate a configuration from :meth:`SimConfig.to_dict` output (e.g. a file's provenance).
+
+    Sections or keys it lacks (a file written by an older ringsim) take the values of the preset of
+    its ring; ``overrides`` are laid over it as in :func:`load_config`.
+    """
+    ring = stored.get("ring", {}).get("name") if isinstance(stored.get("ring"), dict) else None
+    if ring not in RINGS:
+        raise ConfigError(f"{origin}: ring.name must be one of {', '.join(RINGS)}, got {ring!r}")
+    data = preset_dict(ring)
+    _merge(data, stored, origin)
+    return _built(data, overrides)
+
+
+def _built(data: dict[str, Any], overrides: list[str] | None) -> SimConfig:
+    """Lay the overrides over ``data``, build every section and check the cross-section rules."""
     for item in overrides or []:
         section, key, value = _parse_override(item)
         _merge(data, {section: {key: value}}, "override")

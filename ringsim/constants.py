@@ -33,6 +33,8 @@ SHIELDING_DSIGMA_DT_ERR_PER_K = 0.30e-9
 BOUND_ELECTRON_H_RATIO = 1.0 - 17.7054e-6  # μ_e(H)/μ_e [U], SPEC §1
 LAMBDA_E821 = 3.183_345_39  # μ_μ/μ_p used by BNL E821 [V]
 LAMBDA_E821_ERR = 1.0e-7
+# μ_e/μ_p (free proton), CODATA 2018 and 2022 (unchanged): scipy.constants 'electron-proton mag. mom. ratio'
+ELECTRON_PROTON_MOMENT_RATIO = -658.210_687_89
 
 
 @dataclass(frozen=True)

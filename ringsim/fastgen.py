@@ -31,6 +31,7 @@ from ringsim.decay import rest_frame_cos_theta
 from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, calorimeter_hits_batch
 from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
 from ringsim.errors import ConfigError
+from ringsim.random_streams import seed_sequence
 from ringsim.fastmc import model_tunes
 from ringsim.rings import RingKinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
@@ -162,7 +163,7 @@ def fill_streams(seed: int, block: int, n_fills: int) -> np.ndarray:
     stream (:func:`ringsim.vecmath.uniform`). Strides are odd, and one whose bits change fewer than
     24 times along its length gets every other bit flipped (SplitMix64's rule against weak strides).
     """
-    streams = np.random.SeedSequence(seed, spawn_key=(block,)).generate_state(6 * n_fills, np.uint64).reshape(n_fills, 6)
+    streams = seed_sequence(seed, block).generate_state(6 * n_fills, np.uint64).reshape(n_fills, 6)
     stride = streams[:, 1::2] | np.uint64(1)
     flips = np.unpackbits((stride ^ (stride >> np.uint64(1))).view(np.uint8)).reshape(stride.shape + (64,)).sum(axis=-1)
     streams[:, 1::2] = np.where(flips < 24, stride ^ np.uint64(0xAAAAAAAAAAAAAAAA), stride)

@@ -1,8 +1,8 @@
 """Event generation in blocks (fast or track mode) and writing to ROOT with provenance.
 
 Muons are generated in blocks of whole fills (:func:`block_muons`); block ``i`` draws all its random numbers from
-``SeedSequence(seed, spawn_key=(i,))`` (in fast mode: streams per fill, :mod:`ringsim.fastgen`), so a sample is
-bit-identical for any number of threads or any grouping of blocks into chunks.
+``SeedSequence(seed, spawn_key=(i,))`` (:mod:`ringsim.random_streams`; in fast mode: streams per fill,
+:mod:`ringsim.fastgen`), so a sample is bit-identical for any number of threads or any grouping of blocks into chunks.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ringsim.detectors.response import respond, respond_to_draws
 from ringsim.detectors.simple import decay_positrons, sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
+from ringsim.random_streams import MIP_STREAM, seed_sequence
 from ringsim.fastgen import TRUTH_COLUMNS, fast_params, fill_streams, merged_order, simulate_fills
 from ringsim.fastmc import DecayStates
 from ringsim.injection import injection_summary, spiral_beam
@@ -43,7 +44,6 @@ from ringsim.tracker import spin_phase_rad, track_to_times
 TARGET_BLOCK_MUONS = {"fast": 1 << 18, "track": 1 << 10}  # muons per block, rounded to whole fills (fast: ≥ 20 fills to share between threads)
 MODES = ("fast", "track")
 NO_POSITRON_MUONS = 1 << 17  # muons without any recorded positron after which a positron count is refused (under one fast-mode block)
-MIP_STREAM = 1  # spawn key (block, MIP_STREAM): random stream of the lost muons' calorimeter hits
 
 EVENT_BRANCHES = {
     "time_ns": np.float64,  # cluster time since the nominal injection (bunch centre at the injection point)
@@ -106,7 +106,7 @@ def block_muons(cfg: SimConfig, mode: str) -> int:
 
 
 def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]:
-    ss = np.random.SeedSequence(seed, spawn_key=(block,))
+    ss = seed_sequence(seed, block)
     return np.random.default_rng(ss), ss.generate_state(1, np.uint32)[0]
 
 
@@ -199,7 +199,7 @@ def _with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int,
     their truth branches other than the deposit and Δp/p, the hit position and the vertical angle
     are NaN, the hemisphere 0.
     """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, MIP_STREAM)))
+    rng = np.random.default_rng(seed_sequence(seed, block, MIP_STREAM))
     u = rng.random((lost["time_ns"].size, MIP_STATIONS, 4)).reshape(-1, 4)  # per hit: deposit, energy and time resolution, efficiency
     hits = lost_muon_hits(u[:, 0].reshape(-1, MIP_STATIONS), lost["time_ns"], lost["azimuth_rad"].astype(float), lost["fill"], cfg.ring.n_detectors, cfg.ring.radius_m, beta)
     clusters = respond_to_draws(cfg.detector, hits["fill"], hits["calo"], hits["time_ns"], hits["energy_mev"], ndtri(u[:, 1]), ndtri(u[:, 2]), u[:, 3])

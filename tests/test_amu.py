@@ -1,4 +1,4 @@
-"""a_μ from frequency ratios (calibration.amu) and the reference frequencies (calibration.field)."""
+"""a_μ from frequency ratios (calibration.amu) and the reference frequencies (calibration.larmor)."""
 
 import dataclasses
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 
 from calibration.amu import AmuResult, amu_e821, amu_fnal
-from calibration.field import omega_a_from_amu_rad_per_s, omega_p_tilde_rad_per_s
+from calibration.larmor import omega_a_from_amu_rad_per_s, omega_p_tilde_rad_per_s
 from ringsim import constants
 from ringsim.constants import A_MU_DEFAULT, LAMBDA_E821, LAMBDA_E821_ERR, codata
 from ringsim.errors import ConfigError

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from calibration.amu import amu_fnal
-from calibration.budget import ELECTRON_PROTON_MOMENT_RATIO, Budget, BudgetLine, simulated_run_budget
+from calibration.budget import Budget, BudgetLine
+from ringsim.constants import ELECTRON_PROTON_MOMENT_RATIO
+from workflows.closure import simulated_run_budget
 from ringsim.constants import codata
 from ringsim.errors import ConfigError, InputError
 
@@ -162,7 +164,7 @@ def test_invalid_inputs_raise(small_run):
 
 def test_spin_truth_error_matches_the_scatter_of_heteroscedastic_phases():
     """Each muon's phase residual is its own shift times its lifetime: its spread grows with τ."""
-    from calibration.budget import spin_truth
+    from workflows.closure import spin_truth
 
     omega0, n, tau_ns = 1.439e6, 3000, 64_400.0
     totals, errors = [], []

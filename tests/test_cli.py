@@ -40,6 +40,10 @@ def test_run_closes_on_the_true_a_mu(tmp_path, capsys):
     assert abs(result["a_mu"] - result["a_mu_true"]) < 3 * result["a_mu_err"]
     assert {"events.root", "fit.json", "report.txt", "result.json", "wiggle.png", "budget.txt", "budget.json", "budget.tex", "comparison.png", "bsm.png"} <= {p.name for p in out.iterdir()}
     assert "pull" in capsys.readouterr().out
+    # the run's fit is the fit of its file: `ringsim fit OUT/events.root --seed 5` gives the same ω_a
+    again = _fit_json(tmp_path, "again", out / "events.root", "--seed", "5")
+    assert again["omega_a"] == result["omega_a"] and again["omega_a_err"] == result["omega_a_err"]
+    assert again == json.loads((out / "fit.json").read_text()) | {"ring": "fnal", "config_source": "the file's provenance"}
 
 
 def test_fit_is_the_same_for_another_file_layout(sample, tmp_path):

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from calibration.field import BeamMoments, moment_basis, muon_weighted_field_t, omega_p_tilde_from_field, omega_p_tilde_rad_per_s, sample_basis
+from calibration.field import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
+from calibration.larmor import muon_weighted_field_t, omega_p_tilde_rad_per_s
 from calibration.fieldmap import (
     analyze_field,
     evaluate_multipoles,

@@ -167,9 +167,9 @@ def test_corrections_ignore_the_lost_muons_clusters_at_low_thresholds(lossy_run)
     """With a threshold below the MIP peak the truth corrections use the positrons only (no NaN)."""
     import uproot
 
-    from analysis.study import run_task
+    from workflows.study import run_task
     from analysis.wiggle import histogram_and_fit, ring_settings, select_energy
-    from calibration.budget import simulated_run_budget
+    from workflows.closure import simulated_run_budget
     from ringsim.config import load_config
 
     cfg = load_config("fnal", overrides=["fastmodel.loss_fraction=0.05", "analysis.energy_min_mev=100"])

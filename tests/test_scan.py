@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from analysis.study import Study, fit_sensitivity, local_cluster, prepare, run_study, run_task, study_from_toml
-from analysis.study_library import STUDIES
+from workflows.study import Study, fit_sensitivity, local_cluster, prepare, run_study, run_task, study_from_toml
+from workflows.study_library import STUDIES
 from ringsim.cli.scan import add_scan_arguments, cmd_scan, resolve_study
 from ringsim.config import load_config
 from ringsim.errors import ConfigError, InputError, RingsimError

@@ -1,7 +1,7 @@
 """``ringsim scan``: a systematic study (ω_a, C_e or C_p shift versus one parameter) on dask.
 
 CONFIG is a ring (``fnal``, ``jparc``: give ``--param``), a library study
-(:mod:`analysis.study_library`) or a study TOML file (a ``[study]`` table and optional configuration
+(:mod:`workflows.study_library`) or a study TOML file (a ``[study]`` table and optional configuration
 sections). Options given on the command line replace the study's. A folder that already holds the
 same study is resumed (finished tasks are kept); another study's folder needs ``--force``.
 """
@@ -79,9 +79,9 @@ def _changes(args: argparse.Namespace) -> dict:
 
 
 def resolve_study(args: argparse.Namespace):
-    """The :class:`~analysis.study.Study` named by CONFIG with the command-line changes applied."""
-    from analysis.study import Study, study_from_toml
-    from analysis.study_library import STUDIES
+    """The :class:`~workflows.study.Study` named by CONFIG with the command-line changes applied."""
+    from workflows.study import Study, study_from_toml
+    from workflows.study_library import STUDIES
     from ringsim.config import RINGS
 
     name = args.study
@@ -102,7 +102,7 @@ def resolve_study(args: argparse.Namespace):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from analysis.study import prepare, run_study, summary_table
+    from workflows.study import prepare, run_study, summary_table
     from ringsim.io import check_output_path, write_json_atomic
 
     prepared = prepare(resolve_study(args))

@@ -1,6 +1,6 @@
 """Named systematic studies of the effects that dominate the published ω_a budgets (Fermilab ring).
 
-Each entry is a :class:`~analysis.study.Study` with documented defaults; run one with
+Each entry is a :class:`~workflows.study.Study` with documented defaults; run one with
 ``ringsim scan NAME -o DIR`` and change any default from the command line (``--param``,
 ``--seeds``, ``--positrons``, ``--set``). Fast-mode tasks take ~0.5 s per 1e5 positrons on one
 core; track-mode tasks ~30 positrons per second per core, a cluster's work.
@@ -30,7 +30,7 @@ it (``detector.resolving_time_ns`` or ``run.muons_per_fill``) once the fit subtr
 
 from __future__ import annotations
 
-from analysis.study import Study
+from workflows.study import Study
 from ringsim.errors import ConfigError
 
 STUDIES: dict[str, Study] = {
