@@ -23,11 +23,11 @@ import numpy as np
 
 from ringsim.config import load_config
 from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, calorimeter_hit, calorimeter_hits_batch, face_directions
-from ringsim.fastgen import BATCH
+from ringsim.fast_generation import BATCH
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_calorimeter_fast import broad_positrons, hits_loop, reference_calorimeter_hit  # noqa: E402
-from test_fastgen import reference_decays  # noqa: E402
+from test_fast_generation import reference_decays  # noqa: E402
 
 
 def _fastgen_positrons(n, seed=0):

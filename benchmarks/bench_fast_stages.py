@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from ringsim import fastgen as fg
+from ringsim import fast_generation as fg
 from ringsim.beam import muon_charge_over_mass
 from ringsim.config import load_config
 from ringsim.constants import codata
@@ -58,7 +58,7 @@ def _decay_stages(p, streams, n_muons, with_faces, cos_az, sin_az):
 @njit(error_model="numpy", fastmath={"contract"})
 def _arithmetic_floor(key, stride, n_candidates, n_muons, sums):
     """The draws and elementary functions of ``n_candidates`` beam candidates and ``n_muons`` decays (the
-    calls of :func:`ringsim.fastgen._beam` and :func:`ringsim.fastgen._decays`), summed into ``sums``."""
+    calls of :func:`ringsim.fast_generation._beam` and :func:`ringsim.fast_generation._decays`), summed into ``sums``."""
     for c in range(n_candidates):  # vectorised: three Box–Muller pairs
         d = c * fg.BEAM_DRAWS
         a1, a2, r1 = fg._normal_pair(uniform(key, stride, d), uniform(key, stride, d + 1))

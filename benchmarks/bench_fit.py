@@ -8,7 +8,7 @@ losses) and prints, side by side:
   fit, FFT of residuals, staged release) — what ``ringsim fit`` runs;
 - ``ours truth``: one MIGRAD from the true values;
 - ``scipy truth``: ``scipy.optimize.minimize`` (L-BFGS-B, finite-difference gradient) of the same
-  Poisson deviance, the model written with numpy (:func:`analysis.toy.toy_rate`) on the same
+  Poisson deviance, the model written with numpy (:func:`analysis.pseudo_data.toy_rate`) on the same
   3-node Gauss–Legendre bin integration, from the true values, parameters scaled by their errors;
 - the ratio scipy/ours and the difference of the two ω_a in units of the error.
 
@@ -30,7 +30,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import xlogy
 
-from analysis import toy
+from analysis import pseudo_data as toy
 from analysis.fitting import fit_wiggle
 from analysis.models import LossSpectrum, beam_frequencies_mhz, gauss_nodes, parse_model
 from analysis.scans import start_time_scan

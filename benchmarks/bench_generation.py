@@ -14,7 +14,7 @@ import time
 import numba
 import numpy as np
 
-from ringsim import fastgen
+from ringsim import fast_generation as fastgen
 from ringsim.beam import muon_charge_over_mass
 from ringsim.config import load_config
 from ringsim.constants import codata
@@ -67,7 +67,7 @@ def main() -> None:
     print(f"fast mode : {n_fast:>10d} positrons in {t_fast:7.2f} s -> {fast_rate:12.3e} recorded positrons/s ({decays_fast / t_fast:.3e} decays/s, {numba.get_num_threads()} threads)")
     print(f"track mode: {args.muons:>10d} muons     in {t_track:7.2f} s -> {steps / t_track:12.3e} muon-steps/s (≈{steps / t_track / cfg.tracking.steps_per_turn:.3e} muon-turns/s), {track_rate:.3e} positrons/s")
     print(f"ratio fast/track positrons per second: {fast_rate / track_rate:.0f}")
-    from ringsim.histmc import build_model, pseudo_experiment
+    from ringsim.histogram_experiments import build_model, pseudo_experiment
 
     start = time.perf_counter()
     model = build_model(cfg, n_template=args.template)

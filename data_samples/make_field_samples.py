@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calibration.fieldmap import save_field_dataset, synthetic_field_dataset
+from calibration.field_maps import save_field_dataset, synthetic_field_dataset
 from ringsim.config import load_config
 
 SEEDS = {"fnal": 2024, "jparc": 2025}

@@ -1,7 +1,15 @@
 """ringsim: simulation of muon g-2 storage rings (Fermilab 1.45 T and J-PARC 3 T).
 
-The companion import packages ``analysis`` (omega_a fits) and ``calibration`` (corrections, a_mu)
-live in the same distribution.
+Modules: ``config`` (TOML presets → validated dataclasses), ``constants`` (CODATA 2018/2022),
+``rings`` (kinematics), ``optics`` (tunes), ``beam``, ``ring_fields`` (the tracker's field
+description), ``jparc_solenoid`` (the J-PARC coil field), ``injection`` (J-PARC spiral injection),
+``tracker`` (numba spin–orbit kernel), ``decay`` (Michel decay), ``detectors`` (calorimeters,
+silicon vanes, response, lost-muon hits, sector model), ``fast_generation`` (the fast-mode kernel),
+``cbo_calibration`` (fast mode's CBO from tracking), ``histogram_experiments`` (histogram-level
+Monte Carlo), ``simulate`` (runs in resumable blocks), ``random_streams`` (the seed rule),
+``vecmath``, ``io``, ``progress``, ``cli`` (the command line). The companion import packages
+``analysis`` (ω_a fits), ``calibration`` (corrections, a_μ) and ``workflows`` (pipelines) live in
+the same distribution; ``ringsim`` imports none of them outside ``ringsim.cli``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -15,6 +15,7 @@ import numpy as np
 from ringsim.config import SimConfig
 from ringsim.constants import codata
 from ringsim.errors import ConfigError
+from ringsim.optics import smooth_tunes
 from ringsim.rings import RingKinematics
 from ringsim.tracker import N_STATE
 
@@ -32,17 +33,12 @@ class Beam:
     t0_ns: np.ndarray  # injection time of the muon relative to the bunch centre
 
 
-def tunes(field_index: float) -> tuple[float, float]:
-    """Smooth-approximation tunes (ν_x, ν_y) = (√(1 − n), √n)."""
-    return math.sqrt(1.0 - field_index), math.sqrt(field_index)
-
-
 def sample_beam(cfg: SimConfig, n: int, rng: np.random.Generator) -> Beam:
     """Draw ``n`` stored muons from the configured Gaussian beam (matched betatron ellipses).
 
     The Gaussian widths are those before collimation: a muon is kept only if its orbit stays
     inside the circular aperture at every betatron phase, (|x_e| + A_x)² + A_y² ≤ a².
-    The fused fast-mode kernel (:mod:`ringsim.fastgen`) draws its beam by the same rule: change both.
+    The fused fast-mode kernel (:mod:`ringsim.fast_generation`) draws its beam by the same rule: change both.
     """
     parts: list[np.ndarray] = []
     kept = 0
@@ -58,7 +54,7 @@ def _candidates(cfg: SimConfig, m: int, rng: np.random.Generator) -> tuple[np.nd
     """``m`` muons of the Gaussian beam before collimation (rows: the fields of :class:`Beam`) and which fit the aperture."""
     b = cfg.beam
     r0, nidx, aperture = cfg.ring.radius_m, cfg.ring.field_index, cfg.ring.aperture_radius_m
-    nu_x, nu_y = tunes(nidx)
+    nu_x, nu_y = smooth_tunes(nidx)
     delta = rng.normal(b.momentum_offset, b.momentum_spread, m)
     x_beta = rng.normal(0.0, b.radial_betatron_width_m, m)
     xp = rng.normal(0.0, b.radial_betatron_width_m * nu_x / r0, m)

@@ -103,7 +103,7 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class FastModelConfig:
-    """Parametric beam model of fast mode (calibrate it with :func:`ringsim.fastmc.calibrate_from_tracking`)."""
+    """Parametric beam model of fast mode (calibrate it with :func:`ringsim.cbo_calibration.calibrate_from_tracking`)."""
 
     cbo_amplitude_m: float = _num("nonnegative")  # coherent radial betatron amplitude at injection
     cbo_phase_rad: float = _num("any")

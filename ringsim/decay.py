@@ -8,9 +8,10 @@ velocity (no β → 1 approximation).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from scipy import integrate
 
 from ringsim.errors import ConfigError
@@ -92,6 +93,43 @@ def decay_positron(ux, uy, uz, sx, sy, sz, polarization, muon_mass_mev):
     x, cos_t = sample_rest_frame(polarization)
     phi = 2.0 * math.pi * np.random.random()
     return boost_positron(ux, uy, uz, sx, sy, sz, x, cos_t, math.cos(phi), math.sin(phi), muon_mass_mev)
+
+
+@njit(cache=True, parallel=True)
+def decay_positrons(block_starts, block_seeds, u, s, polarization, muon_mass_mev):
+    """Lab energy [MeV] and unit direction (n, 3) of the decay positron of every muon.
+
+    Muons ``block_starts[i]:block_starts[i+1]`` draw from numba's generator seeded with
+    ``block_seeds[i]``, so results are identical for any thread count. ``u`` (n, 3) is γβ and ``s``
+    (n, 3) the rest-frame spin at decay.
+    """
+    n = u.shape[0]
+    energy = np.zeros(n)
+    direction = np.zeros((n, 3))
+    for b in prange(block_seeds.size):
+        np.random.seed(block_seeds[b])
+        for i in range(block_starts[b], block_starts[b + 1]):
+            e, dx, dy, dz = decay_positron(u[i, 0], u[i, 1], u[i, 2], s[i, 0], s[i, 1], s[i, 2], polarization, muon_mass_mev)
+            energy[i] = e
+            direction[i, 0], direction[i, 1], direction[i, 2] = dx, dy, dz
+    return energy, direction
+
+
+@dataclass(frozen=True)
+class DecayStates:
+    """Muon states at decay: position (n, 3) [m], u = γβ (n, 3), rest-frame spin (n, 3)."""
+
+    position_m: np.ndarray
+    u: np.ndarray
+    spin: np.ndarray
+
+    @property
+    def azimuth_rad(self) -> np.ndarray:
+        return np.mod(np.arctan2(self.position_m[:, 2], self.position_m[:, 0]), 2.0 * math.pi)
+
+    @property
+    def y_m(self) -> np.ndarray:
+        return self.position_m[:, 1]
 
 
 def _cos_limits(x, gamma, beta, e_lo_over_m, e_hi_over_m):

@@ -1,6 +1,6 @@
 """Three-dimensional spiral injection into the J-PARC 3 T solenoid (SPEC §5, seed 004 ref. [124]).
 
-A μ⁺ of 300 MeV/c enters the fringe field of ``ringsim.solenoid`` above the storage plane with a
+A μ⁺ of 300 MeV/c enters the fringe field of ``ringsim.jparc_solenoid`` above the storage plane with a
 downward pitch (≈ 0.46 rad at y = 0.45 m). The radial field B_ρ > 0 there exerts
 F_y = q v_φ B_ρ > 0, converting vertical into azimuthal momentum while the muon spirals down (a
 magnetic mirror), so that it reaches the storage plane with a small pitch (10 mrad by default).
@@ -43,7 +43,7 @@ from ringsim.config import SimConfig
 from ringsim.constants import A_MU_DEFAULT, SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.errors import ConfigError
 from ringsim.rings import ring_kinematics
-from ringsim.solenoid import CoilGeometry, coil_set_jparc, field_index_at, field_solenoid, flux_solenoid, loop_field_rz
+from ringsim.jparc_solenoid import CoilGeometry, coil_set_jparc, field_index_at, field_solenoid, flux_solenoid, loop_field_rz
 from ringsim.tracker import N_STATE, kick
 
 C_LIGHT = SPEED_OF_LIGHT_M_PER_S

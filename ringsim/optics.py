@@ -1,5 +1,8 @@
 """Linear optics of the ring model: one-turn transfer matrices and tunes (no tracking).
 
+The one place for tunes: :func:`smooth_tunes` (√(1 − n), √n), :func:`one_turn_tunes` (the
+discrete focusing sections) and :func:`model_tunes` (what fast mode uses).
+
 Sections: dipole gaps (horizontal focusing 1/R₀², vertical none) and focusing sections with local
 index n_loc (horizontal (1 − n_loc)/R₀², vertical n_loc/R₀²). Used by ``ringsim validate`` as the
 expectation for the tracker's discrete-ESQ tunes.
@@ -60,3 +63,15 @@ def one_turn_tunes(cfg: SimConfig) -> tuple[float, float]:
     mu_x = math.acos(np.clip(0.5 * np.trace(mx), -1, 1)) / (2 * math.pi)
     mu_y = math.acos(np.clip(0.5 * np.trace(my), -1, 1)) / (2 * math.pi)
     return 1.0 - mu_x, mu_y
+
+
+def smooth_tunes(field_index: float) -> tuple[float, float]:
+    """Smooth-approximation tunes (ν_x, ν_y) = (√(1 − n), √n)."""
+    return math.sqrt(1.0 - field_index), math.sqrt(field_index)
+
+
+def model_tunes(cfg: SimConfig) -> tuple[float, float]:
+    """Tunes used by fast mode: the configured ones, else those of the ring's linear optics."""
+    nu_x, nu_y = one_turn_tunes(cfg)
+    fm = cfg.fastmodel
+    return fm.tune_x or nu_x, fm.tune_y or nu_y

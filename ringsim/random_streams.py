@@ -3,7 +3,7 @@
 Every stage draws from ``numpy.random.SeedSequence(seed, spawn_key=key)`` with a key fixed per
 stage, either as a numpy Generator (:func:`stream`) or, inside numba kernels, as the state words
 ``generate_state`` gives of the same sequence (the counter-based SplitMix64 walks of
-:mod:`ringsim.fastgen`, the per-block seed of the track-mode detector response). Streams are
+:mod:`ringsim.fast_generation`, the per-block seed of the track-mode detector response). Streams are
 therefore independent between stages and identical for any thread count or grouping of blocks.
 
 Keys:

@@ -2,7 +2,7 @@
 
 Muons are generated in blocks of whole fills (:func:`block_muons`); block ``i`` draws all its random numbers from
 ``SeedSequence(seed, spawn_key=(i,))`` (:mod:`ringsim.random_streams`; in fast mode: streams per fill,
-:mod:`ringsim.fastgen`), so a sample is bit-identical for any number of threads or any grouping of blocks into chunks.
+:mod:`ringsim.fast_generation`), so a sample is bit-identical for any number of threads or any grouping of blocks into chunks.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from scipy.special import ndtri
 
 import ringsim
 from ringsim.beam import check_beam_fits_aperture, initial_states, muon_charge_over_mass, sample_beam
-from ringsim.fields import ring_parameters
+from ringsim.ring_fields import ring_parameters
 from ringsim.config import HISTOGRAM_ENERGY_BINS, SimConfig, histogram_time_bins
 from ringsim.constants import MUON_LIFETIME_S, codata
+from ringsim.decay import DecayStates, decay_positrons
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
 from ringsim.detectors.mip import MIP_STATIONS, first_station, lost_muon_hits
 from ringsim.detectors.response import respond, respond_to_draws
-from ringsim.detectors.simple import decay_positrons, sector_station
+from ringsim.detectors.simple import sector_station
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
 from ringsim.random_streams import MIP_STREAM, seed_sequence
-from ringsim.fastgen import TRUTH_COLUMNS, fast_params, fill_streams, merged_order, simulate_fills
-from ringsim.fastmc import DecayStates
+from ringsim.fast_generation import TRUTH_COLUMNS, fast_params, fill_streams, merged_order, simulate_fills
 from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path, compression_setting
 from ringsim.progress import progress_bar
@@ -145,7 +145,7 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
 
 
 def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, codata_edition: int, truth: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-    """Fast mode: the kernel of :mod:`ringsim.fastgen`, random streams per fill."""
+    """Fast mode: the kernel of :mod:`ringsim.fast_generation`, random streams per fill."""
     per_fill = cfg.run.muons_per_fill
     n_fills = size // per_fill
     fill_muons = np.clip(n_use - np.arange(n_fills) * per_fill, 0, per_fill)

@@ -37,7 +37,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S as C_LIGHT
-from ringsim.fields import (
+from ringsim.ring_fields import (
     APERTURE,
     B0,
     B_RADIAL,

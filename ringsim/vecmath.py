@@ -1,7 +1,7 @@
 """Branch-free elementary functions and counter-based random numbers that numba loops can vectorise.
 
 LLVM vectorises a numba loop only if its body has no calls into libm and no checked division, so the
-fast-mode kernel (:mod:`ringsim.fastgen`) uses these inline versions in loops compiled with
+fast-mode kernel (:mod:`ringsim.fast_generation`) uses these inline versions in loops compiled with
 ``error_model="numpy"`` (importing this module also raises LLVM's budget of run-time overlap checks
 between the arrays of a loop, which a loop writing many arrays needs to be vectorised):
 

@@ -21,7 +21,7 @@ from calibration.beam_corrections import (
 from ringsim.beam import initial_states, muon_charge_over_mass, sample_beam
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S
-from ringsim.fields import ring_parameters
+from ringsim.ring_fields import ring_parameters
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import spin_phase_rad, track_diagnostics, track_recorded
 

@@ -12,7 +12,7 @@ from ringsim.beam import muon_charge_over_mass
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.detectors.calorimeter import _I_FALLBACK, VECTOR_STATIONS, CalorimeterGeometry, batch_scratch, calorimeter_hit, calorimeter_hits_batch, face_directions
-from ringsim.fastgen import _DX, _DY, _DZ, _ENERGY, _PX, _PY, _PZ, BATCH, N_DECAY_ROWS, _beam, _decays, fast_params, fill_streams
+from ringsim.fast_generation import _DX, _DY, _DZ, _ENERGY, _PX, _PY, _PZ, BATCH, N_DECAY_ROWS, _beam, _decays, fast_params, fill_streams
 from ringsim.rings import ring_kinematics
 
 R0, B_T = 7.112, 1.4513

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from calibration.field import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
+from calibration.omega_p import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
 from calibration.larmor import muon_weighted_field_t, omega_p_tilde_rad_per_s
-from calibration.fieldmap import (
+from calibration.field_maps import (
     analyze_field,
     evaluate_multipoles,
     fit_multipoles,

@@ -193,7 +193,7 @@ def test_wiggle_plot_writes_a_png(tmp_path):
 
 # --- general models (analysis.fitting.fit_wiggle), scans and plots -------------------------------
 
-from analysis import toy  # noqa: E402
+from analysis import pseudo_data as toy  # noqa: E402
 from analysis.blinding import Blinder  # noqa: E402
 from analysis.fitting import fit_wiggle  # noqa: E402
 from analysis.models import LossSpectrum, beam_frequencies_mhz, parse_model  # noqa: E402

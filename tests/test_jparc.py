@@ -9,7 +9,7 @@ from scipy.special import ellipe, ellipk
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.errors import ConfigError
 from ringsim.injection import InjectionParams, canonical_angular_momentum_m, entry_states, inject, track_in_solenoid, track_stored
-from ringsim.solenoid import MU0_T_M_PER_A, coil_set_jparc, ellipk_ellipe, field_index_at, field_solenoid, flux_solenoid
+from ringsim.jparc_solenoid import MU0_T_M_PER_A, coil_set_jparc, ellipk_ellipe, field_index_at, field_solenoid, flux_solenoid
 
 R0 = 0.33356
 B0 = 3.0
@@ -204,7 +204,7 @@ def test_bad_injection_parameters_raise_config_errors():
 
 def _jparc_ring(overrides=()):
     from ringsim.config import load_config
-    from ringsim.fields import ring_parameters
+    from ringsim.ring_fields import ring_parameters
     from ringsim.rings import ring_kinematics
 
     cfg = load_config("jparc", overrides=list(overrides))
@@ -213,7 +213,7 @@ def _jparc_ring(overrides=()):
 
 
 def _tracker_b(point, ring):
-    from ringsim.fields import fields_at
+    from ringsim.ring_fields import fields_at
 
     return np.array(fields_at(*point, 0.0, 1e-10, ring)[3:])
 
@@ -233,7 +233,7 @@ def test_tracker_solenoid_field_is_the_loops_field_in_the_storage_region():
 
 
 def test_tracker_solenoid_field_is_curl_free_and_divergence_free_to_the_truncation_order():
-    from ringsim.fields import N_POLY
+    from ringsim.ring_fields import N_POLY
 
     _, _, ring = _jparc_ring()
 

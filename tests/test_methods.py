@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis import toy
+from analysis import pseudo_data as toy
 from analysis.blinding import Blinder
 from analysis.fitting import fit_wiggle
 from analysis.methods import (

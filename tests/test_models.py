@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis import toy
+from analysis import pseudo_data as toy
 from analysis.models import (
     FULL_NAMES,
     INDEX,

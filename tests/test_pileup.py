@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis import toy
+from analysis import pseudo_data as toy
 from analysis.fitting import fit_wiggle
 from analysis.methods import hit_weights
 from analysis.pileup import PileupEstimate, apply_dead_time, pileup_histogram, shadow_pileup

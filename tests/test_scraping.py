@@ -9,7 +9,7 @@ from ringsim.beam import Beam, initial_states, muon_charge_over_mass, sample_bea
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.errors import ConfigError
-from ringsim.fields import needs_fields_at, ring_parameters
+from ringsim.ring_fields import needs_fields_at, ring_parameters
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, track_recorded, track_to_times
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ringsim.beam import Beam, initial_states, muon_charge_over_mass
-from ringsim.fields import ring_parameters
+from ringsim.ring_fields import ring_parameters
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.rings import ring_kinematics
@@ -256,7 +256,7 @@ def test_esq_rc_recovery_makes_the_tune_drift_during_the_fill():
 
 def test_under_kick_leaves_a_larger_coherent_betatron_oscillation():
     from ringsim.beam import sample_beam
-    from ringsim.fields import design_kick_rad
+    from ringsim.ring_fields import design_kick_rad
 
     assert design_kick_rad(load_config("fnal")) == pytest.approx(10e-3, rel=0.1)  # SPEC §3: ~10 mrad
     amplitude = {}
@@ -283,7 +283,7 @@ def test_betatron_amplitude_is_conserved_with_magnetic_focusing(steps_per_turn):
 def test_polynomial_sin_cos_and_azimuth_match_libm():
     from numba import njit
 
-    from ringsim.fields import azimuth_rad
+    from ringsim.ring_fields import azimuth_rad
     from ringsim.tracker import _sin_cos
 
     @njit
@@ -312,7 +312,7 @@ def test_vectorised_esq_fields_match_fields_at(stations):
     # the block kernel's branch-free fields (overlap from shifted section copies) against the scalar fields_at
     from numba import njit
 
-    from ringsim.fields import azimuth_rad, fields_at, kick_span_rad, section_copies, static_field_constants, static_fields
+    from ringsim.ring_fields import azimuth_rad, fields_at, kick_span_rad, section_copies, static_field_constants, static_fields
 
     cfg = load_config("fnal", overrides=[f"esq.station_start_deg={stations}", "kicker.enabled=false"])
     ring = ring_parameters(cfg, ring_kinematics(cfg))

@@ -37,7 +37,7 @@ class RunBudget:
         R'_μ = ω_a/ω̃'_p(T_r) with all corrections, and its uncertainty.
     amu, amu_e821 : AmuResult
         a_μ in the Fermilab form and in the E821 form a = R/(λ' − R), λ' = μ_μ/μ'_p(T_r).
-    omega_p : calibration.field.OmegaPResult
+    omega_p : calibration.omega_p.OmegaPResult
     fast_rotation : calibration.fast_rotation.FastRotationResult or None
     closure : dict
         Truth values and pulls (see :func:`simulated_run_budget`).
@@ -224,8 +224,8 @@ def simulated_run_budget(
         The lost-muon records, ``time_ns`` and ``truth_delta_p``; needs ``n_muons``.
     n_muons : int, optional
         Muons stored in the run (decayed and lost), the population the lost ones are taken from.
-    field_dataset : calibration.fieldmap.FieldDataset, optional
-        Field data of the run; default: :func:`calibration.fieldmap.synthetic_field_dataset` of the
+    field_dataset : calibration.field_maps.FieldDataset, optional
+        Field data of the run; default: :func:`calibration.field_maps.synthetic_field_dataset` of the
         configured (static) field, with a drift whose run average vanishes.
     codata_edition : int
         CODATA edition of the constants (2018 or 2022).
@@ -264,8 +264,8 @@ def simulated_run_budget(
         pitch_correction,
         pitch_correction_from_tracker,
     )
-    from calibration.field import BeamMoments, omega_p_tilde_from_field
-    from calibration.fieldmap import synthetic_field_dataset
+    from calibration.omega_p import BeamMoments, omega_p_tilde_from_field
+    from calibration.field_maps import synthetic_field_dataset
     from calibration.transients import transient_correction
     from ringsim.constants import codata
     from ringsim.rings import ring_kinematics

@@ -12,7 +12,7 @@ import numpy as np
 
 from ringsim.beam import Beam, initial_states, muon_charge_over_mass
 from ringsim.config import load_config
-from ringsim.fields import ring_parameters
+from ringsim.ring_fields import ring_parameters
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_diagnostics, track_recorded
 

@@ -425,7 +425,7 @@ def synthetic_field_dataset(
         calib_trolley_offset_hz=calib_trolley * to_hz,
         calib_probe_offset_hz=calib_probe * to_hz,
         meta={
-            "source": "calibration.fieldmap.synthetic_field_dataset",
+            "source": "calibration.field_maps.synthetic_field_dataset",
             "seed": seed,
             "field_t": cfg.ring.field_t,
             "synthetic_truth": {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calibration.fieldmap import analyze_field, fit_multipoles, multipole_basis
+from calibration.field_maps import analyze_field, fit_multipoles, multipole_basis
 from ringsim.errors import ConfigError, InputError
 
 __all__ = ["BeamMoments", "OmegaPResult", "moment_basis", "omega_p_tilde_from_field", "sample_basis"]
@@ -152,7 +152,7 @@ def omega_p_tilde_from_field(
 
     Parameters
     ----------
-    dataset : calibration.fieldmap.FieldDataset
+    dataset : calibration.field_maps.FieldDataset
         The run's field data.
     moments : BeamMoments
         Moments of M(x, y[, φ]).

@@ -9,16 +9,17 @@ import pytest
 from scipy import stats
 from scipy.optimize import curve_fit
 
-from ringsim.beam import muon_charge_over_mass, sample_beam, tunes
+from ringsim.beam import muon_charge_over_mass, sample_beam
+from ringsim.optics import smooth_tunes
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
-from ringsim.detectors.simple import decay_positrons
+from ringsim.decay import decay_positrons
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError
-from ringsim.fastgen import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, simulate_fills, time_order
-from ringsim.fastmc import decay_states
+from ringsim.fast_generation import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, simulate_fills, time_order
+from reference_fast_model import decay_states
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
 
@@ -132,7 +133,7 @@ def test_kernel_beam_has_the_amplitudes_and_spreads_of_sample_beam():
     kernel = np.empty((7, n))
     _beam(p, streams[0], streams[1], n, kernel)
     ref = sample_beam(cfg, n, np.random.default_rng(12))
-    r0, (nu_x, nu_y) = cfg.ring.radius_m, tunes(cfg.ring.field_index)
+    r0, (nu_x, nu_y) = cfg.ring.radius_m, smooth_tunes(cfg.ring.field_index)
     pairs = {
         "A_x": (np.hypot(kernel[_B_X_BETA], kernel[_B_W_X]), np.hypot(ref.x_beta_m, ref.xp_beta * r0 / nu_x)),
         "A_y": (np.sqrt(kernel[_B_AY2]), np.hypot(ref.y_m, ref.yp * r0 / nu_y)),

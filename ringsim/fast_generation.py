@@ -4,7 +4,7 @@ Fills run in parallel (``prange``), each from its own counter-based random strea
 (:func:`ringsim.vecmath.uniform`, keys from the block's ``SeedSequence``). Within a fill, the beam
 (the collimated Gaussian of :func:`ringsim.beam.sample_beam`) and, in batches of muons, the
 exponential lifetime, the parametric loss, the decay state of the parametric ring model of
-:mod:`ringsim.fastmc` (same formulas), the Michel positron (:mod:`ringsim.decay`) and the
+the reference model of the tests (tests/reference_fast_model.py), the Michel positron (:mod:`ringsim.decay`) and the
 response draws are computed in loops that LLVM vectorises; then each positron is followed to its
 first calorimeter face (:func:`ringsim.detectors.calorimeter.calorimeter_hits_batch`, a batch at a time) or decay sector and
 gets the detector response of :mod:`ringsim.detectors.response` (efficiency, energy and time
@@ -24,7 +24,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ringsim.beam import tunes
 from ringsim.config import SimConfig
 from ringsim.constants import MUON_LIFETIME_S, SPEED_OF_LIGHT_M_PER_S
 from ringsim.decay import rest_frame_cos_theta
@@ -32,7 +31,7 @@ from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, ca
 from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
 from ringsim.errors import ConfigError
 from ringsim.random_streams import seed_sequence
-from ringsim.fastmc import model_tunes
+from ringsim.optics import model_tunes, smooth_tunes
 from ringsim.rings import RingKinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
 
@@ -131,7 +130,7 @@ def _check_phase_range(cfg: SimConfig, kin: RingKinematics, q_over_m: float, tun
 def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_mev: float) -> FastParams:
     """Kernel parameters of a configuration (any detector model; the other models' fields are unused)."""
     ring, b, fm, det = cfg.ring, cfg.beam, cfg.fastmodel, cfg.detector
-    nu_x_beam, nu_y_beam = tunes(ring.field_index)
+    nu_x_beam, nu_y_beam = smooth_tunes(ring.field_index)
     nu_x, nu_y = model_tunes(cfg)
     geo = CalorimeterGeometry(n_stations=ring.n_detectors)
     vg = VaneGeometry.from_config(cfg) if det.model == "vanes" else VaneGeometry()
@@ -257,7 +256,7 @@ def _decays(p, key, stride, first, n, beam, out):
     """Decay state, lab positron and response draws of muons ``first`` … ``first + n − 1`` of a fill (vectorised).
 
     Reads the beam table, writes the rows ``_PX`` … of ``out`` (columns 0 … n − 1): decay point [m] and
-    positron direction and energy [MeV] (:mod:`ringsim.fastmc` and :mod:`ringsim.decay` formulas),
+    positron direction and energy [MeV] (the ring model and the :mod:`ringsim.decay` formulas),
     decay time [ns], radial and vertical offset [m], spin angle, azimuth, the positron's vertical angle, loss time [ns] (+inf if not lost
     before decaying) and azimuth, the resolution normals and the efficiency draw.
     """
@@ -281,7 +280,7 @@ def _decays(p, key, stride, first, n, beam, out):
         lost = (uniform(key, stride, d + _D_LOSS) < p.loss_fraction) & (loss_s < life_s)
         loss_ns[j] = t0_ns + loss_s * 1e9 if lost else np.inf
         loss_phi[j] = TWO_PI * uniform(key, stride, d + _D_LOSS_PHI)
-        # decay state (ringsim.fastmc.decay_states)
+        # decay state
         theta = beta * c / (r0 + x_e) * life_s
         sin_a, cos_a = sincos_reduced(theta)
         sx, cx = sincos_reduced(p.nu_x * theta)
@@ -289,7 +288,7 @@ def _decays(p, key, stride, first, n, beam, out):
         x = x_e + beam[_B_X_BETA, i] * cx + beam[_B_W_X, i] * x_slope * sx
         x += p.cbo_amplitude_m * exp(-life_s * 1e6 / p.cbo_tau_us) * (cx * p.cbo_cos_phase - sx * p.cbo_sin_phase)
         y = beam[_B_Y0, i] * cy + beam[_B_W_Y, i] * y_slope * sy
-        # ω_a at the equilibrium radius (ringsim.fastmc.muon_omega_a_rad_per_s), pitch factor
+        # ω_a at the equilibrium radius, pitch factor
         omega_e = p.q_over_m * (p.a_mu * p.field_t - (p.a_mu - 1.0 / (u_abs * u_abs)) * beta * p.kappa * x_e / c)
         omega_b = p.q_over_m * p.a_mu * p.field_t * (1.0 - p.field_index * x_e / r0)
         omega = (omega_e if p.electric else omega_b) * (1.0 - p.field_index * a_y2 / (4.0 * r0 * r0))

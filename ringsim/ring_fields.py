@@ -6,11 +6,11 @@ Coordinates: ring in the X–Z plane, Y vertical; x = ρ − R₀ (radial), y = 
   electrostatic stations (local κ = κ̄/coverage inside the plates, zero in the gaps), magnetic weak
   focusing (B_y = B₀(1 − n x/R₀), B_r = −B₀ n y/R₀), the solenoid coil model, or none.
 - Solenoid (``ring.field_model = "solenoid"``): the axisymmetric field of the current loops of
-  ``ringsim.solenoid`` from its mid-plane profile f(ρ) = B_y(ρ, 0) (a polynomial in x fitted to the
+  ``ringsim.jparc_solenoid`` from its mid-plane profile f(ρ) = B_y(ρ, 0) (a polynomial in x fitted to the
   loops over |x| ≤ 4 cm). With ∂B_ρ/∂y = ∂B_y/∂ρ (curl-free) and ∂(ρB_ρ)/ρ∂ρ + ∂B_y/∂y = 0
   (divergence-free), B_y even and B_ρ odd in y: B_y = Σ a_k y²ᵏ, B_ρ = Σ a_k′ y²ᵏ⁺¹/(2k + 1), a₀ = f,
   a_{k+1} = −(a_k″ + a_k′/ρ)/((2k + 1)(2k + 2)) (so B_y = f − (y²/2)(f″ + f′/ρ) + O(y⁴)), tabulated
-  as polynomials in x and y (:func:`ringsim.solenoid.offplane_expansion`: to y¹⁰ in B_y and y¹¹
+  as polynomials in x and y (:func:`ringsim.jparc_solenoid.offplane_expansion`: to y¹⁰ in B_y and y¹¹
   in B_ρ, total degree 12): exactly curl-free, divergence of the order of the neglected terms; within
   |x|, |y| ≤ 3 cm it is the loops' field to 3e-10 T (tests/test_jparc.py).
 - The ESQ voltage may recover during the fill: κ(t) = κ₀(1 − f e^{−t/τ_RC}) (Run-1 RC effect).
@@ -40,7 +40,7 @@ from numba import njit
 from ringsim.config import SimConfig
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
 from ringsim.rings import RingKinematics
-from ringsim.solenoid import CoilGeometry, midplane_polynomial, offplane_expansion
+from ringsim.jparc_solenoid import CoilGeometry, midplane_polynomial, offplane_expansion
 
 FOCUSING_CODES = {"continuous": 0, "magnetic": 1, "discrete": 2, "none": 3, "solenoid": 4}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ringsim.config import load_config
-from ringsim.histmc import build_model, pseudo_experiment
+from ringsim.histogram_experiments import build_model, pseudo_experiment
 from ringsim.simulate import fill_station_histograms, generate, histogram_edges
 
 
