@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   ringsim simulate --ring jparc --positrons 1000000 -o jparc.root
   ringsim fit run.root --tree run1/hits --time-branch t --time-unit us --energy-branch E --energy-unit GeV --unblind
   ringsim amu --ratio 0.0037072063 --ratio-err 2.0e-9 --form e821
+  ringsim amu --measurement data_samples/fnal_run1_measurement.toml
   ringsim precision --ring jparc --positrons 5.7e11 --energy-window 200,275
   ringsim validate --json checks.json
   ringsim scan fit_start --seeds 8 -o start/                # systematic study on a local dask cluster
@@ -80,14 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit ω_a from any ROOT file: methods T/A/Q/R, models 5–28 and combinations, pileup, gain, scans, plots")
     add_fit_arguments(fit)
 
-    amu = sub.add_parser("amu", help="a_μ from a frequency ratio")
-    amu.add_argument("--ratio", type=float, required=True, help="R'_μ = ω_a/ω̃'_p(T_r) (fnal) or R = ω_a/ω_p (e821)")
-    amu.add_argument("--ratio-err", type=float, default=0.0)
-    amu.add_argument("--form", choices=("fnal", "e821"), default="fnal")
+    amu = sub.add_parser(
+        "amu",
+        help="a_μ from a frequency ratio, or from a measurement's published ingredients (budget table)",
+        description="a_μ from a frequency ratio (--ratio), or from a measurement file (--measurement: ω_a^m or R'_μ, every correction in ppb) with its full budget table.",
+        epilog="examples:\n  ringsim amu --ratio 0.0037073003 --ratio-err 1.7e-9 --codata 2018\n  ringsim amu --measurement data_samples/fnal_run1_measurement.toml --tex run1.tex --json run1.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = amu.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ratio", type=float, help="R'_μ = ω_a/ω̃'_p(T_r) (fnal) or R = ω_a/ω_p (e821), dimensionless")
+    source.add_argument("--measurement", metavar="FILE.toml", help="measurement file: ω_a^m and ω̃'_p or R'_μ, corrections (ppb), CODATA edition, T_r (see data_samples/fnal_run1_measurement.toml)")
+    amu.add_argument("--ratio-err", type=float, help="standard uncertainty of --ratio (default 0)")
+    amu.add_argument("--form", choices=("fnal", "e821"), help="a_μ formula for --ratio: fnal (R'_μ, CODATA constants) or e821 (R/(λ − R)) (default fnal)")
     amu.add_argument("--lambda", dest="lam", type=float, help="μ_μ/μ_p for the e821 form (default 3.18334539)")
-    amu.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
-    amu.add_argument("--json")
-    amu.add_argument("--force", action="store_true")
+    amu.add_argument("--codata", type=int, choices=(2018, 2022), help="CODATA edition of the constants (default 2018 with --ratio, the file's 'codata' with --measurement)")
+    amu.add_argument("--json", metavar="FILE", help="also write the result as JSON (keys a_mu, a_mu_err, form, codata, ratio, ratio_err; with --measurement also budget and the totals in ppb)")
+    amu.add_argument("--txt", metavar="FILE", help="with --measurement: write the budget table as text (default: not written)")
+    amu.add_argument("--tex", metavar="FILE", help="with --measurement: write the budget table as a LaTeX tabular (default: not written)")
+    amu.add_argument("--force", action="store_true", help="replace existing output files (default: refuse)")
 
     prec = sub.add_parser("precision", help="Fisher-information statistical precision of ω_a")
     prec.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
