@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   ringsim amu --measurement data_samples/fnal_run1_measurement.toml
   ringsim precision --ring jparc --positrons 5.7e11 --energy-window 200,275
   ringsim validate --json checks.json
+  ringsim bsm --plot bsm.png                               # world average vs WP20, WP25: Δa_μ and new physics
   ringsim scan fit_start --seeds 8 -o start/                # systematic study on a local dask cluster
 """
 
@@ -44,6 +45,7 @@ def _nonneg_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ringsim.cli.bsm import add_bsm_arguments
     from ringsim.cli.fit import add_fit_arguments
     from ringsim.cli.scan import add_scan_arguments
 
@@ -100,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     amu.add_argument("--tex", metavar="FILE", help="with --measurement: write the budget table as a LaTeX tabular (default: not written)")
     amu.add_argument("--force", action="store_true", help="replace existing output files (default: refuse)")
 
+    bsm = sub.add_parser(
+        "bsm",
+        help="Δa_μ of the experimental world average against each SM prediction, and what it means for new physics",
+        description="Δa_μ = a_μ(exp) − a_μ(SM) for each SM prediction the package holds (WP20, WP25), the preferred parameters of each new-physics model (or, where Δa_μ is compatible with zero, the excluded ones), and a plot.",
+        epilog="example:\n  ringsim bsm --plot bsm.png --json bsm.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_bsm_arguments(bsm)
+
     prec = sub.add_parser("precision", help="Fisher-information statistical precision of ω_a")
     prec.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
     prec.add_argument("--positrons", type=float, required=True, help="positrons in the energy window over all times")
@@ -136,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             from ringsim.cli.scan import cmd_scan as handler
         elif args.command == "validate":
             from ringsim.cli.validate import cmd_validate as handler
+        elif args.command == "bsm":
+            from ringsim.cli.bsm import cmd_bsm as handler
         else:
             from ringsim.cli import commands
 
