@@ -136,7 +136,7 @@ def _model_panel(ax, panel, comparisons, n_sigma: float) -> None:
         i = int(np.argmax(finite))
         kind = bsm.verdict(delta, err, n_sigma, float(band.lower[i]), float(band.upper[i]))
         if kind == "preferred":
-            ax.fill_between(band.grid, band.lower, band.upper, where=np.isfinite(band.lower) & np.isfinite(band.upper), color=colour, alpha=0.5, label=f"{label}: preferred at {cl}")
+            ax.fill_between(band.grid, band.lower, band.upper, where=np.isfinite(band.lower) & np.isfinite(band.upper), color=colour, alpha=0.5, zorder=3, label=f"{label}: preferred at {cl}")
         elif kind == "excluded below":
             ax.fill_between(band.grid, ymin, band.lower, where=np.isfinite(band.lower), facecolor=colour, alpha=0.3, hatch="//", edgecolor=colour, label=f"{label}: excluded at {cl}")
             ax.plot(band.grid, band.lower, color=colour, lw=1.5)
@@ -203,8 +203,8 @@ def world_average_bsm_figure(path, experiment: str = "WA2025", predictions: tupl
     matplotlib.figure.Figure
         ``fig.axes[0]`` the comparison, ``fig.axes[1:]`` the model panels in the order of :data:`PANELS`.
     """
-    exp = EXPERIMENTS[experiment] if experiment in EXPERIMENTS else None
-    rows = bsm.deltas(experiment, predictions)  # raises ConfigError for unknown keys
+    rows = bsm.deltas(experiment, predictions)  # ConfigError for unknown keys
+    exp = EXPERIMENTS[experiment]
     comparisons = [(f"{exp.label} − {SHORT_NAMES.get(key, key)}: {_delta_text(d, e)}", d, e) for key, d, e in rows]
     fig = Figure(figsize=(19.0, 9.0))
     grid = fig.add_gridspec(2, 4, width_ratios=(1.25, 1.0, 1.0, 1.0))
