@@ -16,6 +16,12 @@ Models:
 - MSSM bino and wino loops with universal masses m (μ = M₁ = M₂ = m_smuon):
   Δa = (m_μ²/m²)(tanβ/16π²)(g'²/12 + 5g²/12);
 - lepton-flavour-universal scaling to the electron: Δa_e = (m_e/m_μ)²Δa_μ.
+
+:func:`verdict` says what a band means: where Δa_μ differs from zero by more than n_σ errors the band
+is the preferred region; where it is compatible with zero, the contributions above Δa_μ + n_σ·error
+are excluded (two-sided n_σ, 95 % CL for 2σ), so the band's finite edge bounds the excluded region.
+:func:`interpret` evaluates every model at one benchmark point, :func:`deltas` gives Δa_μ of an
+experimental value against each Standard Model prediction of :mod:`calibration.theory`.
 """
 
 from __future__ import annotations
@@ -25,21 +31,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibration.theory import EXPERIMENTS, SM_PREDICTIONS, delta_amu
 from ringsim.constants import codata
 from ringsim.errors import ConfigError
 
 __all__ = [
     "ALPHA",
+    "BENCHMARKS",
     "G_PRIME_MZ",
     "G_WEAK_MZ",
     "TOP_MASS_GEV",
     "Band",
+    "Interpretation",
     "alp_band",
     "alp_delta_a",
     "dark_photon_band",
+    "confidence_level_percent",
     "dark_photon_delta_a",
+    "deltas",
     "dipole_scale_band_gev",
     "electron_scaling",
+    "interpret",
     "leptoquark_band",
     "leptoquark_delta_a",
     "lmu_ltau_band",
@@ -47,6 +59,7 @@ __all__ = [
     "loop_integral",
     "mssm_band",
     "mssm_delta_a",
+    "verdict",
 ]
 
 ALPHA = 7.297_352_5693e-3  # fine-structure constant, CODATA 2018
@@ -224,3 +237,129 @@ def dipole_scale_band_gev(delta: float, delta_err: float, coefficient=1.0, n_sig
 def electron_scaling(delta_mu: float, codata_edition: int = 2018) -> float:
     """Δa_e = (m_e/m_μ)²Δa_μ for a contribution that scales with the lepton mass squared."""
     return float(delta_mu) / codata(codata_edition).muon_electron_mass_ratio ** 2
+
+
+def confidence_level_percent(n_sigma: float) -> float:
+    """Two-sided coverage of ±n_σ of a Gaussian, in % (2σ: 95.4)."""
+    return 100.0 * math.erf(n_sigma / math.sqrt(2.0))
+
+
+def verdict(delta: float, delta_err: float, n_sigma: float, lower: float, upper: float) -> str:
+    """What the edges (``lower``, ``upper``) of a band at one grid point mean.
+
+    Returns
+    -------
+    str
+        ``"preferred"``: Δa_μ differs from zero by more than n_σ errors and the parameter lies in
+        [lower, upper]; otherwise Δa_μ is compatible with zero and the band is the allowed region:
+        ``"excluded above"`` (values above ``upper`` excluded; couplings, ``lower`` = 0),
+        ``"excluded below"`` (values below ``lower`` excluded; scales, ``upper`` = inf),
+        ``"excluded outside"`` (both sides excluded; a coupling of either sign);
+        ``"no solution"``: no parameter value gives a Δa_μ within n_σ (both edges NaN).
+    """
+    lo, hi = _delta_range(delta, delta_err, n_sigma)
+    if math.isnan(lower) and math.isnan(upper):
+        return "no solution"
+    if lo > 0.0 or hi < 0.0:
+        return "preferred"
+    if math.isinf(upper):
+        return "excluded below"
+    if lower <= 0.0 <= upper and (lower == 0.0 or math.isnan(lower)):
+        return "excluded above"
+    return "excluded outside"
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """One model at one benchmark point: the band of its parameter and what it means.
+
+    Attributes
+    ----------
+    model, benchmark : str
+        The model and the fixed other parameters (e.g. ``"m_X = 10 MeV"``).
+    parameter, unit : str
+        The banded parameter and its unit (``""``: dimensionless).
+    lower, upper : float
+        Band edges.
+    verdict : str
+        See :func:`verdict`.
+    n_sigma : float
+    """
+
+    model: str
+    benchmark: str
+    parameter: str
+    unit: str
+    lower: float
+    upper: float
+    verdict: str
+    n_sigma: float
+
+    def text(self) -> str:
+        """One line in words, e.g. ``dark photon (m_X = 10 MeV): ε from 1.9e-03 to 2.6e-03 preferred at 95 % CL``."""
+        unit = f" {self.unit}" if self.unit else ""
+        cl = f"at {confidence_level_percent(self.n_sigma):.0f} % CL"
+        where = f"{self.model} ({self.benchmark})" if self.benchmark else self.model
+        if self.verdict == "preferred":
+            return f"{where}: {self.parameter} from {self.lower:.3g} to {self.upper:.3g}{unit} preferred {cl}"
+        if self.verdict == "excluded above":
+            return f"{where}: {self.parameter} > {self.upper:.3g}{unit} excluded {cl}"
+        if self.verdict == "excluded below":
+            return f"{where}: {self.parameter} < {self.lower:.3g}{unit} excluded {cl}"
+        if self.verdict == "excluded outside":
+            return f"{where}: {self.parameter} outside {self.lower:.3g} to {self.upper:.3g}{unit} excluded {cl}"
+        return f"{where}: no value of {self.parameter} gives this Δa_μ {cl}"
+
+    def to_dict(self) -> dict:
+        """JSON-able form (non-finite edges as None)."""
+        def edge(v: float) -> float | None:
+            return v if math.isfinite(v) else None
+
+        return {"model": self.model, "benchmark": self.benchmark, "parameter": self.parameter, "unit": self.unit, "lower": edge(self.lower), "upper": edge(self.upper), "verdict": self.verdict, "text": self.text()}
+
+
+# model, benchmark, parameter, unit, band at that benchmark (a function of Δa, error, n_σ)
+BENCHMARKS = (
+    ("generic dipole operator", "C = 1", "Λ", "GeV", lambda d, e, n: dipole_scale_band_gev(d, e, 1.0, n)),
+    ("loop- and Yukawa-suppressed dipole", "", "Λ", "GeV", lambda d, e, n: dipole_scale_band_gev(d, e, 1.0, n, suppressed=True)),
+    ("dark photon", "m_X = 10 MeV", "kinetic mixing ε", "", lambda d, e, n: dark_photon_band(d, e, [0.01], n)),
+    ("L_μ − L_τ gauge boson", "m_Z' = 10 MeV", "coupling g'", "", lambda d, e, n: lmu_ltau_band(d, e, [0.01], n)),
+    ("scalar leptoquark S₁", "m_LQ = 2 TeV", "Re(λ_L λ_R*)", "", lambda d, e, n: leptoquark_band(d, e, [2000.0], n)),
+    ("axion-like particle", "c_γγ = −50, c_μμ = 1, Λ = 1 TeV", "f", "GeV", lambda d, e, n: alp_band(d, e, [-50.0], n_sigma=n)),
+    ("MSSM, universal masses", "tan β = 40", "m_SUSY", "GeV", lambda d, e, n: mssm_band(d, e, [40.0], n)),
+)
+
+
+def interpret(delta: float, delta_err: float, n_sigma: float = 2.0) -> list[Interpretation]:
+    """Every model of :data:`BENCHMARKS` at its benchmark point for Δa_μ = ``delta`` ± ``delta_err``."""
+    out = []
+    for model, benchmark, parameter, unit, band_of in BENCHMARKS:
+        band = band_of(delta, delta_err, n_sigma)
+        lower, upper = float(band.lower[0]), float(band.upper[0])
+        out.append(Interpretation(model, benchmark, parameter, unit, lower, upper, verdict(delta, delta_err, n_sigma, lower, upper), n_sigma))
+    return out
+
+
+def deltas(experiment: str = "WA2025", predictions: tuple[str, ...] = tuple(SM_PREDICTIONS)) -> list[tuple[str, float, float]]:
+    """Δa_μ = a_μ(exp) − a_μ(SM) and its error for one experimental value against each prediction.
+
+    Parameters
+    ----------
+    experiment : str
+        Key of :data:`calibration.theory.EXPERIMENTS` (default: the 2025 world average).
+    predictions : tuple of str
+        Keys of :data:`calibration.theory.SM_PREDICTIONS` (default: all).
+
+    Returns
+    -------
+    list of (str, float, float)
+        (prediction key, Δa_μ, error), the errors of experiment and prediction in quadrature.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"experiment: unknown value {experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
+    out = []
+    for key in predictions:
+        if key not in SM_PREDICTIONS:
+            raise ConfigError(f"prediction: unknown value {key!r}; expected one of {', '.join(SM_PREDICTIONS)}")
+        out.append((key, *delta_amu(EXPERIMENTS[experiment], SM_PREDICTIONS[key])))
+    return out

@@ -6,7 +6,9 @@ A :class:`Budget` is a list of lines, each a correction (value and uncertainty i
 in that formula: ``numerator`` or ``denominator`` (lines of the same ``group`` are summed inside one
 factor 1 + Σ, e.g. the C's; each f is its own group), or ``uncertainty`` (no correction, e.g. the ω_a
 statistics). The total correction is Σ_num − Σ_den (ppb, to first order), the total uncertainty the
-quadrature sum of all lines; the exact factor is used for R'_μ. Text, JSON and LaTeX renderings.
+quadrature sum of all lines, where lines sharing a ``correlation`` label are fully correlated (their
+uncertainties add linearly first); the exact factor is used for R'_μ. Optional ``summary`` rows (an
+uncertainty total such as the systematic one) follow the total. Text, JSON and LaTeX renderings.
 
 The budget of a simulated run, built from its fit, truth and field data and closed against its
 spin truth, is :func:`workflows.closure.simulated_run_budget`.
@@ -28,7 +30,7 @@ ROLES = ("numerator", "denominator", "uncertainty")
 
 @dataclass(frozen=True)
 class BudgetLine:
-    """One line of the budget: a correction (ppb) and its uncertainty (ppb)."""
+    """One line of the budget: a correction (ppb) and its uncertainty (ppb); ``correlation`` names its correlation group."""
 
     name: str
     value_ppb: float
@@ -36,6 +38,7 @@ class BudgetLine:
     role: str = "numerator"
     group: str = ""
     note: str = ""
+    correlation: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -55,6 +58,7 @@ class Budget:
 
     lines: tuple[BudgetLine, ...]
     title: str = "R'_mu correction and uncertainty budget"
+    summary: tuple[tuple[str, float], ...] = ()  # (name, uncertainty in ppb) rows shown after the total
 
     @property
     def total_correction_ppb(self) -> float:
@@ -62,7 +66,12 @@ class Budget:
 
     @property
     def total_error_ppb(self) -> float:
-        return math.sqrt(sum(line.error_ppb**2 for line in self.lines))
+        """Quadrature sum over the lines; the lines of one ``correlation`` label add linearly first."""
+        groups: dict[object, float] = {}
+        for i, line in enumerate(self.lines):
+            key = line.correlation or i
+            groups[key] = groups.get(key, 0.0) + line.error_ppb
+        return math.sqrt(sum(err**2 for err in groups.values()))
 
     def factor(self) -> float:
         """Exact multiplicative correction of ω_a/⟨ω'_p M⟩: Π_num(1 + Σ_group) / Π_den(1 + Σ_group)."""
@@ -76,12 +85,13 @@ class Budget:
         return num / den
 
     def to_dict(self) -> dict:
-        """JSON-able form: ``lines`` (name, value_ppb, error_ppb, role, group, note) and the totals."""
+        """JSON-able form: ``lines`` (name, value_ppb, error_ppb, role, group, note, correlation), the totals and ``summary``."""
         return {
             "title": self.title,
-            "lines": [{"name": l.name, "value_ppb": l.value_ppb, "error_ppb": l.error_ppb, "role": l.role, "group": l.group, "note": l.note} for l in self.lines],
+            "lines": [{"name": l.name, "value_ppb": l.value_ppb, "error_ppb": l.error_ppb, "role": l.role, "group": l.group, "note": l.note, "correlation": l.correlation} for l in self.lines],
             "total_correction_ppb": self.total_correction_ppb,
             "total_error_ppb": self.total_error_ppb,
+            "summary": [{"name": name, "error_ppb": err} for name, err in self.summary],
         }
 
     def to_json(self) -> str:
@@ -89,13 +99,14 @@ class Budget:
 
     def to_text(self) -> str:
         """Fixed-width table: one line per correction, then the totals."""
-        width = max(len(l.name) for l in self.lines + (BudgetLine("total", 0.0, 0.0),))
+        width = max([len(l.name) for l in self.lines] + [len(name) for name, _ in self.summary] + [len("total")])
         rows = [self.title, f"{'quantity':<{width}}  {'correction [ppb]':>17}  {'uncertainty [ppb]':>17}  place"]
         for l in self.lines:
             value = "–" if l.role == "uncertainty" else f"{l.value_ppb:.1f}"
             place = {"numerator": "× (num.)", "denominator": "÷ (den.)", "uncertainty": ""}[l.role]
             rows.append(f"{l.name:<{width}}  {value:>17}  {l.error_ppb:>17.1f}  {place}{'  ' + l.note if l.note else ''}")
         rows.append(f"{'total':<{width}}  {self.total_correction_ppb:>17.1f}  {self.total_error_ppb:>17.1f}")
+        rows += [f"{name:<{width}}  {'–':>17}  {err:>17.1f}" for name, err in self.summary]
         return "\n".join(rows) + "\n"
 
     def to_latex(self) -> str:
@@ -108,5 +119,7 @@ class Budget:
         for l in self.lines:
             value = "--" if l.role == "uncertainty" else f"{l.value_ppb:.1f}"
             rows.append(f"{tex(l.name)} & {value} & {l.error_ppb:.1f} \\\\")
-        rows += [r"\hline", f"Total & {self.total_correction_ppb:.1f} & {self.total_error_ppb:.1f} \\\\", r"\hline", r"\end{tabular}"]
+        rows += [r"\hline", f"Total & {self.total_correction_ppb:.1f} & {self.total_error_ppb:.1f} \\\\"]
+        rows += [f"{tex(name)} & -- & {err:.1f} \\\\" for name, err in self.summary]
+        rows += [r"\hline", r"\end{tabular}"]
         return "\n".join(rows) + "\n"

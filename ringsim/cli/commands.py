@@ -46,14 +46,45 @@ def cmd_amu(args: argparse.Namespace) -> int:
     from calibration.amu import amu_e821, amu_fnal
     from ringsim.constants import LAMBDA_E821
 
+    if args.measurement is not None:
+        return _amu_measurement(args)
+    for name in ("txt", "tex"):
+        if getattr(args, name) is not None:
+            raise ConfigError(f"{name}: --{name} applies to --measurement only")
     _check_outputs(args, "json")
+    ratio_err = 0.0 if args.ratio_err is None else args.ratio_err
     if args.form == "e821":
-        result = amu_e821(args.ratio, args.ratio_err, lam=LAMBDA_E821 if args.lam is None else args.lam)
+        result = amu_e821(args.ratio, ratio_err, lam=LAMBDA_E821 if args.lam is None else args.lam)
     else:
         if args.lam is not None:
             raise ConfigError("lambda: --lambda applies to --form e821 only")
-        result = amu_fnal(args.ratio, args.ratio_err, codata_edition=args.codata)
+        result = amu_fnal(args.ratio, ratio_err, codata_edition=2018 if args.codata is None else args.codata)
     _emit(args, result.to_dict())
+    return 0
+
+
+def _amu_measurement(args: argparse.Namespace) -> int:
+    """``amu --measurement``: print the budget table and a one-line a_μ; write --json/--txt/--tex."""
+    from pathlib import Path
+
+    from calibration.measurement import evaluate_measurement
+    from ringsim.io import atomic_output, write_json_atomic
+
+    for name, option in (("ratio_err", "--ratio-err"), ("form", "--form"), ("lam", "--lambda")):
+        if getattr(args, name) is not None:
+            raise ConfigError(f"{option.lstrip('-')}: {option} applies to --ratio only (a measurement file gives its own)")
+    _check_outputs(args, "json", "txt", "tex")
+    result = evaluate_measurement(args.measurement, codata_edition=args.codata)
+    text = result.budget.to_text()
+    print(text, end="")
+    print(result.summary_line())
+    for name, content in (("txt", text + result.summary_line() + "\n"), ("tex", result.budget.to_latex())):
+        path = getattr(args, name)
+        if path:
+            with atomic_output(path, overwrite=args.force) as tmp:
+                Path(tmp).write_text(content, encoding="utf-8")
+    if args.json:
+        write_json_atomic(args.json, result.to_dict(), overwrite=args.force)
     return 0
 
 
