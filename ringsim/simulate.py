@@ -37,7 +37,7 @@ from ringsim.random_streams import MIP_STREAM, seed_sequence
 from ringsim.fast_generation import TRUTH_COLUMNS, fast_params, fill_streams, merged_order, simulate_fills
 from ringsim.injection import injection_summary, spiral_beam
 from ringsim.io import EventWriter, check_output_path, compression_setting
-from ringsim.progress import progress_bar
+from ringsim.progress import announce_compilation, progress_bar
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import spin_phase_rad, track_to_times
 
@@ -349,6 +349,13 @@ def check_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: i
     return what, int(target)
 
 
+def _kernel_modules(mode: str) -> list:
+    """The modules whose numba kernels a run of ``mode`` calls first."""
+    from ringsim import decay, fast_generation, tracker
+
+    return [fast_generation] if mode == "fast" else [tracker, decay]
+
+
 def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0, truth: bool = False) -> Iterator[Block]:
     """Yield a :class:`Block` at a time until ``n_positrons`` are recorded or ``n_muons`` simulated.
 
@@ -359,6 +366,8 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
     do and the count already recorded (positrons) or simulated (muons).
     """
     what, target = check_request(cfg, mode, n_positrons, n_muons, codata_edition)
+    if progress is not False:
+        announce_compilation(_kernel_modules(mode), f"simulate ({mode} mode)")
     size = block_muons(cfg, mode)
     done = already_done
     block = start_block

@@ -40,6 +40,8 @@ def test_run_closes_on_the_true_a_mu(tmp_path, capsys):
     assert abs(result["a_mu"] - result["a_mu_true"]) < 3 * result["a_mu_err"]
     assert {"events.root", "fit.json", "report.txt", "result.json", "wiggle.png", "budget.txt", "budget.json", "budget.tex", "comparison.png", "bsm.png"} <= {p.name for p in out.iterdir()}
     assert "pull" in capsys.readouterr().out
+    # a simulated run is not read as new physics unless asked (--run-bsm)
+    assert "delta_a_mu_vs_sm2025" not in result and not (out / "bsm_run.png").exists()
     # the run's fit is the fit of its file: `ringsim fit OUT/events.root --seed 5` gives the same ω_a
     again = _fit_json(tmp_path, "again", out / "events.root", "--seed", "5")
     assert again["omega_a"] == result["omega_a"] and again["omega_a_err"] == result["omega_a_err"]
@@ -193,8 +195,9 @@ def test_validate_passes_and_reports_every_check(tmp_path, capsys):
 @pytest.mark.slow
 def test_jparc_run_closes_through_the_silicon_vanes(tmp_path):
     out = tmp_path / "jparc"
-    assert main(["run", "--ring", "jparc", "--positrons", "300000", "--seed", "4", "-o", str(out)]) == 0
+    assert main(["run", "--ring", "jparc", "--positrons", "300000", "--seed", "4", "--run-bsm", "-o", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
+    assert (out / "bsm_run.png").exists() and result["delta_a_mu_err"] > 0
     assert abs(result["a_mu"] - result["a_mu_true"]) < 3 * result["a_mu_err"]
     budget = json.loads((out / "budget.json").read_text())
     c_e = [line for line in budget["budget"]["lines"] if line["name"] == "C_e"][0]

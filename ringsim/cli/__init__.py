@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_nonneg_int, default=1)
     run.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
     run.add_argument("--json", help="also write the result keys to this JSON file")
+    run.add_argument("--run-bsm", action="store_true", help="also read the simulated run's own Δa_μ against the SM as new physics (bsm_run.png; a demonstration only)")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
     run.add_argument("-o", "--output", required=True, help="output folder")
 

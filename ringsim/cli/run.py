@@ -15,7 +15,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.ring, args.config, args.overrides)
     if args.json:
         check_output_path(args.json, overwrite=args.force)
-    outcome = run_experiment(cfg, args.output, mode=args.mode, n_positrons=args.positrons, seed=args.seed, codata_edition=args.codata, force=args.force)
+    outcome = run_experiment(cfg, args.output, mode=args.mode, n_positrons=args.positrons, seed=args.seed, codata_edition=args.codata, force=args.force, run_bsm=args.run_bsm)
     if args.json:
         write_json_atomic(args.json, outcome.result, overwrite=args.force)
     print(outcome.report, end="")

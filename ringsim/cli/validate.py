@@ -133,8 +133,10 @@ def check_michel() -> dict:
 def cmd_validate(args: argparse.Namespace) -> int:
     from ringsim.cli.commands import _check_outputs
     from ringsim.io import write_json_atomic
+    from ringsim.progress import announce
 
     _check_outputs(args, "json")
+    announce("validate: running the physics self-checks (tunes, spin advance, C_e, C_p, EDM tilt, Michel asymmetry; about 20 s)…")
     checks = [*check_tunes(), *check_spin_advance(), *check_corrections(), check_edm_tilt(), check_michel()]
     width = max(len(c["name"]) for c in checks)
     for c in checks:
