@@ -1,4 +1,4 @@
-"""Software blinding of ω_a (SPEC §3 "Blinding"; the algorithm of the Fermilab Blinders library).
+"""Software blinding of ω_a (docs/physics.md §3 "Blinding"; the algorithm of the Fermilab Blinders library).
 
 A fit reports R in ppm with ω = ω_ref[1 + (R − ΔR)·1e-6], where the offset ΔR is derived
 deterministically from a secret string. The fitters work in the true parameterisation

@@ -1,4 +1,4 @@
-"""Muon EDM from the vertical spin oscillation out of phase with ω_a (SPEC §2, §5).
+"""Muon EDM from the vertical spin oscillation out of phase with ω_a (docs/physics.md §2, §5).
 
 With E = 0 an EDM d = η e ħ/(4 m c) tilts the precession axis (vertical ŷ) towards the radial
 direction by δ = atan(ηβ/(2a)) and the frequency becomes ω_a/cos δ. The spin starts along the
@@ -20,7 +20,7 @@ when the up-going oscillation leads the wiggle by π/2), so d and δ share their
 
 Then sin δ = s/(analysing power · P), η = 2a tan δ/β and d = η × e ħ/(4 m c) (4.669e-14 e·cm). The
 ω, φ, A and τ come from the main ω_a fit of the same positrons (held fixed). J-PARC's
-200–275 MeV window has A_ud = 0.268 (SPEC §5 [C]).
+200–275 MeV window has A_ud = 0.268 (docs/physics.md §5 [C]).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from analysis.models import five_parameter_binned
 from ringsim.constants import ELEMENTARY_CHARGE_C, HBAR_J_S, SPEED_OF_LIGHT_M_PER_S
 from ringsim.errors import ConfigError, FitError, InputError
 
-JPARC_UP_DOWN_ASYMMETRY = 0.268  # 200–275 MeV positrons, per unit vertical spin, SPEC §5 [C]
+JPARC_UP_DOWN_ASYMMETRY = 0.268  # 200–275 MeV positrons, per unit vertical spin, docs/physics.md §5 [C]
 NEWTON_ITERATIONS = 50
 NEWTON_TOLERANCE = 1e-10  # stop when the step is below this × the parameter error
 

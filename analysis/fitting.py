@@ -229,7 +229,7 @@ ENVELOPE_GRID_US = (10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0)  # envelope lif
 FFT_PADDING = 8  # zero padding of the residual FFT (finer frequency grid)
 HINT_HALF_WIDTH = 0.1  # FFT peak search: ± this fraction around an expected frequency
 PEAK_POWER_OVER_MEDIAN = 12.0  # a peak weaker than this × the median FFT power is noise: use the hint
-CBO_T_START = {"cbo_dA_rad": 0.0, "cbo_tau_A_us": 80.0, "cbo_dB_rad": 0.0, "cbo_tau_B_us": 8.0}  # τ_A, τ_B: SPEC §3 typical
+CBO_T_START = {"cbo_dA_rad": 0.0, "cbo_tau_A_us": 80.0, "cbo_dB_rad": 0.0, "cbo_tau_B_us": 8.0}  # τ_A, τ_B: docs/physics.md §3 typical
 PENALTY = 1e30  # cost returned where the model is not positive
 COSTS = ("poisson", "scaled_poisson", "least_squares")
 

@@ -1,4 +1,4 @@
-"""In-fill gain correction (SPEC §3 "Gain"): E = E0·G(t), corrected as E0 = E/G(t).
+"""In-fill gain correction (docs/physics.md §3 "Gain"): E = E0·G(t), corrected as E0 = E/G(t).
 
 The laser system measures the relative gain G(t) of each calorimeter after injection; the Run-1
 form is G(t) = 1 − C e^{−t/τ_g}. A gain sag lowers energies early in the fill, so a fixed threshold

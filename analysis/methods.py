@@ -1,4 +1,4 @@
-"""The ω_a histogramming methods T, A, Q and R (SPEC §3, §6), per-station and energy-binned fits.
+"""The ω_a histogramming methods T, A, Q and R (docs/physics.md §3, §6), per-station and energy-binned fits.
 
 - **T**: count positrons with E ≥ threshold (Poisson histogram).
 - **A**: weight each positron by the asymmetry A(E) of its energy. A(E) is measured from the data
@@ -7,7 +7,7 @@
   the in-phase asymmetry), or taken from the Michel integral of ringsim
   (:func:`michel_asymmetry`, ideal acceptance, P = 1). Energy bins with A ≤ 0 get weight 0: the
   weighted histogram's normalisation must stay positive (Fermilab's A-method also cut at 1 GeV).
-  The optimal weight is A(E) (Fisher information Σ A(E_i)², SPEC §6); its overall scale is free.
+  The optimal weight is A(E) (Fisher information Σ A(E_i)², docs/physics.md §6); its overall scale is free.
 - **Q**: weight each positron by its energy, no threshold (energy-integrated).
 - **R**: split the positrons at random into four sets with probabilities ∝ 1, 1, e^{T/2τ}, e^{−T/2τ}
   (T = T_a = 2π/ω_ref, τ = γτ); histogram the last two at t − T/2 and t + T/2; V = sets 1 + 2,

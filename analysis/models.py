@@ -1,4 +1,4 @@
-"""Fit functions of the ω_a analysis (SPEC §3, "Fit function family"), as composable terms.
+"""Fit functions of the ω_a analysis (docs/physics.md §3, "Fit function family"), as composable terms.
 
 Times are in μs, frequencies in rad/μs; ``N0`` is the rate in counts per μs at t = 0 and ω_a is
 written ω = ω_ref(1 + R·1e-6) with R in ppm. The full rate is
@@ -6,7 +6,7 @@ written ω = ω_ref(1 + R·1e-6) with R in ppm. The full rate is
     f(t) = N0 Λ(t) N_cbo N_2cbo N_vw N_y e^{-t/τ} [1 + A·A_cbo(t) cos(ωt + φ + φ_cbo(t))]
 
 with the CBO envelope e(t) = e^{-t/τ_cbo} + c_cbo, the CBO phase
-θ(t) = ω_cbo t + ΔA e^{-t/τ_A} + ΔB e^{-t/τ_B} (SPEC's ω_cbo(t)·t with ω_cbo(t) = ω0 + (A/t)e^{-t/τ_A}
+θ(t) = ω_cbo t + ΔA e^{-t/τ_A} + ΔB e^{-t/τ_B} (docs/physics.md: ω_cbo(t)·t with ω_cbo(t) = ω0 + (A/t)e^{-t/τ_A}
 + (B/t)e^{-t/τ_B}), and
 
     N_cbo   = 1 + A_cbo_N e(t) cos(θ + φ_cbo_N)        A_cbo = 1 + A_cbo_A e(t) cos(θ + φ_cbo_A)
@@ -497,7 +497,7 @@ def expected_counts(model: Model, edges_us, values: Mapping[str, float], omega_r
 
 
 def beam_frequencies_mhz(cyclotron_mhz: float, field_index: float) -> dict[str, float]:
-    """Beam frequencies seen by detectors at fixed azimuth in bins of one turn (SPEC §3), in MHz.
+    """Beam frequencies seen by detectors at fixed azimuth in bins of one turn (docs/physics.md §3), in MHz.
 
     f_cbo = f_c(1 − √(1−n)), f_y = √n f_c, f_vw = f_c(1 − 2√n) and 2 f_cbo (Fermilab aliases of the
     betatron frequencies). For other binning give the frequencies explicitly.

@@ -1,4 +1,4 @@
-"""Pileup correction by the shadow-window method (SPEC §3), per calorimeter and fill.
+"""Pileup correction by the shadow-window method (docs/physics.md §3), per calorimeter and fill.
 
 The analysis first imposes an artificial dead time δ (5 ns): a hit less than δ after the first hit
 of a cluster in the same calorimeter and fill is merged into it (energies add, the time is the

@@ -1,4 +1,4 @@
-"""Optimal statistical precision of ω_a from the Fisher information (SPEC §5, §6)."""
+"""Optimal statistical precision of ω_a from the Fisher information (docs/physics.md §5, §6)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _check(n_positrons, asymmetry, polarization, omega_a_rad_per_us, gamma_tau_u
 def simple_omega_precision(
     n_positrons: float, asymmetry: float, polarization: float, omega_a_rad_per_us: float, gamma_tau_us: float
 ) -> float:
-    """Large-ωγτ approximation δω/ω = √2/(ω γτ A P √N) of the relative precision (SPEC §6).
+    """Large-ωγτ approximation δω/ω = √2/(ω γτ A P √N) of the relative precision (docs/physics.md §6).
 
     Parameters
     ----------

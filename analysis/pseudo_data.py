@@ -1,10 +1,10 @@
 """Pseudo-experiments for fit studies: histogram-level expectations and a small hit-level generator.
 
-Independent of the compiled fit models: the rate of SPEC §3 is written out here with numpy and
+Independent of the compiled fit models: the rate of docs/physics.md §3 is written out here with numpy and
 integrated over bins by Gauss–Legendre quadrature on sub-intervals (``TOY_NODES`` nodes on
 ``TOY_SUBBINS`` pieces per bin). Positron energies follow the magic-γ lab Michel spectrum in
 y = E/E_max (β → 1): the *differential* number density n(y) = (1 − y)(5 + 5y − 4y²)/3 and
-asymmetry A(y) = (−8y² + y + 1)/(4y² − 5y − 5) of SPEC §6 (SPEC calls them "above y", but only the
+asymmetry A(y) = (−8y² + y + 1)/(4y² − 5y − 5) of docs/physics.md §6 (docs/physics.md calls them "above y", but only the
 differential reading reproduces its 22 % and A = 0.354 above 1.7 GeV and ringsim's exact
 integral), times an optional detector acceptance y^k. Losses use the spectrum ℓ(t) ∝ e^{−t/τ_loss},
 so Λ(t) is analytic.
@@ -63,7 +63,7 @@ def loss_function(t_us, truth: dict) -> np.ndarray:
 
 
 def toy_rate(t_us, truth: dict, omega_ref_rad_per_us: float, asymmetry: float | None = None) -> np.ndarray:
-    """Rate in counts per μs of SPEC §3's full fit function, written directly with numpy.
+    """Rate in counts per μs of docs/physics.md §3's full fit function, written directly with numpy.
 
     Terms whose parameters are absent from ``truth`` are 1 (φ_cbo: 0). ``asymmetry`` replaces
     ``truth["A"]`` when given.

@@ -2,7 +2,7 @@
 
 Defaults (bin width, fit window, threshold, fast-rotation randomisation by ±T_c/2, blinding
 reference) come from the ring's preset, so ``analyse_events(events, "fnal")`` is the Run-1 style
-T-method analysis of SPEC §3.
+T-method analysis of docs/physics.md §3.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The muon anomaly a_μ from a measured frequency ratio (SPEC §4).
+"""The muon anomaly a_μ from a measured frequency ratio (docs/physics.md §4).
 
 Two forms are provided:
 

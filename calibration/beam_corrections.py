@@ -1,4 +1,4 @@
-"""Beam-dynamics corrections to ω_a from the stored-muon distribution (SPEC §4).
+"""Beam-dynamics corrections to ω_a from the stored-muon distribution (docs/physics.md §4).
 
 - Electric-field correction C_e = 2n(1−n)β²⟨x_e²⟩/R0², x_e the equilibrium-radius offset.
 - Pitch correction C_p = n⟨y²⟩/(2R0²) = n⟨A_y²⟩/(4R0²), y the vertical position, A_y its
@@ -269,7 +269,7 @@ def lost_muon_correction(
     ⟨φ⟩(t) = (Σ_pop φ − Σ_{t_L<t} w_L φ_L)/(N_pop − Σ_{t_L<t} w_L), where the population is a
     sample of the muons stored at t = 0 and each recorded loss stands for w_L of its muons. For
     losses recorded in a run where muons also decay, w_L = k_loss·e^{t_L/γτ} (the Λ(t) weighting of
-    SPEC §3). Error: first order in the lost fraction, C ≈ Σ_L w_L(φ_L − φ̄)K(t_L)/(N ω_a) with K
+    docs/physics.md §3). Error: first order in the lost fraction, C ≈ Σ_L w_L(φ_L − φ̄)K(t_L)/(N ω_a) with K
     the fit kernel of :func:`calibration.transients.transient_kernel`, from the spread of φ_L.
 
     Parameters

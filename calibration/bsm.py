@@ -1,4 +1,4 @@
-"""From a Δa_μ to preferred parameter bands of new-physics models (SPEC §7, seeds 000 and 001).
+"""From a Δa_μ to preferred parameter bands of new-physics models (docs/physics.md §7, seeds 000 and 001).
 
 Each model's one-loop contribution Δa(p) is given in closed form (or as the general loop integral);
 a band is the set of parameters for which Δa(p) lies within n_σ standard errors of the measured

@@ -1,6 +1,6 @@
 """Magnetic-field data: probe layouts, a synthetic data set, its file format, multipole maps in time.
 
-Measurement scheme (SPEC §4; Fermilab as built, J-PARC as a simple documented version):
+Measurement scheme (docs/physics.md §4; Fermilab as built, J-PARC as a simple documented version):
 
 - **Fermilab.** A trolley carrying 17 NMR probes (one at the centre, 4 at r = 17.5 mm, 12 at
   r = 35 mm: all within the r₀ = 45 mm aperture) maps the storage region around the ring every few

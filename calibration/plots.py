@@ -157,7 +157,7 @@ def _delta_text(delta: float, err: float) -> str:
 
 
 def bsm_plot(path, delta: float, delta_err: float, n_sigma: float = 2.0, label: str = "") -> Figure:
-    """The SPEC §7 models for one Δa_μ = ``delta`` ± ``delta_err``: preferred bands, or excluded regions
+    """The docs/physics.md §7 models for one Δa_μ = ``delta`` ± ``delta_err``: preferred bands, or excluded regions
     where Δa_μ is compatible with zero at ``n_sigma`` (docs/physics.md §7); ``label`` names its origin.
 
     Returns
@@ -180,7 +180,7 @@ SHORT_NAMES = {"TI2020": "WP20", "TI2025": "WP25"}
 
 
 def world_average_bsm_figure(path, experiment: str = "WA2025", predictions: tuple[str, ...] = tuple(SM_PREDICTIONS), n_sigma: float = 2.0) -> Figure:
-    """The experimental value against each SM prediction, and what each Δa_μ means for the SPEC §7 models.
+    """The experimental value against each SM prediction, and what each Δa_μ means for the docs/physics.md §7 models.
 
     Left: a_μ of the experiments and the SM bands; right: six model panels, each with the preferred
     band (Δa_μ ≠ 0 beyond ``n_sigma``) or the excluded region (Δa_μ compatible with zero) of every

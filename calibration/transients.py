@@ -1,4 +1,4 @@
-"""Time-dependent effects averaged over the muon decays in the ω_a fit window (SPEC §4).
+"""Time-dependent effects averaged over the muon decays in the ω_a fit window (docs/physics.md §4).
 
 A perturbation that changes during the fill reaches the fitted ω_a through the spin phase it adds.
 A fit of N(t) = N₀e^{−t/γτ}[1 + A cos(ωt + φ)] estimates ω from the phase with Fisher weights

@@ -2,7 +2,7 @@
 
 The beam is matched to the smooth-approximation focusing of the ring: radial betatron motion
 x_β = A_x cos ψ_x with tune ν_x = √(1 − n), vertical y = A_y cos ψ_y with ν_y = √n, around the
-equilibrium radius offset x_e = R₀ δ/(1 − n) of a muon with Δp/p = δ (SPEC §3).
+equilibrium radius offset x_e = R₀ δ/(1 − n) of a muon with Δp/p = δ (docs/physics.md §3).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Internal units of every numba kernel: SI (metre, second, tesla, volt per metre);
 carried as the dimensionless vector u = γβ. Files store times in ns and energies in MeV; fits
 work in μs and rad/μs. Every result names the CODATA edition it used (``Codata.name``).
 
-Values are from SPEC.md §1 (CODATA 2018 and 2022 tables); the 2022 table is checked against
+Values are from docs/physics.md §1 (CODATA 2018 and 2022 tables); the 2022 table is checked against
 ``scipy.constants`` in the tests. Exact SI-2019 constants (c, e, h) are shared by both editions.
 """
 
@@ -19,18 +19,18 @@ SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 ELEMENTARY_CHARGE_C = 1.602_176_634e-19
 HBAR_J_S = 6.626_070_15e-34 / (2.0 * math.pi)
 
-MUON_LIFETIME_S = 2.196_981_1e-6  # rest-frame lifetime, PDG; SPEC §1
+MUON_LIFETIME_S = 2.196_981_1e-6  # rest-frame lifetime, PDG; docs/physics.md §1
 MUON_LIFETIME_ERR_S = 2.2e-12
-A_MU_DEFAULT = 116_592_0715e-12  # 2025 world average, SPEC §1 [V]
+A_MU_DEFAULT = 116_592_0715e-12  # 2025 world average, docs/physics.md §1 [V]
 
 T_REF_SHIELDING_C = 25.0  # temperature at which μ'_p (spherical H2O sample) is tabulated
-T_R_FNAL_C = 34.7  # reference temperature of the Fermilab ω̃'_p(T_r), SPEC §4
+T_R_FNAL_C = 34.7  # reference temperature of the Fermilab ω̃'_p(T_r), docs/physics.md §4
 # dσ'/dT of protons in a spherical water sample: the shielding grows with temperature, so
 # μ'_p(T) = μ'_p(25 °C)·(1 − dσ'/dT·(T − 25 °C)); docs/physics.md §1. Only this sign turns the
 # published Fermilab Run-1 ratio into the published a_μ (tests/test_amu.py).
 SHIELDING_DSIGMA_DT_PER_K = 10.36e-9
 SHIELDING_DSIGMA_DT_ERR_PER_K = 0.30e-9
-BOUND_ELECTRON_H_RATIO = 1.0 - 17.7054e-6  # μ_e(H)/μ_e [U], SPEC §1
+BOUND_ELECTRON_H_RATIO = 1.0 - 17.7054e-6  # μ_e(H)/μ_e [U], docs/physics.md §1
 LAMBDA_E821 = 3.183_345_39  # μ_μ/μ_p used by BNL E821 [V]
 LAMBDA_E821_ERR = 1.0e-7
 # μ_e/μ_p (free proton), CODATA 2018 and 2022 (unchanged): scipy.constants 'electron-proton mag. mom. ratio'

@@ -1,6 +1,6 @@
 """Polarised Michel decay μ⁺ → e⁺ ν ν̄ (tree level, m_e neglected), sampled and integrated.
 
-Rest frame (SPEC §6): d²Γ/(dx dcosθ) ∝ x²[(3 − 2x) + P cosθ (2x − 1)], x = 2E*/m_μ, θ the
+Rest frame (docs/physics.md §6): d²Γ/(dx dcosθ) ∝ x²[(3 − 2x) + P cosθ (2x − 1)], x = 2E*/m_μ, θ the
 angle between the positron and the muon spin. Positrons are boosted with the muon's actual
 velocity (no β → 1 approximation).
 """

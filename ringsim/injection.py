@@ -1,4 +1,4 @@
-"""Three-dimensional spiral injection into the J-PARC 3 T solenoid (SPEC §5, seed 004 ref. [124]).
+"""Three-dimensional spiral injection into the J-PARC 3 T solenoid (docs/physics.md §5, seed 004 ref. [124]).
 
 A μ⁺ of 300 MeV/c enters the fringe field of ``ringsim.jparc_solenoid`` above the storage plane with a
 downward pitch (≈ 0.46 rad at y = 0.45 m). The radial field B_ρ > 0 there exerts
@@ -68,10 +68,10 @@ class InjectionParams:
 
     coils: CoilGeometry = field(default_factory=CoilGeometry)
     kicker: KickerGeometry = field(default_factory=KickerGeometry)
-    momentum_mev: float = 300.0  # SPEC §5 [V]
+    momentum_mev: float = 300.0  # docs/physics.md §5 [V]
     storage_pitch_rad: float = 0.01  # reference pitch at the storage plane, kicker off [U]
     entry_height_m: float = 0.45  # beam entry above the storage plane (B ≈ 0.82 B₀) [U]
-    kicker_duration_ns: float = 108.0  # half-sine pulse length, SPEC §5 [V]
+    kicker_duration_ns: float = 108.0  # half-sine pulse length, docs/physics.md §5 [V]
     kicker_peak_t: float | None = None  # peak B_ρ at (R₀, 0); None: tuned on the reference [U]
     kicker_start_ns: float | None = None  # pulse start after the reference entry; None: tuned
     momentum_spread: float = 1.0e-4  # rms Δp/p [U]
@@ -83,7 +83,7 @@ class InjectionParams:
     storage_half_width_m: float = 0.015  # |ρ − R₀| of the storage region [U]
     steps_per_turn: int = 64  # time step T_c / steps_per_turn
     settle_ns: float = 20.0  # tracked after the kicker pulse ends
-    a_mu: float = A_MU_DEFAULT  # SPEC §1 [V]
+    a_mu: float = A_MU_DEFAULT  # docs/physics.md §1 [V]
     edm_eta: float = 0.0
     codata_edition: int = 2018
 

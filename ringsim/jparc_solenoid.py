@@ -130,9 +130,9 @@ class CoilGeometry:
 
     radii_m: tuple[float, ...] = (0.1965, 0.2193, 0.5647, 0.9822)  # [U]
     heights_m: tuple[float, ...] = (0.2254, 0.1627, 0.3403, 0.0428)  # [U]
-    field_t: float = 3.0  # B₀ at (R₀, 0), SPEC §5 [V]
-    radius_m: float = 0.33356  # R₀, SPEC §5 [V]
-    field_index: float = 1.5e-4  # n = −(R₀/B)∂B_y/∂ρ, public coil model, SPEC §5 [V]
+    field_t: float = 3.0  # B₀ at (R₀, 0), docs/physics.md §5 [V]
+    radius_m: float = 0.33356  # R₀, docs/physics.md §5 [V]
+    field_index: float = 1.5e-4  # n = −(R₀/B)∂B_y/∂ρ, public coil model, docs/physics.md §5 [V]
     fit_half_width_m: float = 0.02  # radial range ±20 mm fitted in the storage plane [U]
 
 

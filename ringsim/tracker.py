@@ -11,7 +11,7 @@ h_before/(h_before + h_after) of the rotation); the drift is the chord of the gy
 (horizontally arc × sin(θ/2)/(θ/2), θ from B₀; vertically the full arc), so that orbits in a
 uniform field close exactly; the spin is turned by exactly the rotations applied to the momentum
 plus the small anomalous rotation ω_a·h (see :func:`kick`). In a uniform field the spin then
-advances relative to the momentum by exactly −(q/m)aB·h per step (SPEC §2 accuracy trap).
+advances relative to the momentum by exactly −(q/m)aB·h per step (docs/physics.md §2 accuracy trap).
 
 Steps are region-adaptive (:func:`step_plan`): where the field is the uniform B₀ŷ alone (the gaps
 between discrete ESQ plates) a step is exact for any length, so one step crosses a gap; in the

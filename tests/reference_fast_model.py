@@ -4,9 +4,9 @@ The package evaluates this model once, inside the numba kernel of :mod:`ringsim.
 compare the kernel with this plain, per-array transcription of the same formulas. The model:
 
 Each muon circulates at ω_c = βc/(R₀ + x_e) and its spin turns relative to its momentum at its own
-ω_a from the Thomas–BMT equation at its equilibrium radius (SPEC §2): with electrostatic focusing
+ω_a from the Thomas–BMT equation at its equilibrium radius (docs/physics.md §2): with electrostatic focusing
 ω_a = (e/m)[aB − (a − 1/(γ²−1)) βκx_e/c], with magnetic focusing ω_a = (e/m) a B₀(1 − n x_e/R₀),
-both reduced by the pitch factor 1 − n A_y²/(4R₀²) (SPEC §4). These are the effects the corrections
+both reduced by the pitch factor 1 − n A_y²/(4R₀²) (docs/physics.md §4). These are the effects the corrections
 C_e and C_p undo. The decay position follows the betatron motion (tunes of the ring's linear optics)
 plus a coherent radial oscillation A e^{−t/τ} cos(ν_x θ + φ) (the CBO left by the kick) whose
 parameters :func:`calibrate_from_tracking` measures on a tracked sample; a fraction of the muons is

@@ -80,7 +80,7 @@ def test_field_frequencies_match_primitives(edition):
 
 
 def test_omega_a_ring_values():
-    """ω_a/2π = 0.2291 MHz at 1.4513 T (SPEC §3) and ω_a = 2.9753e6 rad/s at 3 T (SPEC §5 [C])."""
+    """ω_a/2π = 0.2291 MHz at 1.4513 T (docs/physics.md §3) and ω_a = 2.9753e6 rad/s at 3 T (docs/physics.md §5 [C])."""
     assert omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 1.4513) / (2.0 * math.pi) / 1e6 == pytest.approx(0.2291, abs=5e-5)
     assert omega_a_from_amu_rad_per_s(A_MU_DEFAULT, 3.0) == pytest.approx(2.9753e6, abs=50.0)
 
@@ -111,7 +111,7 @@ def test_fnal_run1_published_through_the_command_line(tmp_path, capsys):
 
 
 def test_e821_published():
-    """BNL E821 final: R = 0.0037072063(20), λ = 3.18334539 ⇒ a_μ = 11 659 208.0 × 10⁻¹⁰ (SPEC §4 [V]).
+    """BNL E821 final: R = 0.0037072063(20), λ = 3.18334539 ⇒ a_μ = 11 659 208.0 × 10⁻¹⁰ (docs/physics.md §4 [V]).
 
     The published a_μ must lie between a(R − ½ulp) and a(R + ½ulp), widened by its own rounding
     (0.05e-10). R is the combined μ± ratio of Bennett et al., PRD 73, 072003 (2006).

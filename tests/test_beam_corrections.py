@@ -19,7 +19,7 @@ BETA_MAGIC = 0.999418
 
 
 def test_pitch_run1_gaussian():
-    """Run-1 check (SPEC §4 [C]): n = 0.108, σ_y = 12.88 mm ⇒ C_p = nσ²/(2R0²) = 177 ppb."""
+    """Run-1 check (docs/physics.md §4 [C]): n = 0.108, σ_y = 12.88 mm ⇒ C_p = nσ²/(2R0²) = 177 ppb."""
     sigma_y = 12.88e-3
     expected = N_FNAL * sigma_y**2 / (2.0 * R0_FNAL_M**2)
     assert expected * 1e9 == pytest.approx(177.0, abs=0.5)
@@ -48,7 +48,7 @@ def test_pitch_amplitudes_match_positions():
 
 
 def test_equilibrium_radius_offset():
-    """x_e = R0 δ/(1−n): 7.97 m × Δp/p for the Fermilab ring (SPEC §3)."""
+    """x_e = R0 δ/(1−n): 7.97 m × Δp/p for the Fermilab ring (docs/physics.md §3)."""
     assert equilibrium_radius_offset_m(1.0, N_FNAL, R0_FNAL_M) == pytest.approx(7.97, abs=0.005)
     delta = np.array([-1e-3, 0.0, 2e-3])
     x_e = equilibrium_radius_offset_m(delta, N_FNAL, R0_FNAL_M)

@@ -1,4 +1,4 @@
-"""New-physics bands (SPEC §7): loop-integral limits against the closed forms, and every band edge
+"""New-physics bands (docs/physics.md §7): loop-integral limits against the closed forms, and every band edge
 put back into its model gives Δa_μ ± n_σ·error."""
 
 import math
@@ -39,7 +39,7 @@ def test_loop_integral_against_direct_quadrature():
 
 
 def test_lmu_ltau_heavy_limit():
-    """Heavy Z': Δa ≈ g'²/(12π²)(m_μ/m_Z')² (SPEC §7)."""
+    """Heavy Z': Δa ≈ g'²/(12π²)(m_μ/m_Z')² (docs/physics.md §7)."""
     g, m = 0.1, 1e3 * M_MU
     assert bsm.lmu_ltau_delta_a(g, m)[0] == pytest.approx(g**2 / (12 * math.pi**2) * (M_MU / m) ** 2, rel=1e-2)
 
@@ -95,7 +95,7 @@ def test_alp_needs_a_large_negative_photon_coupling():
 
 
 def test_electron_scaling():
-    """Δa_e ≈ (m_e/m_μ)²Δa_μ ≈ 5.8e-14 for Δa_μ = 251e-11 (SPEC §7)."""
+    """Δa_e ≈ (m_e/m_μ)²Δa_μ ≈ 5.8e-14 for Δa_μ = 251e-11 (docs/physics.md §7)."""
     assert bsm.electron_scaling(251e-11) == pytest.approx(5.87e-14, rel=3e-3)
 
 

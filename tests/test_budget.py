@@ -1,4 +1,4 @@
-"""The budget table (SPEC §4 Run-1 numbers as inputs), its exact R'_μ factor and renderings, and the
+"""The budget table (docs/physics.md §4 Run-1 numbers as inputs), its exact R'_μ factor and renderings, and the
 budget of a small simulated run closing on the simulation truth."""
 
 import json
@@ -14,7 +14,7 @@ from workflows.closure import simulated_run_budget
 from ringsim.constants import codata
 from ringsim.errors import ConfigError, InputError
 
-RUN1 = (  # SPEC §4, seed 004 Table 3: (name, correction, uncertainty, role, group)
+RUN1 = (  # docs/physics.md §4, seed 004 Table 3: (name, correction, uncertainty, role, group)
     ("ω_a statistical", 0.0, 434.0, "uncertainty", ""),
     ("ω_a systematic", 0.0, 56.0, "uncertainty", ""),
     ("C_e", 489.0, 53.0, "numerator", "C"),
@@ -32,7 +32,7 @@ def _run1() -> Budget:
 
 
 def test_run1_table_totals():
-    """Total correction 544 ppb and total uncertainty 462 ppb (SPEC §4 [V])."""
+    """Total correction 544 ppb and total uncertainty 462 ppb (docs/physics.md §4 [V])."""
     b = _run1()
     assert round(b.total_correction_ppb) == 544
     assert round(b.total_error_ppb) == 462

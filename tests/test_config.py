@@ -14,7 +14,7 @@ def test_presets_load_with_spec_values(ring):
     expected = {"fnal": (7.112, 1.4513, 0.108, "electric", 24), "jparc": (0.33356, 3.0, 1.5e-4, "magnetic", 40)}[ring]
     r = cfg.ring
     assert (r.radius_m, r.field_t, r.field_index, r.focusing, r.n_detectors) == expected
-    # the preset's radius and field give the design momentum of SPEC (3.094 GeV/c, 300 MeV/c)
+    # the preset's radius and field give the design momentum of docs/physics.md (3.094 GeV/c, 300 MeV/c)
     p_mev = 299.792458 * r.field_t * r.radius_m
     assert p_mev == pytest.approx({"fnal": 3094.4, "jparc": 300.0}[ring], rel=2e-4)
 

@@ -73,7 +73,7 @@ def test_codata_2022_matches_scipy(key):
 
 
 def test_magic_momentum():
-    """γ_magic = √(1+1/a) ≈ 29.30 and p = γβ m_μ ≈ 3.094 GeV/c (SPEC §2)."""
+    """γ_magic = √(1+1/a) ≈ 29.30 and p = γβ m_μ ≈ 3.094 GeV/c (docs/physics.md §2)."""
     gamma = math.sqrt(1.0 + 1.0 / A_MU_DEFAULT)
     beta = math.sqrt(1.0 - 1.0 / gamma**2)
     p_gev = gamma * beta * codata(2018).muon_mass_mev / 1e3
@@ -96,7 +96,7 @@ def test_positron_endpoint_fnal():
 def test_positron_endpoint_jparc():
     m_mev = codata(2018).muon_mass_mev
     gamma = math.hypot(300.0, m_mev) / m_mev  # p = 300 MeV/c
-    assert gamma == pytest.approx(3.0103, abs=5e-5)  # SPEC §5
+    assert gamma == pytest.approx(3.0103, abs=5e-5)  # docs/physics.md §5
     assert _positron_endpoint_mev(gamma) == pytest.approx(309.0, abs=0.05)
     # E_max = (E_μ + p c)/2 for a massless positron emitted forward
     assert _positron_endpoint_mev(gamma) == pytest.approx((math.hypot(300.0, m_mev) + 300.0) / 2.0, rel=1e-14)

@@ -75,7 +75,7 @@ def test_lab_fraction_and_asymmetry_match_independent_integration(gamma, lo, hi)
 
 
 def test_magic_gamma_threshold_matches_the_beta_to_one_formula():
-    # SPEC §6: N(>y) = (3 − 5y + 3y³ − y⁴)/3 from dN/dy ∝ (1−y)(5+5y−4y²); A from A(y)
+    # docs/physics.md §6: N(>y) = (3 − 5y + 3y³ − y⁴)/3 from dN/dy ∝ (1−y)(5+5y−4y²); A from A(y)
     e_max = 0.5 * GAMMA_MAGIC * (1 + math.sqrt(1 - GAMMA_MAGIC**-2)) * M_MU
     y0 = 1700.0 / e_max
     dn = lambda y: (1 - y) * (5 + 5 * y - 4 * y * y) / 3

@@ -1,6 +1,6 @@
 """EDM fits: the tilt δ = atan(ηβ/2a) follows from the BMT precession vector, d = η·4.669e-14 e·cm,
 the up–down (J-PARC) and vertical-angle (Fermilab tracker) fits recover an injected EDM with unit
-pulls, and the J-PARC statistical reach matches SPEC §5's σ_d ≈ 1.6e-21 e·cm."""
+pulls, and the J-PARC statistical reach matches docs/physics.md §5's σ_d ≈ 1.6e-21 e·cm."""
 
 import math
 
@@ -12,17 +12,17 @@ from ringsim.constants import A_MU_DEFAULT, codata
 from ringsim.errors import ConfigError, FitError, InputError
 
 M_MU = codata().muon_mass_mev
-# J-PARC (SPEC §5): γ = 3.0103, ω_a = 2.9753 rad/μs, γτ = 6.614 μs, A = 0.419 (200–275 MeV), P = 0.5
+# J-PARC (docs/physics.md §5): γ = 3.0103, ω_a = 2.9753 rad/μs, γτ = 6.614 μs, A = 0.419 (200–275 MeV), P = 0.5
 JPARC = dict(beta=math.sqrt(1 - 3.0103**-2), omega=2.9753, tau=6.614, asym=0.419 * 0.5, pol=0.5)
 EDGES = np.arange(0.0, 40.0 + 1e-9, 0.005 * 20)  # 100 ns bins over the 40 μs readout
 
 
 def test_edm_unit_is_e_hbar_over_4mc():
-    assert edm_per_eta_e_cm(M_MU) == pytest.approx(4.669e-14, rel=2e-4)  # SPEC §2 [C]
+    assert edm_per_eta_e_cm(M_MU) == pytest.approx(4.669e-14, rel=2e-4)  # docs/physics.md §2 [C]
 
 
 def test_tilt_follows_from_the_bmt_precession_vector():
-    # SPEC §2 with E = 0, β ⊥ B: Ω ∝ a B + (η/2) β × B; the tilt is the angle of Ω from B
+    # docs/physics.md §2 with E = 0, β ⊥ B: Ω ∝ a B + (η/2) β × B; the tilt is the angle of Ω from B
     beta_vec, b_vec = np.array([0.0, 0.0, JPARC["beta"]]), np.array([0.0, 1.0, 0.0])
     for eta in (1e-6, 3e-4, 0.05):
         omega = A_MU_DEFAULT * b_vec + 0.5 * eta * np.cross(beta_vec, b_vec)
@@ -71,7 +71,7 @@ def test_up_down_fit_recovers_an_injected_edm_with_unit_pulls():
 
 
 def test_jparc_edm_reach_matches_spec():
-    # SPEC §5 [C]: N = 5.7e11 positrons, P = 0.5, A_ud = 0.268 ⇒ σ_d ≈ 1.6e-21 e·cm; σ scales as 1/√N
+    # docs/physics.md §5 [C]: N = 5.7e11 positrons, P = 0.5, A_ud = 0.268 ⇒ σ_d ≈ 1.6e-21 e·cm; σ scales as 1/√N
     n = 5.7e9
     up, down = up_down_expectation(n, 0.0)
     fit = jparc_fit(up, down)  # Asimov data: the error is the expected one

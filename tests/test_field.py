@@ -27,7 +27,7 @@ NOISELESS = {"trolley_noise_ppb": 0.0, "fixed_noise_ppb": 0.0, "calibration_nois
 
 
 def _polar_field(coeffs, r, theta):
-    """B(r, θ) = Σ (r/r₀)^k [a_k cos kθ + b_k sin kθ] written in polar form (the SPEC §4 definition)."""
+    """B(r, θ) = Σ (r/r₀)^k [a_k cos kθ + b_k sin kθ] written in polar form (the docs/physics.md §4 definition)."""
     total = coeffs[0] * np.ones_like(r)
     for k in range(1, (len(coeffs) - 1) // 2 + 1):
         total = total + (r / R0_REF) ** k * (coeffs[2 * k - 1] * np.cos(k * theta) + coeffs[2 * k] * np.sin(k * theta))

@@ -1,4 +1,4 @@
-"""Composable fit models: the compiled rate equals SPEC §3's formula written out here, bin contents
+"""Composable fit models: the compiled rate equals docs/physics.md §3's formula written out here, bin contents
 are its integrals, the Jacobian is its derivative, presets have their advertised sizes, the loss
 integral and the beam frequencies match closed forms, and the toy's Michel spectrum matches ringsim."""
 
@@ -57,7 +57,7 @@ def analytic_loss(t):
 
 
 def spec_rate(t, p):
-    """SPEC §3 full rate, term by term (independent of the compiled kernel)."""
+    """docs/physics.md §3 full rate, term by term (independent of the compiled kernel)."""
     env = np.exp(-t / p["tau_cbo_us"]) + p["c_cbo"]
     omega_cbo_t = p["omega_cbo"] + p["cbo_dA_rad"] / t * np.exp(-t / p["cbo_tau_A_us"]) + p["cbo_dB_rad"] / t * np.exp(-t / p["cbo_tau_B_us"])
     theta = omega_cbo_t * t
@@ -171,7 +171,7 @@ def test_model_values_must_be_complete_and_finite():
 
 
 def test_fermilab_beam_frequencies():
-    # SPEC §3: f_cbo ≈ 0.372 MHz, f_y ≈ 2.20 MHz, f_vw ≈ 2.30 MHz for f_c = 6.705 MHz, n = 0.108
+    # docs/physics.md §3: f_cbo ≈ 0.372 MHz, f_y ≈ 2.20 MHz, f_vw ≈ 2.30 MHz for f_c = 6.705 MHz, n = 0.108
     f = beam_frequencies_mhz(6.705, 0.108)
     assert f["cbo"] == pytest.approx(0.372, abs=1e-3)
     assert f["y"] == pytest.approx(2.20, abs=5e-3)
@@ -188,6 +188,6 @@ def test_toy_michel_spectrum_matches_ringsim_at_the_magic_momentum():
         ref_frac, ref_asym = lab_fraction_and_asymmetry(gamma, y0 * e_max, 1.2 * e_max, m)
         assert frac[0] == pytest.approx(ref_frac, abs=2e-3)
         assert asym[0] == pytest.approx(ref_asym, abs=2e-3)
-    # SPEC §6 [C]: E > 1.7 GeV keeps 22 % of decays with A = 0.354 (ideal acceptance)
+    # docs/physics.md §6 [C]: E > 1.7 GeV keeps 22 % of decays with A = 0.354 (ideal acceptance)
     frac, asym = toy.michel_energy_bins([1700.0 / 3095.0, 1.0])
     assert frac[0] == pytest.approx(0.22, abs=5e-3) and asym[0] == pytest.approx(0.354, abs=2e-3)

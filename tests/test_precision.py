@@ -8,7 +8,7 @@ import pytest
 from analysis.precision import fisher_omega_precision, simple_omega_precision
 from ringsim.errors import ConfigError
 
-# J-PARC E34 (SPEC §5)
+# J-PARC E34 (docs/physics.md §5)
 N_JPARC = 5.7e11
 A_JPARC = 0.419
 P_JPARC = 0.5
@@ -39,13 +39,13 @@ def binned_fisher_precision(n, a, p, omega, gtau, start, end, phi=0.0, dt=0.004)
 def test_jparc_unbounded_window_matches_binned_calculation():
     got = fisher_omega_precision(*JPARC)
     assert got == pytest.approx(binned_fisher_precision(*JPARC, 0.0, 30.0 * GTAU_JPARC), rel=1e-3)
-    assert got == pytest.approx(450.6e-9, rel=0.02)  # SPEC §5 [C]; its phase convention is unstated
+    assert got == pytest.approx(450.6e-9, rel=0.02)  # docs/physics.md §5 [C]; its phase convention is unstated
 
 
 def test_jparc_readout_window_matches_binned_calculation():
     got = fisher_omega_precision(*JPARC, start_us=0.0, end_us=40.0)
     assert got == pytest.approx(binned_fisher_precision(*JPARC, 0.0, 40.0), rel=1e-3)
-    assert got == pytest.approx(471e-9, rel=0.02)  # SPEC §5 [C]
+    assert got == pytest.approx(471e-9, rel=0.02)  # docs/physics.md §5 [C]
     assert got > fisher_omega_precision(*JPARC)  # a shorter window loses information
 
 
@@ -59,7 +59,7 @@ def test_simple_formula_is_the_large_omega_tau_small_asymmetry_limit():
     # with ωγτ = 3220 and AP = 0.01 the corrections O(1/(ωγτ)²) and O((AP)²) are negligible
     args = (1.0e10, 0.01, 1.0, 50.0, 64.4)
     assert simple_omega_precision(*args) == pytest.approx(fisher_omega_precision(*args), rel=1e-3)
-    assert simple_omega_precision(*JPARC) == pytest.approx(454e-9, rel=2e-3)  # SPEC §5
+    assert simple_omega_precision(*JPARC) == pytest.approx(454e-9, rel=2e-3)  # docs/physics.md §5
 
 
 def test_scaling_with_statistics_and_asymmetry():

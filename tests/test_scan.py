@@ -1,4 +1,4 @@
-"""Systematic studies on dask: C_e follows SPEC §4's quadratic law in Δp/p, fit-start shifts stay in
+"""Systematic studies on dask: C_e follows docs/physics.md §4's quadratic law in Δp/p, fit-start shifts stay in
 the nested-subset band, a study survives a killed worker with every task once, resumes and extends,
 and the command line refuses bad input before writing anything."""
 

@@ -1,4 +1,4 @@
-"""Published relations between a_μ values (SPEC §4, seeds 001–003): computed here, compared with the
+"""Published relations between a_μ values (docs/physics.md §4, seeds 001–003): computed here, compared with the
 rounded numbers the sources quote."""
 
 import math
@@ -45,7 +45,7 @@ def test_2025_world_average_agrees_with_ti_2025():
 
 
 def test_relative_errors_match_quoted_ppb():
-    """FNAL final: 127 ppb (SPEC §4 [V])."""
+    """FNAL final: 127 ppb (docs/physics.md §4 [V])."""
     assert round(EXPERIMENTS["FNAL_final"].relative_err_ppb) == 127
 
 

@@ -258,7 +258,7 @@ def test_under_kick_leaves_a_larger_coherent_betatron_oscillation():
     from ringsim.beam import sample_beam
     from ringsim.ring_fields import design_kick_rad
 
-    assert design_kick_rad(load_config("fnal")) == pytest.approx(10e-3, rel=0.1)  # SPEC §3: ~10 mrad
+    assert design_kick_rad(load_config("fnal")) == pytest.approx(10e-3, rel=0.1)  # docs/physics.md §3: ~10 mrad
     amplitude = {}
     for strength in (1.0, 0.8):
         cfg = load_config("fnal", overrides=[f"kicker.strength={strength}", "collimators.azimuth_deg=[]", "ring.aperture_radius_m=0.2"])

@@ -19,7 +19,7 @@ from ringsim.detectors.vanes import VaneGeometry, vane_hits, reconstruct
 from ringsim.errors import ConfigError, InputError
 
 M_MU = codata().muon_mass_mev
-R0_M = 0.33356  # SPEC §5
+R0_M = 0.33356  # docs/physics.md §5
 U_MUON = 300.0 / M_MU  # γβ of the 300 MeV/c muon
 GEOM = VaneGeometry()
 
@@ -239,7 +239,7 @@ def vertical_spin_samples():
 
 def test_up_down_asymmetry_per_unit_vertical_spin_perfect_acceptance(vertical_spin_samples):
     a_ref, frac_ref = _vertical_asymmetry_integral(200.0, 275.0)
-    assert a_ref == pytest.approx(0.268, abs=0.002)  # SPEC §5
+    assert a_ref == pytest.approx(0.268, abs=0.002)  # docs/physics.md §5
     assert frac_ref == pytest.approx(0.125, abs=0.001)
     for spin, (s, n_decays) in vertical_spin_samples.items():
         w = (s[:, 6] >= 200) & (s[:, 6] <= 275)

@@ -7,12 +7,12 @@ core; track-mode tasks ~30 positrons per second per core, a cluster's work.
 
 - ``momentum_spread``: C_e from truth versus rms Δp/p (0–1.5e-3), quadratic. The collimator
   aperture is opened to 0.5 m so that the stored momentum distribution stays Gaussian and
-  ⟨x_e²⟩ = (R₀σ/(1−n))²: the SPEC §4 form C_e = 2n(1−n)β²⟨x_e²⟩/R₀² then predicts
+  ⟨x_e²⟩ = (R₀σ/(1−n))²: the docs/physics.md §4 form C_e = 2n(1−n)β²⟨x_e²⟩/R₀² then predicts
   C_e = 2nβ²σ²/(1−n) = 0.242σ² (242 ppb at σ = 1e-3). With the 45 mm
   aperture (``--set ring.aperture_radius_m=0.045``) the collimators cut the momentum tails and C_e
   grows more slowly.
 - ``field_index``: C_e versus the ring-averaged n around the Run-2 value 0.108 (real aperture).
-- ``vertical_width``: C_p from truth versus the rms vertical width (0–17 mm), quadratic; SPEC §4
+- ``vertical_width``: C_p from truth versus the rms vertical width (0–17 mm), quadratic; docs/physics.md §4
   checks C_p = 177 ppb at σ_y = 12.88 mm without collimation.
 - ``fit_start``: ω_a versus the fit start (30.2–100 μs, Run-1 window first); every point fits a
   subset of the nominal sample, so shifts must stay inside the nested band √|σ_v² − σ_0²|.
@@ -36,7 +36,7 @@ from ringsim.errors import ConfigError
 STUDIES: dict[str, Study] = {
     "momentum_spread": Study(
         name="momentum_spread",
-        description="C_e versus rms momentum spread, uncollimated (SPEC §4: C_e = 2nβ²σ²/(1−n))",
+        description="C_e versus rms momentum spread, uncollimated (docs/physics.md §4: C_e = 2nβ²σ²/(1−n))",
         parameter="beam.momentum_spread",
         values=(0.0, 0.25e-3, 0.5e-3, 0.75e-3, 1.0e-3, 1.25e-3, 1.5e-3),
         nominal=0.0,
@@ -59,7 +59,7 @@ STUDIES: dict[str, Study] = {
     ),
     "vertical_width": Study(
         name="vertical_width",
-        description="C_p versus the rms vertical beam width (SPEC §4: C_p = n⟨y²⟩/(2R0²))",
+        description="C_p versus the rms vertical beam width (docs/physics.md §4: C_p = n⟨y²⟩/(2R0²))",
         parameter="beam.vertical_width_m",
         values=(0.0, 0.005, 0.009, 0.013, 0.017),
         nominal=0.0,

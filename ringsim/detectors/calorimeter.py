@@ -35,7 +35,7 @@ TWO_PI = 2.0 * math.pi
 class CalorimeterGeometry:
     """Front faces: radial extent relative to R₀ [m], half height [m], station azimuths (downstream edges of sectors)."""
 
-    n_stations: int = 24  # SPEC §3 [V]
+    n_stations: int = 24  # docs/physics.md §3 [V]
     inner_x_m: float = -0.275  # 9 PbF2 crystals of 2.5 cm: 22.5 cm wide [V], placed 5 cm inside the orbit [U]
     outer_x_m: float = -0.050
     half_height_m: float = 0.075  # 6 crystals of 2.5 cm [V]

@@ -7,7 +7,7 @@ circle of radius ρ = p_⊥/(eB), the turning angle α grows at ω = eBc²/E wha
 y = y₀ + ρ α p_y/p_⊥. Vane crossings are the analytic intersections of that circle with the radial
 half-planes at the vane azimuths k·2π/n_vanes, kept when r_min ≤ r ≤ r_max and |y| ≤ half_height.
 
-Numbers are SPEC §5 [V] unless marked [U] (a modelling choice of ringsim). Multiple scattering,
+Numbers are docs/physics.md §5 [V] unless marked [U] (a modelling choice of ringsim). Multiple scattering,
 energy loss in the silicon and the Hough/Kalman pattern recognition are not modelled: the track
 finder is a per-hit efficiency and a minimum number of hits, the fit a set of Gaussian resolutions.
 """
@@ -29,7 +29,7 @@ _BLOCK = 4096  # positrons per parallel work item (hit buffers allocated once pe
 
 @dataclass(frozen=True)
 class VaneGeometry:
-    """Vane tracker geometry and response (SPEC §5).
+    """Vane tracker geometry and response (docs/physics.md §5).
 
     Attributes: ``n_vanes`` radial vanes at azimuths k·2π/n_vanes [V]; active area
     ``r_min_m`` ≤ r ≤ ``r_max_m``, |y| ≤ ``half_height_m`` [V] (r_min is also the inner support that
