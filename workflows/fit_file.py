@@ -38,6 +38,7 @@ from ringsim.rings import RingKinematics, ring_kinematics
 
 __all__ = ["FileFit", "FitOptions", "fit_file", "write_fit_plots"]
 
+MIN_FIT_P_VALUE = 1e-4  # below it a fit is reported as not describing the data
 ENERGY_BINS = 48  # energy bins of the A-method asymmetry measurement, over [0, 1.2 E_max]
 LOSS_BIN_US = 1.0  # bin width of the lost-muon spectrum
 
@@ -48,7 +49,8 @@ class FitOptions:
 
     Times are in μs (window, scans), energies in MeV, pileup windows in ns; ``None`` takes the
     ring's analysis default. ``ring`` and ``overrides`` replace or amend the configuration stored in
-    a ringsim file's provenance.
+    a ringsim file's provenance. ``pileup=None`` follows ``analysis.pileup_correction`` of the
+    configuration where the file allows it (hits with fill identity, not the R method).
     """
 
     files: tuple[str, ...]
@@ -73,7 +75,7 @@ class FitOptions:
     start_us: float | None = None
     end_us: float | None = None
     seed: int = 0
-    pileup: bool = False
+    pileup: bool | None = None
     dead_time_ns: float = 5.0
     shadow_gap_ns: float = 10.0
     shadow_window_ns: float = 5.0
@@ -100,6 +102,7 @@ class FileFit:
     frequencies_mhz: dict[str, float]
     scans: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The fit's JSON keys and the extras (ring, configuration source, stations, scans, pileup, weights)."""
@@ -272,11 +275,21 @@ def fit_file(options: FitOptions) -> FileFit:
     analysis = _Analysis(options, settings, kin, blinder, freqs, loss)
     extra: dict = {"ring": cfg.ring.name, "config_source": config_source}
 
+    warnings: list[str] = []
     if hist is not None:
+        if options.pileup is None and cfg.analysis.pileup_correction:
+            warnings.append("pileup: not corrected in a histogram (--hist); a pileup-subtracted histogram is fitted as it is")
         fit, values, variance = analysis.fit_histogram(hist)
     else:
-        fit, values, variance = _fit_hits(options, analysis, events, extra)
+        fit, values, variance = _fit_hits(options, analysis, events, extra, _pileup_wanted(options, cfg, events, warnings))
     extra |= analysis.extra
+    quality = fit_quality(fit)
+    extra["fit_p_value"] = quality
+    if quality < MIN_FIT_P_VALUE:
+        warnings.append(
+            f"fit quality: χ²/ndf = {fit.chi2:.1f}/{fit.ndf} = {fit.chi2 / max(fit.ndf, 1):.2f} (p = {quality:.1e}): the model does not describe the data; "
+            "check the time and energy units (--time-unit, --energy-unit), the model (--model) and the fit window"
+        )
     scans = {}
     for kind, times in (("start", options.scan_start_us), ("end", options.scan_end_us)):
         if times is None:
@@ -286,10 +299,36 @@ def fit_file(options: FitOptions) -> FileFit:
         kw = analysis.fit_kwargs() | {"variance": variance, "blinder": blinder}
         scans[kind] = start_time_scan(values, analysis.edges, times, end_us=settings.end_us, **kw) if kind == "start" else end_time_scan(values, analysis.edges, times, start_us=settings.start_us, **kw)
         extra[f"scan_{kind}"] = scans[kind].to_dict()
-    return FileFit(fit, values, variance, analysis.edges, cfg, settings, freqs, scans, extra)
+    if warnings:
+        extra["warnings"] = warnings
+    return FileFit(fit, values, variance, analysis.edges, cfg, settings, freqs, scans, extra, warnings)
 
 
-def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra: dict):
+def fit_quality(fit: FitResult) -> float:
+    """P-value of the fit's χ² (Poisson or binomial deviance, or least squares) for its ndf."""
+    from scipy.stats import chi2
+
+    return float(chi2.sf(fit.chi2, fit.ndf)) if fit.ndf > 0 else 1.0
+
+
+def _pileup_wanted(options: FitOptions, cfg: SimConfig, events: EventData, warnings: list[str]) -> bool:
+    """Whether to subtract pileup: as asked, else as the configuration says where the data allow it."""
+    if options.pileup is not None:
+        return options.pileup
+    if not cfg.analysis.pileup_correction:
+        return False
+    reason = None
+    if options.method == "R":
+        reason = "the R method has no shadow-window subtraction"
+    elif events.fill is None or events.calo is None:
+        reason = "the hits have no fill and calorimeter identity (name them with --fill-branch and --calo-branch)"
+    if reason is not None:
+        warnings.append(f"pileup: not corrected, {reason}; pass --no-pileup to fit without it knowingly")
+        return False
+    return True
+
+
+def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra: dict, subtract_pileup: bool):
     """Gain correction, pileup, method histogram and fit of the hits; per-station fits when asked."""
     if events.energy_mev is None:
         raise ConfigError("energy branch: the fit methods need positron energies; name the branch with --energy-branch")
@@ -299,7 +338,7 @@ def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra
 
         energy = correct_gain(t_ns, energy, exponential_gain(*options.gain))
     pileup = None
-    if options.pileup:
+    if subtract_pileup:
         from analysis.pileup import apply_dead_time, shadow_pileup
 
         if options.method == "R":
@@ -307,7 +346,7 @@ def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra
         merged = apply_dead_time(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns)
         t_ns, energy, calo, fill = merged["time_ns"], merged["energy_mev"], merged["calo"], merged["fill"]
         pileup = shadow_pileup(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns, gap_ns=options.shadow_gap_ns, window_ns=options.shadow_window_ns)
-        extra["pileup"] = {"shadow_pairs": pileup.n_pairs, "dead_time_ns": options.dead_time_ns, "gap_ns": options.shadow_gap_ns, "window_ns": options.shadow_window_ns}
+        extra["pileup"] = {"corrected": True, "shadow_pairs": pileup.n_pairs, "dead_time_ns": options.dead_time_ns, "gap_ns": options.shadow_gap_ns, "window_ns": options.shadow_window_ns}
     t_us = t_ns * 1e-3
     asym = analysis.measured_weights(t_us, energy, options.seed) if options.method == "A" else None
     fit, values, variance = analysis.fit_events(t_us, energy, pileup, options.seed, asym)

@@ -91,7 +91,7 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
         fitted = fit_file(FitOptions(files=(str(events_path),), seed=seed))
         fit = fitted.fit
         wiggle_plot(fitted.values, fitted.edges_us, fit, fit.expected_counts, tmp / "wiggle.png")
-        write_json_atomic(tmp / "fit.json", fit.to_dict())
+        write_json_atomic(tmp / "fit.json", fitted.to_dict())
 
         announce("run: corrections, field data and the closure against the truth…")
         truth, lost, n_muons = _trees(events_path)
@@ -132,18 +132,22 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
             result |= {"delta_a_mu_vs_sm2025": delta, "delta_a_mu_err": delta_err, "significance_vs_sm2025": significance(measured, sm)}
             rows = [("Δa_mu vs SM (TI 2025)", f"{delta:.3e} ± {delta_err:.3e} ({result['significance_vs_sm2025']:+.1f} σ)")]
         write_json_atomic(tmp / "result.json", result)
+        pileup = fitted.extra.get("pileup", {})
+        left_out = [f"{line.name} ({line.note})" if line.note else line.name for line in run.budget.lines if line.role != "uncertainty" and line.value_ppb == 0.0 and line.error_ppb == 0.0]
         report = _report(
             [
                 ("ring / mode / seed", f"{cfg.ring.name} / {mode} / {seed}"),
-                ("positrons (recorded / fitted)", f"{n_recorded} / {fit.n_entries:.0f}"),
+                ("positrons (recorded / fitted)", f"{result['n_positrons']} / {fit.n_entries:.0f}" + (f" (and {n_recorded - result['n_positrons']} lost-muon clusters)" if n_recorded > result["n_positrons"] else "")),
                 ("fit window, energies", f"{fit.start_us:.1f}–{fit.end_us:.1f} μs, {settings.energy_min_mev:g}–{settings.energy_max_mev:g} MeV"),
-                ("chi2/ndf (Poisson deviance)", f"{fit.chi2:.1f}/{fit.ndf}"),
+                (f"chi2/ndf ({fit.chi2_definition.replace('_', ' ')})", f"{fit.chi2:.1f}/{fit.ndf} (p = {fitted.extra['fit_p_value']:.2g})"),
+                ("pileup", f"shadow-window subtraction per calorimeter and fill, {pileup['shadow_pairs']} pairs" if pileup.get("corrected") else "not corrected"),
                 ("omega_a [rad/μs]", f"{fit.omega_a:.8f} ± {fit.omega_a_err:.8f} ({fit.omega_a_err / fit.omega_a * 1e9:.0f} ppb)"),
                 ("R'_mu", f"{run.ratio:.10f} ± {run.ratio_err:.10f}"),
                 ("a_mu (measured)", f"{run.amu.a_mu:.10e} ± {run.amu.a_mu_err:.2e} ({run.amu.codata})"),
                 ("a_mu (truth)", f"{a_true:.10e}"),
                 ("pull", f"{result['pull']:+.2f}"),
                 *rows,
+                ("not simulated, not corrected", ", ".join(left_out) or "none"),
                 ("written to", str(target)),
             ]
         )

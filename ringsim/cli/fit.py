@@ -54,7 +54,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=float, help="fit start in μs")
     parser.add_argument("--end", type=float, help="fit end in μs")
     parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fast-rotation randomisation and the R-method split")
-    parser.add_argument("--pileup", action="store_true", help="subtract pileup by the shadow-window method, per calorimeter")
+    parser.add_argument("--pileup", action=argparse.BooleanOptionalAction, default=None, help="subtract pileup by the shadow-window method, per calorimeter and fill (default: as the configuration's analysis.pileup_correction says: on for fnal, off for jparc)")
     parser.add_argument("--dead-time", type=float, default=5.0, help="artificial dead time in ns (default 5)")
     parser.add_argument("--shadow-gap", type=float, default=10.0, help="shadow-window gap in ns (default 10)")
     parser.add_argument("--shadow-window", type=float, default=5.0, help="shadow-window width in ns (default 5)")
@@ -173,6 +173,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     result = fit_file(options)
     if args.ring is not None or args.overrides:
         print(f"note: analysis configuration from {result.extra['config_source']}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     write_fit_plots(result, **{name: getattr(args, name) for name in PLOT_OPTIONS})
     _emit(args, result.to_dict())
     return 0
