@@ -205,7 +205,7 @@ def test_jparc_run_closes_through_the_silicon_vanes(tmp_path):
 
 
 def test_station_histograms_hold_the_events_of_their_station(sample):
-    from ringsim.simulate import histogram_edges
+    from ringsim.station_histograms import histogram_edges
 
     t_edges, e_edges = histogram_edges(load_config("fnal"))
     with uproot.open(sample) as f:

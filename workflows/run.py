@@ -78,7 +78,7 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
     from calibration.theory import SM_PREDICTIONS, AmuValue, delta_amu, significance
     from ringsim.io import write_json_atomic
     from ringsim.progress import announce
-    from ringsim.simulate import simulate_to_file
+    from ringsim.run_file import simulate_to_file
     from workflows.closure import simulated_run_budget
     from workflows.fit_file import FitOptions, fit_file
 

@@ -30,7 +30,7 @@ def _emit(args: argparse.Namespace, result: dict) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ringsim.config import load_config
-    from ringsim.simulate import simulate_to_file
+    from ringsim.run_file import simulate_to_file
 
     _check_outputs(args, "output")
     cfg = load_config(args.ring, args.config, args.overrides)
