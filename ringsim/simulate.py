@@ -22,6 +22,7 @@ from ringsim.detectors.vanes import VaneGeometry
 from ringsim.errors import ConfigError
 from ringsim.event_schema import EVENT_BRANCHES, TRUTH_BRANCHES, typed_arrays
 from ringsim.fast_generation import TRUTH_COLUMNS, fast_params, fill_streams, simulate_fills
+from ringsim.interrupts import deferred
 from ringsim.lost_muon_clusters import with_lost_muon_clusters
 from ringsim.progress import announce_compilation, progress_bar
 from ringsim.rings import ring_kinematics
@@ -135,7 +136,8 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
         bar.update(done)
         while done < target:
             n_use = min(size, target - done) if n_muons is not None else None
-            _, out, lost, truth_rows = generate_block(cfg, mode, seed, block, n_use, codata_edition, truth)
+            with deferred():
+                _, out, lost, truth_rows = generate_block(cfg, mode, seed, block, n_use, codata_edition, truth)
             if n_muons is not None:
                 step = n_use
             else:

@@ -21,17 +21,30 @@ __all__ = ["RunOutcome", "run_experiment"]
 
 
 def _prepare_folder(target: Path, force: bool) -> Path:
-    """A fresh temporary folder beside ``target`` (checked to be replaceable before any work)."""
+    """The working folder ``.NAME.partial`` beside ``target`` (checked to be replaceable before any work).
+
+    An interrupted run leaves its finished simulation blocks there (``.events.root.parts``): the
+    same command resumes from them; anything else in it is made again.
+    """
     if not target.parent.is_dir():
         raise InputError(f"{target}: parent folder {target.parent} does not exist")
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: exists and is not a folder")
     if target.exists() and any(target.iterdir()) and not force:
         raise InputError(f"{target}: folder exists and is not empty; pass --force to replace it")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    return tmp
+    work = _work_folder(target)
+    work.mkdir(exist_ok=True)
+    for item in work.iterdir():
+        if item.name != _PARTS:
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    return work
+
+
+def _work_folder(target: Path) -> Path:
+    return target.with_name(f".{target.name}.partial")
+
+
+_PARTS = ".events.root.parts"  # the resume folder of events.root (ringsim.run_parts.parts_folder)
 
 
 def _commit_folder(tmp: Path, target: Path) -> None:
@@ -66,6 +79,9 @@ class RunOutcome:
 
 def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fast", n_positrons: int = 2_000_000, seed: int = 1, codata_edition: int = 2018, force: bool = False, run_bsm: bool = False) -> RunOutcome:
     """Simulate, fit and correct one run into the folder ``output`` (replaced only with ``force``).
+
+    An interrupted run keeps its finished simulation blocks in ``.OUTPUT.partial/``; the same call
+    resumes from them and gives the same result as an uninterrupted run.
 
     Writes ``events.root``, ``fit.json``, ``wiggle.png``, the budget (``budget.txt/.json/.tex``),
     ``comparison.png`` (the run among the experiments), ``bsm.png`` (what the experimental world
@@ -154,6 +170,10 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
         report += "\n" + run.budget.to_text()
         (tmp / "report.txt").write_text(report, encoding="utf-8")
         _commit_folder(tmp, target)
+    except KeyboardInterrupt:
+        if not (tmp / _PARTS).is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,6 +7,7 @@ line ``error: …`` on stderr and exit status 2; nothing is written on error (ou
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from ringsim.errors import RingsimError
@@ -139,6 +140,9 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ringsim`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    from ringsim.interrupts import install_handlers, restore_handlers
+
+    previous = install_handlers()
     try:
         if args.command == "run":
             from ringsim.cli.run import cmd_run as handler
@@ -159,9 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; finished outputs are kept, nothing partial was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = "terminated (SIGTERM)" if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM else "interrupted"
+        print(f"error: {name}; finished outputs are kept, nothing partial was written; the same command resumes a simulation", file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    finally:
+        restore_handlers(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover
