@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.ingest import read_events, read_histogram
+from analysis.ingest import read_events
+from analysis.ingest_histograms import read_histogram
 from ringsim.errors import ConfigError, InputError
 from ringsim.io import EventWriter
 
@@ -90,7 +91,7 @@ def test_units_are_case_insensitive_and_seconds_convert(tmp_path):
     data = read_events(path, time_branch="t", energy_branch="e", time_unit="S", energy_unit="gev")
     np.testing.assert_allclose(data.time_ns, [1.0, 2500.0, 7.0e5], rtol=1e-15)
     np.testing.assert_array_equal(data.energy_mev, [1000.0, 2000.0, 3000.0])
-    for bad in (dict(time_unit="ms"), dict(energy_unit="keV")):
+    for bad in (dict(time_unit="min"), dict(energy_unit="eV"), dict(time_unit="-1.25ns")):
         with pytest.raises(ConfigError, match="is not one of"):
             read_events(path, time_branch="t", **bad)
 
@@ -106,13 +107,13 @@ def test_single_tree_is_found_anywhere_and_several_must_be_named(tmp_path):
         for name in ("a/events", "b/events"):
             root_file.mktree(name, {"time_ns": np.float64})
             root_file[name].extend({"time_ns": hits["time_ns"]})
-    with pytest.raises(InputError, match=r"holds 2 TTrees \(a/events, b/events\)"):
+    with pytest.raises(InputError, match=r"holds 2 trees \(a/events, b/events\)"):
         read_events(two)
     np.testing.assert_array_equal(read_events(two, tree="b/events").time_ns, hits["time_ns"])
 
     none = tmp_path / "none.root"
     write_object(none, "wiggle", np.histogram([1.0, 2.0]))
-    with pytest.raises(InputError, match=r"none\.root: holds no TTree; objects in the file: wiggle \(TH1D\)"):
+    with pytest.raises(InputError, match=r"none\.root: holds no TTree or RNTuple; objects in the file: wiggle \(TH1D\)"):
         read_events(none)
 
 
@@ -177,7 +178,7 @@ def test_multiple_files_concatenate_in_order(tmp_path):
     assert data.source == f"{paths[0]}:events, {paths[1]}:events"
 
     other = write_foreign(tmp_path / "other.root", first)
-    with pytest.raises(InputError, match=r"other\.root: no tree 'events'; TTrees in the file: run1/calo/hits"):
+    with pytest.raises(InputError, match=r"other\.root: no tree 'events'; trees in the file: run1/calo/hits"):
         read_events([paths[0], other])
 
 
@@ -196,8 +197,8 @@ def write_object(path, name, obj):
 
 def write_jagged(path):
     with uproot.recreate(path) as root_file:
-        root_file.mktree("events", {"time_ns": "var * float64"})
-        root_file["events"].extend({"time_ns": ak.Array([[1.0], [2.0, 3.0]])})
+        root_file.mktree("events", {"time_ns": np.float64, "energy_mev": "var * float64"})
+        root_file["events"].extend({"time_ns": np.array([1.0, 2.0]), "energy_mev": ak.Array([[1.0], [2.0, 3.0]])})
 
 
 def write_cut_in_half(path):
@@ -223,11 +224,7 @@ MALFORMED = {
     "branch-missing": (lambda path: write_tree(path, {"t": np.ones(3)}), "no branch 'time_ns'; branches: t"),
     "not-a-tree": (
         lambda path: write_object(path, "events", np.histogram([1.0, 2.0])),
-        "'events' is a TH1D, not a TTree",
-    ),
-    "rntuple": (
-        lambda path: write_object(path, "events", {"time_ns": np.ones(3)}),
-        "'events' is a ROOT::RNTuple, not a TTree",
+        "'events' is a TH1D, not a TTree or RNTuple",
     ),
     "nan-times": (lambda path: write_bad_times(path, np.nan), "3 entries have negative or non-finite times"),
     "inf-times": (lambda path: write_bad_times(path, np.inf), "3 entries have negative or non-finite times"),
@@ -237,9 +234,13 @@ MALFORMED = {
         "1 entries have non-finite energies",
     ),
     "zero-entries": (lambda path: write_tree(path, {"time_ns": np.zeros(0)}), "tree has no entries"),
-    "jagged-branch": (
+    "vector-energy-with-scalar-time": (
         write_jagged,
-        r"branch 'time_ns' holds double\[\]; expected one number per entry",
+        r"branch 'energy_mev' holds double\[\] but the time branch 'time_ns' one number per entry",
+    ),
+    "string-branch": (
+        lambda path: write_object(path, "events", {"time_ns": np.ones(2), "energy_mev": ak.Array(["a", "b"])}),
+        r"branch 'energy_mev' holds .*; expected numbers",
     ),
 }
 
@@ -273,15 +274,15 @@ def test_histograms_th1_and_th2_read_back_in_ns_and_mev(tmp_path):
     np.testing.assert_allclose(th1.edges, edges1 * 1.0e3, rtol=1e-15)
     assert "read in us" in th1.unit_note and "MeV" not in th1.unit_note
 
-    counts, edges, note = read_histogram(path, "calo/time_energy", time_unit="us", energy_unit="GeV")
+    counts, edges, note = read_histogram(path, "calo/time_energy", time_unit="us", energy_unit="GeV")[:3]
     np.testing.assert_array_equal(counts, counts2)
     np.testing.assert_allclose(edges[0], t_edges * 1.0e3, rtol=1e-15)
     np.testing.assert_allclose(edges[1], e_edges * 1.0e3, rtol=1e-15)
     assert counts.sum() == 5000 and "read in GeV" in note
 
-    with pytest.raises(InputError, match=r"no histogram 'missing'; histograms in the file: calo/time_energy, wiggle"):
+    with pytest.raises(InputError, match=r"no histogram matches 'missing'; histograms in the file: calo/time_energy, wiggle"):
         read_histogram(path, "missing")
-    with pytest.raises(InputError, match="'note' is a TObjString, expected a TH1 or TH2"):
+    with pytest.raises(InputError, match="note: is a TObjString, expected a TH1, TH2 or TH3"):
         read_histogram(path, "note")
     with pytest.raises(ConfigError, match="time unit 'min'"):
         read_histogram(path, "wiggle", time_unit="min")
