@@ -58,7 +58,7 @@ def _truncated_exponential_tau(mean_offset: float, length: float) -> float:
 
     def excess(tau: float) -> float:
         x = length / tau
-        return tau - length / math.expm1(x) - mean_offset
+        return tau - length * math.exp(-x) / -math.expm1(-x) - mean_offset  # mean is τ − L/(e^{L/τ} − 1)
 
     if not 0.0 < mean_offset < 0.5 * length:
         return math.nan
@@ -101,7 +101,8 @@ def time_scale_check(time_ns, window_ns: tuple[float, float], lifetime_ns: float
     lo, hi = MEDIAN_RANGE
     if not lo * end_ns <= median_ns <= hi * end_ns:
         raw = median_ns / ns_per_time_unit(time_unit)  # the median in the file's unit
-        guess = min(NS_PER_TIME_UNIT, key=lambda u: abs(math.log(raw * NS_PER_TIME_UNIT[u] / (0.1 * end_ns)))) if raw > 0 else "ns"
+        decades = ("ns", "us", "ms", "s")  # clock ticks are only 25 % from ns: the lifetime tells them apart
+        guess = min(decades, key=lambda u: abs(math.log(raw * NS_PER_TIME_UNIT[u] / (0.1 * end_ns)))) if raw > 0 else "ns"
         raise ConfigError(
             f"time unit: the median time of {source} is {median_ns:.4g} ns with --time-unit {time_unit}, "
             f"far outside the fit window (end {end_ns:.4g} ns); is the unit --time-unit {guess}?"
