@@ -23,6 +23,7 @@ TIME_UNITS_HELP = "ns, us (μs), ms, s, ct (clock ticks of 1.25 ns) or a scaled 
 ENERGY_UNITS_HELP = "keV, MeV, GeV or a scaled unit such as 0.5GeV"
 MEDIAN_RANGE = (1.0e-3, 10.0)  # allowed median hit time as a fraction of the fit window's end
 LIFETIME_TOLERANCE = 0.1  # relative deviation of the apparent lifetime that draws a warning
+SIGNIFICANCE = 5.0  # … if it is also this many standard deviations (δτ/τ ≈ 1/√N) from γτ
 _SCALED = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)?\s*([^\s\d.][^\s]*)\s*")
 
 
@@ -71,8 +72,9 @@ def time_scale_check(time_ns, window_ns: tuple[float, float], lifetime_ns: float
     The median hit time must lie within ``MEDIAN_RANGE`` times the window's end, else the unit is
     wrong (ConfigError with the unit that would fit). Inside the window the hits decay like
     e^{−t/γτ} (docs/physics.md §3): the apparent lifetime, from the mean time of a truncated
-    exponential, more than ``LIFETIME_TOLERANCE`` away from γτ = ``lifetime_ns`` gives a one-line
-    warning naming the scale the data suggest (0.8 for clock ticks read as ns).
+    exponential, more than ``LIFETIME_TOLERANCE`` and ``SIGNIFICANCE`` standard deviations away
+    from γτ = ``lifetime_ns`` gives a one-line warning naming the scale the data suggest (0.8 for
+    clock ticks read as ns).
 
     Parameters
     ----------
@@ -112,9 +114,9 @@ def time_scale_check(time_ns, window_ns: tuple[float, float], lifetime_ns: float
     if total < 100.0:
         return None
     tau_ns = _truncated_exponential_tau(float(np.sum(w[inside] * (t[inside] - start_ns))) / total, end_ns - start_ns)
-    if not math.isfinite(tau_ns) or abs(tau_ns / lifetime_ns - 1.0) <= LIFETIME_TOLERANCE:
-        return None
     scale = tau_ns / lifetime_ns
+    if not math.isfinite(scale) or abs(scale - 1.0) <= max(LIFETIME_TOLERANCE, SIGNIFICANCE / math.sqrt(total)):
+        return None
     hint = " (clock ticks of 1.25 ns? try --time-unit ct)" if abs(scale * CLOCK_TICK_NS - 1.0) < LIFETIME_TOLERANCE else ""
     return (
         f"{source}: the hits decay with an apparent lifetime of {tau_ns * 1e-3:.4g} μs, {scale:.3g} × the ring's "

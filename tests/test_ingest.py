@@ -1,12 +1,16 @@
 """Reading events and histograms from ROOT files of any layout (analysis.ingest)."""
 
+import re
+
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
+from analysis.fills import FillKey, fill_numbers
 from analysis.ingest import read_events
 from analysis.ingest_histograms import read_histogram
+from analysis.units import mev_per_energy_unit, ns_per_time_unit, time_scale_check
 from ringsim.errors import ConfigError, InputError
 from ringsim.io import EventWriter
 
@@ -286,3 +290,85 @@ def test_histograms_th1_and_th2_read_back_in_ns_and_mev(tmp_path):
         read_histogram(path, "note")
     with pytest.raises(ConfigError, match="time unit 'min'"):
         read_histogram(path, "wiggle", time_unit="min")
+
+
+def test_time_and_energy_units_by_name_scaled_and_in_clock_ticks():
+    # Fermilab WFD clock tick: 1.25 ns (issue 15, the clusterTree `time` unit)
+    expected_ns = {"ns": 1.0, "NS": 1.0, "us": 1.0e3, "μs": 1.0e3, "µs": 1.0e3, "ms": 1.0e6, "s": 1.0e9, "ct": 1.25, "1.25ns": 1.25, "2.5 us": 2.5e3, "1e-3s": 1.0e6}
+    for unit, factor in expected_ns.items():
+        assert ns_per_time_unit(unit) == pytest.approx(factor, rel=1e-15), unit
+    for unit, factor in {"keV": 1.0e-3, "MeV": 1.0, "gev": 1.0e3, "0.5GeV": 500.0, "100 keV": 0.1}.items():
+        assert mev_per_energy_unit(unit) == pytest.approx(factor, rel=1e-15), unit
+    for bad in ("min", "0ns", "-1ns", "ns2", "", "1.25", "nan ns"):
+        with pytest.raises(ConfigError, match=r"time unit .* is not one of ns, us \(μs\), ms, s, ct"):
+            ns_per_time_unit(bad)
+    with pytest.raises(ConfigError, match="energy unit 'eV' is not one of keV, MeV, GeV"):
+        mev_per_energy_unit("eV")
+
+
+def _decays_ns(n, tau_us=64.4, start_us=30.0, end_us=650.0, seed=5):
+    """Exponential decay times (ns) in [0, end): the shape a ring's hits follow (docs/physics.md §3)."""
+    t = np.random.default_rng(seed).exponential(tau_us * 1e3, 3 * n)
+    return t[t < end_us * 1e3][:n]
+
+
+def test_time_scale_check_warns_on_clock_ticks_and_refuses_orders_of_magnitude():
+    window_ns, tau_ns = (30.0e3, 650.0e3), 64.4e3
+    times = _decays_ns(20_000)
+    assert time_scale_check(times, window_ns, tau_ns, "ns", "f.root:t") is None
+    warning = time_scale_check(times / 1.25, window_ns, tau_ns, "ns", "f.root:t")  # clock ticks read as ns
+    assert warning.startswith("warning: f.root:t: ") and re.search(r"0\.(79|80|81)\d? ×", warning) and "--time-unit ct" in warning and "\n" not in warning
+    assert "--time-unit ct" not in time_scale_check(times * 1.3, window_ns, tau_ns, "ns", "f.root:t")
+    assert time_scale_check(_decays_ns(150) / 1.25, window_ns, tau_ns, "ns", "f.root:t") is None  # 20 % is < 5σ with 150 hits
+    with pytest.raises(ConfigError, match=r"median time of f\.root:t is .* with --time-unit us, far outside .*; is the unit --time-unit ns\?"):
+        time_scale_check(times * 1e3, window_ns, tau_ns, "us", "f.root:t")  # ns read as μs
+    with pytest.raises(ConfigError, match=r"--time-unit us\?"):
+        time_scale_check(times * 1e-3, window_ns, tau_ns, "ns", "f.root:t")  # μs read as ns
+    counts, edges = np.histogram(times / 1.25, bins=np.arange(0.0, 6.5e5, 150.0))
+    assert "--time-unit ct" in time_scale_check(0.5 * (edges[1:] + edges[:-1]), window_ns, tau_ns, "ns", "h.root:h", weights=counts)
+
+
+def test_fill_keys_of_one_branch_count_per_file_and_composite_keys_are_global():
+    restart = [[np.array([0, 0, 1])], [np.array([0, 1, 1])]]  # eventNum restarting in the second file
+    np.testing.assert_array_equal(fill_numbers(FillKey.of(["eventNum"]), restart), [0, 0, 1, 2, 3, 3])
+    run, subrun = np.full(3, 7), np.full(3, 1)
+    split = [[run, subrun, np.array([4, 5, 5])], [run, subrun, np.array([5, 6, 4])]]  # one subrun's fills over two files
+    np.testing.assert_array_equal(fill_numbers(FillKey.of(["runNum", "subRunNum", "eventNum"]), split), [0, 1, 1, 1, 2, 0])
+    subruns = [[run, subrun, np.array([4, 5, 5])], [run, subrun + 1, np.array([4, 5, 5])]]
+    np.testing.assert_array_equal(fill_numbers(FillKey.of(["runNum", "subRunNum", "eventNum"]), subruns), [0, 1, 1, 2, 3, 3])
+    assert FillKey.of(["fill"]).describe() == "fill within each file"
+
+
+def test_fill_branch_option_reads_composite_keys_and_checks_names(tmp_path):
+    times = np.arange(6.0) + 0.5
+    a = write_tree(tmp_path / "a.root", {"time_ns": times, "run": np.full(6, 3, dtype=np.int32), "event": np.array([1, 1, 2, 2, 3, 3], dtype=np.uint32)})
+    b = write_tree(tmp_path / "b.root", {"time_ns": times, "run": np.full(6, 4, dtype=np.int32), "event": np.array([1, 1, 2, 2, 3, 3], dtype=np.uint32)})
+    data = read_events([a, b], fill_branch="run,event")
+    np.testing.assert_array_equal(data.fill, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    assert data.fill_key == "run,event"
+    assert read_events([a, b]).fill is None
+    with pytest.raises(ConfigError, match="pileup: needs the fill of every hit.*--fill-branch NAME"):
+        read_events(a).require_fills("pileup")
+    with pytest.raises(InputError, match=r"a\.root:events: no branch 'subrun'"):
+        read_events(a, fill_branch="run,subrun,event")
+    for bad in ("run,,event", "run,run"):
+        with pytest.raises(ConfigError, match="fill-branch: expected NAME"):
+            read_events(a, fill_branch=bad)
+    with pytest.raises(InputError, match="branch 'time_ns' holds non-integer values"):
+        read_events(a, fill_branch="time_ns,run")
+
+
+@pytest.mark.parametrize(
+    "selection, words",
+    [
+        ("(E > 1) and (c != 3)", "'BoolOp' is not allowed; use & and | with parentheses"),
+        ("__import__('os').getcwd() > 0", "only the functions abs, sqrt"),
+        ("E.real > 1", "'Attribute' is not allowed"),
+        ("E >", "syntax error"),
+        ("E + 1", "one true/false value per hit"),
+    ],
+)
+def test_selections_outside_the_grammar_are_config_errors(tmp_path, selection, words):
+    path = write_foreign(tmp_path / "foreign.root", make_hits(n_rows=50))
+    with pytest.raises(ConfigError, match=f"selection .* cannot be evaluated on .*foreign.root:run1/calo/hits .*{re.escape(words)}"):
+        read_events(path, selection=selection, **FOREIGN_OPTIONS)
