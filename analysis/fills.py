@@ -48,7 +48,16 @@ class FillKey:
 
 
 def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
-    """Codes renumbered 0 … n − 1 in sorted order, and n."""
+    """Integer codes renumbered 0 … n − 1 in sorted order, and n (a lookup table when their range is small)."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    low, high = int(codes.min()), int(codes.max())
+    if high - low <= 4 * codes.size + 1024:
+        present = np.zeros(high - low + 1, dtype=bool)
+        shifted = codes.astype(np.int64) - low
+        present[shifted] = True
+        number = np.cumsum(present, dtype=np.int64) - 1
+        return number[shifted], int(number[-1]) + 1
     unique, inverse = np.unique(codes, return_inverse=True)
     return inverse.astype(np.int64).ravel(), int(unique.size)
 
@@ -69,11 +78,14 @@ def fill_numbers(key: FillKey, columns_per_file: Sequence[Sequence[np.ndarray]])
         int64 fill numbers of the hits of all files, concatenated in file order.
     """
     columns = [np.concatenate([file_columns[k] for file_columns in columns_per_file]) for k in range(len(key.branches))]
-    if key.per_file:
+    if key.per_file and len(columns_per_file) > 1:
         sizes = [len(file_columns[0]) for file_columns in columns_per_file]
-        columns.insert(0, np.repeat(np.arange(len(sizes), dtype=np.int64), sizes))
-    codes, n = _dense(columns[0])
-    for column in columns[1:]:
+        (codes, n), rest = (np.repeat(np.arange(len(sizes), dtype=np.int64), sizes), len(sizes)), columns
+    else:
+        (codes, n), rest = _dense(columns[0]), columns[1:]
+    for column in rest:
         inverse, m = _dense(column)
-        codes, n = _dense(codes * m + inverse)  # stays below n_hits², well inside int64
-    return codes
+        if n * m >= 2**62:
+            codes, n = _dense(codes)
+        codes, n = codes * m + inverse, n * m
+    return _dense(codes)[0] if rest else codes

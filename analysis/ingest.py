@@ -156,10 +156,11 @@ def _jagged_branches(tree, source: str, branches: Sequence[str]) -> dict[str, bo
     return kinds
 
 
-def _flat_hits(chunk, start: int, kinds: dict[str, bool], time_branch: str, source: str, tree) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One chunk's branches as one value per hit, and each hit's entry number."""
+def _flat_hits(chunk, start: int, kinds: dict[str, bool], time_branch: str, source: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """One chunk's branches (numpy arrays, or awkward ones for a tree of vectors) as one value per
+    hit, and each hit's entry number (None for one row per hit)."""
     if not kinds[time_branch]:
-        return {branch: ak.to_numpy(chunk[branch]) for branch in kinds}, np.arange(start, start + len(chunk))
+        return {branch: chunk[branch] for branch in kinds}, None
     counts = ak.to_numpy(ak.num(chunk[time_branch]))
     hits = {}
     for branch, jagged in kinds.items():
@@ -183,16 +184,23 @@ def _read_tree(tree, source: str, branches: list[str], time_branch: str, selecti
             f"{source}: branch '{vectors[0]}' holds {tree[vectors[0]].typename} but the time branch '{time_branch}' "
             "one number per entry; a tree of vectors needs its times in a vector branch too"
         )
-    parts: dict[str, list[np.ndarray]] = {branch: [] for branch in [*branches, ENTRY_KEY]}
-    for chunk, report in tree.iterate(list(kinds), step_size=step_size, report=True):
-        hits, entry = _flat_hits(chunk, report.start, kinds, time_branch, source, tree)
-        hits[ENTRY_KEY] = entry
+    parts: dict[str, list[np.ndarray]] = {branch: [] for branch in [*branches, *([ENTRY_KEY] if vectors else [])]}
+    library = "ak" if vectors else "np"
+    for chunk, report in tree.iterate(list(kinds), step_size=step_size, report=True, library=library):
+        hits, entry = _flat_hits(chunk, report.start, kinds, time_branch, source)
+        if entry is not None:
+            hits[ENTRY_KEY] = entry
         if selection is not None:
-            keep = evaluate_selection(selection, source, {b: hits[b] for b in used}, entry.size)
+            keep = evaluate_selection(selection, source, {b: hits[b] for b in used}, hits[time_branch].size)
             hits = {name: values[keep] for name, values in hits.items()}
         for name in parts:
             parts[name].append(hits[name])
-    return {name: np.concatenate(values) for name, values in parts.items()}, kinds[time_branch]
+    return {name: joined(values) for name, values in parts.items()}, kinds[time_branch]
+
+
+def joined(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The parts as one array (the part itself, without a copy, when there is one)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _as_index(values: np.ndarray, source: str, branch: str) -> np.ndarray:
@@ -335,17 +343,17 @@ def read_events(
         sources.append(source)
 
     check_same_ring(rings)
-    joined = {role: np.concatenate(values) for role, values in columns.items()}
+    hits = {role: joined(values) for role, values in columns.items()}
     source = ", ".join(sources)
-    if joined["time"].size == 0:
+    if hits["time"].size == 0:
         raise InputError(f"{source}: no entries pass the selection {selection!r}")
     fill_key = None if first[1] is None else FillKey.of(first[1])
     return EventData(
-        time_ns=joined["time"],
-        energy_mev=joined.get("energy"),
-        calo=joined.get("calo"),
+        time_ns=hits["time"],
+        energy_mev=hits.get("energy"),
+        calo=hits.get("calo"),
         source=source,
-        n_entries=int(joined["time"].size),
+        n_entries=int(hits["time"].size),
         provenance=provenance,
         fill=None if fill_key is None else fill_numbers(fill_key, key_columns),
         fill_key=None if fill_key is None else fill_key.describe(),
