@@ -372,3 +372,44 @@ def test_selections_outside_the_grammar_are_config_errors(tmp_path, selection, w
     path = write_foreign(tmp_path / "foreign.root", make_hits(n_rows=50))
     with pytest.raises(ConfigError, match=f"selection .* cannot be evaluated on .*foreign.root:run1/calo/hits .*{re.escape(words)}"):
         read_events(path, selection=selection, **FOREIGN_OPTIONS)
+
+
+def _write_rntuple(path, branches, tree="events"):
+    with uproot.recreate(path) as root_file:
+        root_file[tree] = branches  # dict assignment writes an RNTuple (uproot ≥ 5.7)
+    return path
+
+
+@pytest.mark.parametrize(
+    "branches, options, words",
+    [
+        ({"t": np.ones(3)}, {}, r"no branch 'time_ns'; branches: t"),
+        ({"time_ns": np.array([1.0, -2.0, np.nan])}, {}, "2 entries have negative or non-finite times"),
+        ({"time_ns": np.ones(3), "calo": np.array([1.0, 2.5, 3.0])}, {}, "branch 'calo' holds non-integer values"),
+        ({"time_ns": np.ones(3)}, {"selection": "Q > 1"}, r"selection 'Q > 1' cannot be evaluated on FILE:events \(no branch 'Q'\)"),
+        ({"time_ns": np.ones(3)}, {"fill_branch": "eventNum"}, "no branch 'eventNum'"),
+        ({"time_ns": np.ones(3)}, {"time_unit": "min"}, "time unit 'min' is not one of"),
+    ],
+)
+def test_rntuple_and_ttree_give_the_same_errors(tmp_path, branches, options, words):
+    messages = []
+    for writer in (write_tree, _write_rntuple):
+        path = writer(tmp_path / f"{writer.__name__}.root", branches)
+        with pytest.raises((InputError, ConfigError)) as info:
+            read_events(path, **options)
+        messages.append(str(info.value).replace(str(path), "FILE"))
+    assert messages[0] == messages[1]
+    assert re.search(words, messages[0])
+
+
+def test_rntuple_reads_like_the_ttree_with_every_option(tmp_path):
+    hits = make_hits()
+    branches = {"t": hits["time_ns"] / 1.25, "E": hits["energy_mev"] / 1.0e3, "c": hits["calo"].astype(np.uint32), "fillNum": np.arange(N_ROWS) // 100}
+    options = dict(time_branch="t", energy_branch="E", calo_branch="c", time_unit="ct", energy_unit="GeV", selection="(E > 1.7) & (c != 3)", fill_branch="fillNum", step_size=500)
+    a = read_events(write_tree(tmp_path / "ttree.root", branches, tree="run/hits"), **options)
+    b = read_events(_write_rntuple(tmp_path / "rntuple.root", branches, tree="run/hits"), **options)
+    keep = (hits["energy_mev"] > 1700.0) & (hits["calo"] != 3)
+    assert a.n_entries == b.n_entries == np.count_nonzero(keep)
+    for name in ("time_ns", "energy_mev", "calo", "fill"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_allclose(b.time_ns, hits["time_ns"][keep], rtol=1e-15)
