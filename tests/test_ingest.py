@@ -317,7 +317,7 @@ def test_time_scale_check_warns_on_clock_ticks_and_refuses_orders_of_magnitude()
     times = _decays_ns(20_000)
     assert time_scale_check(times, window_ns, tau_ns, "ns", "f.root:t") is None
     warning = time_scale_check(times / 1.25, window_ns, tau_ns, "ns", "f.root:t")  # clock ticks read as ns
-    assert warning.startswith("warning: f.root:t: ") and re.search(r"0\.(79|80|81)\d? ×", warning) and "--time-unit ct" in warning and "\n" not in warning
+    assert warning.startswith("f.root:t: the hits decay") and re.search(r"0\.(79|80|81)\d? ×", warning) and "--time-unit ct" in warning and "\n" not in warning
     assert "--time-unit ct" not in time_scale_check(times * 1.3, window_ns, tau_ns, "ns", "f.root:t")
     assert time_scale_check(_decays_ns(150) / 1.25, window_ns, tau_ns, "ns", "f.root:t") is None  # 20 % is < 5σ with 150 hits
     with pytest.raises(ConfigError, match=r"median time of f\.root:t is .* with --time-unit us, far outside .*; is the unit --time-unit ns\?"):
