@@ -195,10 +195,10 @@ def _read_tree(tree, source: str, branches: list[str], time_branch: str, selecti
             hits = {name: values[keep] for name, values in hits.items()}
         for name in parts:
             parts[name].append(hits[name])
-    return {name: joined(values) for name, values in parts.items()}, kinds[time_branch]
+    return {name: _joined(values) for name, values in parts.items()}, kinds[time_branch]
 
 
-def joined(parts: Sequence[np.ndarray]) -> np.ndarray:
+def _joined(parts: Sequence[np.ndarray]) -> np.ndarray:
     """The parts as one array (the part itself, without a copy, when there is one)."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -343,7 +343,7 @@ def read_events(
         sources.append(source)
 
     check_same_ring(rings)
-    hits = {role: joined(values) for role, values in columns.items()}
+    hits = {role: _joined(values) for role, values in columns.items()}
     source = ", ".join(sources)
     if hits["time"].size == 0:
         raise InputError(f"{source}: no entries pass the selection {selection!r}")
