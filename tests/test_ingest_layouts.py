@@ -329,5 +329,16 @@ def test_files_of_two_rings_are_refused_and_foreign_files_take_the_ring_option(s
     with uproot.recreate(foreign) as f:
         f.mktree("events", {name: column.dtype for name, column in hits.items()})
         f["events"].extend(hits)
+    hists = []
+    for path in (jparc, sim["path"]):
+        hists.append(tmp_path / f"hist_{path.name}")
+        with uproot.open(path) as f:
+            provenance = str(f["provenance"])
+        with uproot.recreate(hists[-1]) as f:
+            f["provenance"] = provenance
+            f["wiggle"] = np.histogram([1.0e4, 2.0e4], bins=np.linspace(0.0, 1.0e5, 11))
+    assert main(["fit", *map(str, hists), "--hist", "wiggle"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {hists[1]}: simulated for the fnal ring but {hists[0]} for the jparc ring")
+
     assert _fit(tmp_path, "foreign", foreign, "--ring", "jparc")["ring"] == "jparc"
     assert _fit(tmp_path, "mixed", jparc, foreign)["ring"] == "jparc"

@@ -41,7 +41,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-unit", default="ns", help="unit of the file's times: ns, us (μs), ms, s, ct (clock ticks of 1.25 ns) or a scaled unit such as 1.25ns (default ns)")
     parser.add_argument("--energy-unit", default="MeV", help="unit of the file's energies: keV, MeV, GeV or a scaled unit such as 0.5GeV (default MeV)")
     parser.add_argument("--fill-branch", metavar="NAME[,NAME…]", help="integer branch(es) naming the fill, e.g. runNum,subRunNum,eventNum (default: branch 'fill' if present, else the entry of a tree with one entry per fill); a single branch counts within its file")
-    parser.add_argument("--selection", help="uproot cut on the tree's branches, in file units")
+    parser.add_argument("--selection", help="cut on the tree's branches per hit, in file units, e.g. '(energy > 1700) & (caloNum != 3)': numbers, arithmetic, comparisons, & | ~ and abs, sqrt, exp, log, sin, cos, floor, ceil")
     parser.add_argument("--hist", metavar="NAME|PATTERN", help="fit this TH1 (time), TH2 (time × energy) or TH3 (time × energy × calorimeter) histogram instead of a tree; a pattern such as 'clusters/calo*/hTimeEnergy' sums every match of every file")
     parser.add_argument("--method", default="T", choices=("T", "A", "Q", "R"), help="T threshold, A asymmetry-weighted, Q energy-weighted, R ratio")
     parser.add_argument("--model", default="5", help="preset 5, 9, 13, 18, 22, 28 or a combination such as 5+cbo_n+cbo_a+vw+loss")
