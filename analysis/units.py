@@ -23,7 +23,7 @@ TIME_UNITS_HELP = "ns, us (μs), ms, s, ct (clock ticks of 1.25 ns) or a scaled 
 ENERGY_UNITS_HELP = "keV, MeV, GeV or a scaled unit such as 0.5GeV"
 MEDIAN_RANGE = (1.0e-3, 10.0)  # allowed median hit time as a fraction of the fit window's end
 LIFETIME_TOLERANCE = 0.1  # relative deviation of the apparent lifetime that draws a warning
-SIGNIFICANCE = 5.0  # … if it is also this many standard deviations (δτ/τ ≈ 1/√N) from γτ
+SIGNIFICANCE = 5.0  # … if it is also this many standard deviations of the estimate from γτ
 _SCALED = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)?\s*([^\s\d.][^\s]*)\s*")
 
 
@@ -54,16 +54,17 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
+def _truncated_mean(tau: float, length: float) -> float:
+    """Mean of an exponential of lifetime τ truncated to [0, length]: τ − L/(e^{L/τ} − 1)."""
+    x = length / tau
+    return tau - length * math.exp(-x) / -math.expm1(-x)
+
+
 def _truncated_exponential_tau(mean_offset: float, length: float) -> float:
     """τ of an exponential truncated to [0, length] whose mean is ``mean_offset`` (NaN if none fits)."""
-
-    def excess(tau: float) -> float:
-        x = length / tau
-        return tau - length * math.exp(-x) / -math.expm1(-x) - mean_offset  # mean is τ − L/(e^{L/τ} − 1)
-
     if not 0.0 < mean_offset < 0.5 * length:
         return math.nan
-    return brentq(excess, 1.0e-3 * length, 1.0e6 * length)
+    return brentq(lambda tau: _truncated_mean(tau, length) - mean_offset, 1.0e-3 * length, 1.0e6 * length)
 
 
 def time_scale_check(time_ns, window_ns: tuple[float, float], lifetime_ns: float, time_unit: str, source: str, weights=None) -> str | None:
@@ -113,9 +114,15 @@ def time_scale_check(time_ns, window_ns: tuple[float, float], lifetime_ns: float
     total = float(np.sum(w[inside]))
     if total < 100.0:
         return None
-    tau_ns = _truncated_exponential_tau(float(np.sum(w[inside] * (t[inside] - start_ns))) / total, end_ns - start_ns)
+    offset, length = t[inside] - start_ns, end_ns - start_ns
+    mean = float(np.sum(w[inside] * offset)) / total
+    tau_ns = _truncated_exponential_tau(mean, length)
+    if not math.isfinite(tau_ns):
+        return None
+    slope = (_truncated_mean(1.001 * tau_ns, length) - _truncated_mean(0.999 * tau_ns, length)) / (0.002 * tau_ns)
+    sigma_ns = math.sqrt(max(float(np.sum(w[inside] * (offset - mean) ** 2)) / total, 0.0) / total) / slope  # δτ from δ(mean)
     scale = tau_ns / lifetime_ns
-    if not math.isfinite(scale) or abs(scale - 1.0) <= max(LIFETIME_TOLERANCE, SIGNIFICANCE / math.sqrt(total)):
+    if abs(tau_ns - lifetime_ns) <= max(LIFETIME_TOLERANCE * lifetime_ns, SIGNIFICANCE * sigma_ns):
         return None
     hint = " (clock ticks of 1.25 ns? try --time-unit ct)" if abs(scale * CLOCK_TICK_NS - 1.0) < LIFETIME_TOLERANCE else ""
     return (

@@ -320,6 +320,8 @@ def test_time_scale_check_warns_on_clock_ticks_and_refuses_orders_of_magnitude()
     assert warning.startswith("f.root:t: the hits decay") and re.search(r"0\.(79|80|81)\d? ×", warning) and "--time-unit ct" in warning and "\n" not in warning
     assert "--time-unit ct" not in time_scale_check(times * 1.3, window_ns, tau_ns, "ns", "f.root:t")
     assert time_scale_check(_decays_ns(150) / 1.25, window_ns, tau_ns, "ns", "f.root:t") is None  # 20 % is < 5σ with 150 hits
+    short = (30.0e3, 40.0e3)  # a 10 μs window measures τ poorly: 20 % is < 5σ there with 20 000 hits
+    assert time_scale_check(times / 1.25, short, tau_ns, "ns", "f.root:t") is None
     with pytest.raises(ConfigError, match=r"median time of f\.root:t is .* with --time-unit us, far outside .*; is the unit --time-unit ns\?"):
         time_scale_check(times * 1e3, window_ns, tau_ns, "us", "f.root:t")  # ns read as μs
     with pytest.raises(ConfigError, match=r"--time-unit us\?"):
