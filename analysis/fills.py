@@ -38,7 +38,7 @@ class FillKey:
 
     @classmethod
     def of(cls, branches: Sequence[str]) -> FillKey:
-        """The key of ``branches``: global if composite, within each file otherwise."""
+        """Make the key of ``branches``: global if composite, within each file otherwise."""
         return cls(tuple(branches), per_file=len(branches) < 2)
 
     def describe(self) -> str:

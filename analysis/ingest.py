@@ -71,7 +71,7 @@ class EventData:
     fill_key: str | None = None
 
     def require_fills(self, what: str) -> np.ndarray:
-        """The fill numbers; ConfigError saying that ``what`` needs a fill key if there are none."""
+        """Return the fill numbers; ConfigError saying that ``what`` needs a fill key if there are none."""
         if self.fill is None:
             raise ConfigError(
                 f"{what}: needs the fill of every hit, and {self.source} has no branch '{DEFAULT_FILL_BRANCH}'; "
@@ -89,7 +89,7 @@ def listing(names: Sequence[str]) -> str:
 
 
 def provenance_ring(provenance: dict) -> str | None:
-    """The ring named in a ringsim provenance, or None."""
+    """Return the ring named in a ringsim provenance, or None."""
     return provenance.get("config", {}).get("ring", {}).get("name") if isinstance(provenance.get("config"), dict) else None
 
 
@@ -98,14 +98,15 @@ def check_same_ring(rings: dict[str, str | None]) -> None:
     named = [(path, ring) for path, ring in rings.items() if ring is not None]
     for path, ring in named[1:]:
         if ring != named[0][1]:
-            raise InputError(
-                f"{path}: simulated for the {ring} ring but {named[0][0]} for the {named[0][1]} ring; fit the files of each ring separately"
-            )
+            raise InputError(f"{path}: simulated for the {ring} ring but {named[0][0]} for the {named[0][1]} ring; fit the files of each ring separately")
 
 
 def _find_tree(root_file: uproot.ReadOnlyDirectory, path: str, tree: str | None) -> str:
-    """The tree's path in the file: ``tree`` checked; if ``tree`` is None, the file's only tree, or
-    its tree ``events`` (the positron tree of ringsim run files) when it holds several."""
+    """Find the tree's path in the file.
+
+    ``tree`` is checked; if it is None, the file's only tree, or its tree ``events`` (the positron
+    tree of ringsim run files) when it holds several.
+    """
     classnames = root_file.classnames(cycle=False)
     trees = sorted(name for name, classname in classnames.items() if classname in TREE_CLASSES)
     if tree is None:
@@ -157,8 +158,11 @@ def _jagged_branches(tree, source: str, branches: Sequence[str]) -> dict[str, bo
 
 
 def _flat_hits(chunk, start: int, kinds: dict[str, bool], time_branch: str, source: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """One chunk's branches (numpy arrays, or awkward ones for a tree of vectors) as one value per
-    hit, and each hit's entry number (None for one row per hit)."""
+    """Flatten one chunk's branches to one value per hit.
+
+    The chunk holds numpy arrays, or awkward ones for a tree of vectors; returns the hits and each
+    hit's entry number (None for one row per hit).
+    """
     if not kinds[time_branch]:
         return {branch: chunk[branch] for branch in kinds}, None
     counts = ak.to_numpy(ak.num(chunk[time_branch]))
@@ -174,15 +178,17 @@ def _flat_hits(chunk, start: int, kinds: dict[str, bool], time_branch: str, sour
 
 
 def _read_tree(tree, source: str, branches: list[str], time_branch: str, selection: str | None, step_size) -> tuple[dict[str, np.ndarray], bool]:
-    """Every needed branch of one tree as one array per hit (``ENTRY_KEY``: the entry), selection
-    applied, and whether the tree holds one entry per fill (a vector time branch)."""
+    """Read every needed branch of one tree as one array per hit, the selection applied.
+
+    ``ENTRY_KEY`` holds the entry of each hit in a tree of vectors; the flag says whether the tree
+    holds one entry per fill (a vector time branch).
+    """
     used = selection_branches(selection, source, tree.keys()) if selection is not None else []
     kinds = _jagged_branches(tree, source, sorted(set(branches) | set(used)))
     vectors = sorted(branch for branch, jagged in kinds.items() if jagged)
     if vectors and not kinds[time_branch]:
         raise InputError(
-            f"{source}: branch '{vectors[0]}' holds {tree[vectors[0]].typename} but the time branch '{time_branch}' "
-            "one number per entry; a tree of vectors needs its times in a vector branch too"
+            f"{source}: branch '{vectors[0]}' holds {tree[vectors[0]].typename} but the time branch '{time_branch}' one number per entry; a tree of vectors needs its times in a vector branch too"
         )
     parts: dict[str, list[np.ndarray]] = {branch: [] for branch in [*branches, *([ENTRY_KEY] if vectors else [])]}
     library = "ak" if vectors else "np"
@@ -199,7 +205,7 @@ def _read_tree(tree, source: str, branches: list[str], time_branch: str, selecti
 
 
 def _joined(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """The parts as one array (the part itself, without a copy, when there is one)."""
+    """Join the parts into one array (the part itself, without a copy, when there is one)."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -331,8 +337,7 @@ def read_events(
             first = (roles, key)
         elif (roles.keys(), key) != (first[0].keys(), first[1]):
             raise InputError(
-                f"{source}: has branches {sorted(roles.values())} and fill key {key} but {sources[0]} has "
-                f"{sorted(first[0].values())} and {first[1]}; all files must have the same branches"
+                f"{source}: has branches {sorted(roles.values())} and fill key {key} but {sources[0]} has {sorted(first[0].values())} and {first[1]}; all files must have the same branches"
             )
         rings[str(path)] = provenance_ring(file_provenance)
         provenance = provenance or file_provenance

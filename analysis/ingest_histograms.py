@@ -95,7 +95,7 @@ def _matches(classnames: dict[str, str], name: str, path: str) -> list[str]:
 
 
 def _contents(hist, source: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Counts, variances and whether the variances are stored (Sumw2) and differ from the counts."""
+    """Return counts, variances and whether the variances are stored (Sumw2) and differ from the counts."""
     counts = np.asarray(hist.values(flow=False), dtype=np.float64)
     n_bad = np.count_nonzero(~np.isfinite(counts))
     if n_bad:

@@ -107,8 +107,7 @@ def time_scale_check(time_ns, window_ns: tuple[float, float], lifetime_ns: float
         decades = ("ns", "us", "ms", "s")  # clock ticks are only 25 % from ns: the lifetime tells them apart
         guess = min(decades, key=lambda u: abs(math.log(raw * NS_PER_TIME_UNIT[u] / (0.1 * end_ns)))) if raw > 0 else "ns"
         raise ConfigError(
-            f"time unit: the median time of {source} is {median_ns:.4g} ns with --time-unit {time_unit}, "
-            f"far outside the fit window (end {end_ns:.4g} ns); is the unit --time-unit {guess}?"
+            f"time unit: the median time of {source} is {median_ns:.4g} ns with --time-unit {time_unit}, far outside the fit window (end {end_ns:.4g} ns); is the unit --time-unit {guess}?"
         )
     inside = (t >= start_ns) & (t < end_ns)
     total = float(np.sum(w[inside]))

@@ -61,9 +61,7 @@ def write_tree(path, branches, tree="events"):
     return path
 
 
-FOREIGN_OPTIONS = dict(
-    tree="run1/calo/hits", time_branch="t", energy_branch="E", calo_branch="c", time_unit="us", energy_unit="GeV"
-)
+FOREIGN_OPTIONS = dict(tree="run1/calo/hits", time_branch="t", energy_branch="E", calo_branch="c", time_unit="us", energy_unit="GeV")
 
 
 def test_native_layout_reads_back_with_provenance(tmp_path):

@@ -62,16 +62,21 @@ def _subrun_files(tmp_path, sim):
         n = int(np.count_nonzero(keep))
         path = tmp_path / f"gm2offline_run{RUN}_{subrun:05d}.root"
         with uproot.recreate(path) as f:
-            f.mktree("clusterTree/clusters", {"time": np.float64, "energy": np.float64, "caloNum": np.uint32, "runNum": np.uint32, "subRunNum": np.uint32, "eventNum": np.uint32, "xtalEnergies": "var * float64"})
-            f["clusterTree/clusters"].extend({
-                "time": sim["time_ns"][keep] / CLOCK_TICK_NS,
-                "energy": sim["energy_mev"][keep].astype(np.float64),
-                "caloNum": (sim["calo"][keep] + 1).astype(np.uint32),
-                "runNum": np.full(n, RUN, dtype=np.uint32),
-                "subRunNum": np.full(n, subrun, dtype=np.uint32),
-                "eventNum": events[keep].astype(np.uint32),
-                "xtalEnergies": ak.unflatten(np.repeat(0.5 * sim["energy_mev"][keep].astype(np.float64), 2), np.full(n, 2)),
-            })
+            f.mktree(
+                "clusterTree/clusters",
+                {"time": np.float64, "energy": np.float64, "caloNum": np.uint32, "runNum": np.uint32, "subRunNum": np.uint32, "eventNum": np.uint32, "xtalEnergies": "var * float64"},
+            )
+            f["clusterTree/clusters"].extend(
+                {
+                    "time": sim["time_ns"][keep] / CLOCK_TICK_NS,
+                    "energy": sim["energy_mev"][keep].astype(np.float64),
+                    "caloNum": (sim["calo"][keep] + 1).astype(np.uint32),
+                    "runNum": np.full(n, RUN, dtype=np.uint32),
+                    "subRunNum": np.full(n, subrun, dtype=np.uint32),
+                    "eventNum": events[keep].astype(np.uint32),
+                    "xtalEnergies": ak.unflatten(np.repeat(0.5 * sim["energy_mev"][keep].astype(np.float64), 2), np.full(n, 2)),
+                }
+            )
         paths.append(path)
     return paths
 
@@ -205,12 +210,14 @@ def test_one_entry_per_fill_vectors_are_flattened_with_the_entry_as_fill(sim, tm
     counts = np.diff(np.append(starts, sim["fill"].size))
     with uproot.recreate(path) as f:
         f.mktree("fills", {"time": "var * float64", "energy": "var * float32", "calo": "var * int32", "n": np.int32})
-        f["fills"].extend({
-            "time": ak.unflatten(sim["time_ns"], counts),
-            "energy": ak.unflatten(sim["energy_mev"].astype(np.float32), counts),
-            "calo": ak.unflatten(sim["calo"].astype(np.int32), counts),
-            "n": counts.astype(np.int32),
-        })
+        f["fills"].extend(
+            {
+                "time": ak.unflatten(sim["time_ns"], counts),
+                "energy": ak.unflatten(sim["energy_mev"].astype(np.float32), counts),
+                "calo": ak.unflatten(sim["calo"].astype(np.int32), counts),
+                "n": counts.astype(np.int32),
+            }
+        )
     data = read_events(path, time_branch="time", energy_branch="energy", calo_branch="calo", selection="n > 0")
     np.testing.assert_array_equal(data.time_ns, sim["time_ns"])
     np.testing.assert_array_equal(data.fill, np.repeat(np.arange(fills.size), counts))
@@ -279,9 +286,7 @@ def _th2(name, counts, t_edges, e_edges, sumw2=None, dtype=np.float64):
     axis = lambda axis_name, edges: uproot.writing.identify.to_TAxis(axis_name, "", len(edges) - 1, edges[0], edges[-1], edges)  # noqa: E731
     stored = np.zeros(0) if sumw2 is None else pad(sumw2).astype(np.float64)
     total = float(counts.sum())
-    return uproot.writing.identify.to_TH2x(
-        name, "", pad(counts), total, total, float(stored.sum()), 0.0, 0.0, 0.0, 0.0, 0.0, stored, axis("xaxis", t_edges), axis("yaxis", e_edges)
-    )
+    return uproot.writing.identify.to_TH2x(name, "", pad(counts), total, total, float(stored.sum()), 0.0, 0.0, 0.0, 0.0, 0.0, stored, axis("xaxis", t_edges), axis("yaxis", e_edges))
 
 
 def test_subtracted_histogram_is_fitted_with_its_sumw2_and_bad_ones_are_refused(sim, tmp_path, capsys):

@@ -204,8 +204,11 @@ class _Analysis:
         return self.fit(values, None if poisson else variance), values, None if poisson else variance
 
     def fit_histogram(self, hist) -> tuple[FitResult, np.ndarray, np.ndarray | None]:
-        """T/A/Q fit of a TH1 (T only), TH2 or TH3 read with ``hist``, with its Sumw2 variances where
-        weighted; a TH3's calorimeter bins are summed, and fitted one by one with ``per_station``."""
+        """T/A/Q fit of a TH1 (T only), TH2 or TH3 read with ``hist``.
+
+        Weighted histograms are fitted with their Sumw2 variances; a TH3's calorimeter bins are
+        summed, and fitted one by one with ``per_station``.
+        """
         o = self.options
         for option in ("pileup", "gain"):
             if getattr(o, option):
