@@ -18,7 +18,8 @@ import numpy as np
 from analysis.blinding import Blinder
 from analysis.fitting import FitResult, fit_wiggle
 from analysis.histograms import time_energy_histogram, weighted_time_histogram
-from analysis.ingest import EventData, read_events, read_histogram
+from analysis.ingest import EventData, read_events
+from analysis.ingest_histograms import read_histogram
 from analysis.methods import (
     collapse_energy,
     energy_bin_weights,
@@ -29,10 +30,11 @@ from analysis.methods import (
     ratio_histograms,
 )
 from analysis.models import LossSpectrum, beam_frequencies_mhz, parse_model
+from analysis.units import time_scale_check
 from analysis.wiggle import WiggleSettings, ring_settings
 from ringsim.config import SimConfig, config_from_dict, load_config
 from ringsim.constants import codata
-from ringsim.errors import ConfigError
+from ringsim.errors import ConfigError, FitError
 from ringsim.random_streams import FAST_ROTATION, PILEUP_SHIFT, RATIO_SPLIT, stream
 from ringsim.rings import RingKinematics, ring_kinematics
 
@@ -61,6 +63,7 @@ class FitOptions:
     energy_branch: str | None = None
     calo_branch: str | None = None
     time_unit: str = "ns"
+    fill_branch: str | None = None
     energy_unit: str = "MeV"
     selection: str | None = None
     hist: str | None = None
@@ -201,25 +204,52 @@ class _Analysis:
         return self.fit(values, None if poisson else variance), values, None if poisson else variance
 
     def fit_histogram(self, hist) -> tuple[FitResult, np.ndarray, np.ndarray | None]:
-        """T/A/Q fit of a TH1 (T only) or TH2 read with ``hist``."""
+        """T/A/Q fit of a TH1 (T only), TH2 or TH3 read with ``hist``.
+
+        Weighted histograms are fitted with their Sumw2 variances; a TH3's calorimeter bins are
+        summed, and fitted one by one with ``per_station``.
+        """
         o = self.options
-        for option in ("pileup", "gain", "per_station"):
+        for option in ("pileup", "gain"):
             if getattr(o, option):
-                raise ConfigError(f"{option.replace('_', '-')}: needs hits, not a histogram (--hist)")
+                raise ConfigError(f"{option}: needs hits, not a histogram (--hist)")
+        if o.per_station and hist.stations is None:
+            raise ConfigError("per-station: needs hits or a TH3 (time × energy × calorimeter) histogram")
         if o.method == "R":
             raise ConfigError("method: the R method needs hits (the subsets are shifted by T_a/2), not a histogram")
+        counts, sumw2 = hist.counts, hist.variance
+        if hist.stations is not None:
+            counts, sumw2 = counts.sum(axis=2), None if sumw2 is None else sumw2.sum(axis=2)
         if isinstance(hist.edges, tuple):
             time_edges_ns, energy_edges = hist.edges
             self.edges = time_edges_ns * 1e-3
             lo, hi = self.energy_cut()
-            asym = self.asymmetry(hist.counts, energy_edges) if o.method == "A" else None
-            values, variance = collapse_energy(hist.counts, energy_bin_weights(o.method, energy_edges, threshold_mev=lo, energy_max_mev=hi, asymmetry=asym))
-            variance = None if o.method == "T" else variance
+            asym = self.asymmetry(counts, energy_edges) if o.method == "A" else None
+            weights = energy_bin_weights(o.method, energy_edges, threshold_mev=lo, energy_max_mev=hi, asymmetry=asym)
+
+            def collapse(n, v):
+                values, variance = collapse_energy(n, weights)
+                if v is not None:
+                    return values, v @ (weights * weights)
+                return values, None if o.method == "T" else variance
         else:
             if o.method != "T":
                 raise ConfigError(f"method: the {o.method} method needs energies; give a TH2 (time × energy) or a tree")
             self.edges = hist.edges * 1e-3
-            values, variance = hist.counts, None
+
+            def collapse(n, v):
+                return n, v
+        if o.per_station:
+            stations = {}
+            for index, station in enumerate(hist.stations.tolist()):
+                n, v = hist.counts[:, :, index], None if hist.variance is None else hist.variance[:, :, index]
+                if n.any():
+                    try:
+                        stations[str(station)] = self.fit(*collapse(n, v)).to_dict()
+                    except FitError as exc:
+                        raise FitError(f"station {station}: {exc}") from None
+            self.extra["stations"] = stations
+        values, variance = collapse(counts, sumw2)
         return self.fit(values, variance), values, variance
 
 
@@ -232,6 +262,8 @@ def _loss_spectrum(options: FitOptions, events: EventData | None, cfg: SimConfig
 
         if cfg.detector.model != "calorimeters":
             raise ConfigError(f"loss-coincidences: needs calorimeter stations, the {cfg.ring.name} detector is {cfg.detector.model!r}")
+        if events is not None:
+            events.require_fills("loss-coincidences")
         if events is None or events.energy_mev is None or events.calo is None or events.fill is None:
             raise ConfigError("loss-coincidences: needs a tree with energy, calo and fill branches")
         window_ns = station_window_ns(cfg.ring.radius_m, cfg.ring.n_detectors, kin.beta)
@@ -244,8 +276,17 @@ def _check_options(options: FitOptions) -> None:
     parse_model(options.model)
     if options.method == "R" and (options.scan_start_us is not None or options.scan_end_us is not None):
         raise ConfigError("scan: start/end-time scans are available for the T, A and Q methods")
-    if options.hist and len(options.files) != 1:
-        raise ConfigError("hist: --hist reads one file")
+
+
+def _time_scale_warning(options: FitOptions, settings: WiggleSettings, events: EventData | None, hist) -> str | None:
+    """ConfigError for times that miss the fit window by orders of magnitude; a warning if their lifetime is off (:mod:`analysis.units`)."""
+    if hist is None:
+        keep = slice(None) if events.energy_mev is None else (events.energy_mev >= settings.energy_min_mev) & (events.energy_mev < settings.energy_max_mev)
+        times_ns, weights, source = events.time_ns[keep], None, events.source
+    else:
+        edges = hist.edges[0] if isinstance(hist.edges, tuple) else hist.edges
+        times_ns, weights, source = 0.5 * (edges[:-1] + edges[1:]), hist.counts.reshape(len(edges) - 1, -1).sum(axis=1), hist.source
+    return time_scale_check(times_ns, (settings.start_us * 1e3, settings.end_us * 1e3), settings.gamma_tau_us * 1e3, options.time_unit, source, weights=weights)
 
 
 def fit_file(options: FitOptions) -> FileFit:
@@ -261,21 +302,22 @@ def fit_file(options: FitOptions) -> FileFit:
     _check_options(options)
     events = hist = None
     if options.hist:
-        hist = read_histogram(options.files[0], options.hist, time_unit=options.time_unit, energy_unit=options.energy_unit)
-        provenance: dict = {}
+        hist = read_histogram(list(options.files), options.hist, time_unit=options.time_unit, energy_unit=options.energy_unit)
+        provenance = hist.provenance
     else:
-        events = read_events(list(options.files), tree=options.tree, time_branch=options.time_branch, energy_branch=options.energy_branch, calo_branch=options.calo_branch, time_unit=options.time_unit, energy_unit=options.energy_unit, selection=options.selection)
+        events = read_events(list(options.files), tree=options.tree, time_branch=options.time_branch, energy_branch=options.energy_branch, calo_branch=options.calo_branch, time_unit=options.time_unit, energy_unit=options.energy_unit, selection=options.selection, fill_branch=options.fill_branch)
         provenance = events.provenance
     cfg, config_source = analysis_config(options, provenance)
     kin = ring_kinematics(cfg)
     settings = ring_settings(cfg, options.start_us, options.end_us, options.threshold_mev)
+    warning = _time_scale_warning(options, settings, events, hist)
     freqs = beam_frequencies_mhz(kin.omega_c_rad_per_s / (2.0 * math.pi) * 1e-6, kin.field_index) | options.frequencies_mhz
     loss = _loss_spectrum(options, events, cfg, settings, kin) if options.loss_tree or options.loss_coincidences else None
     blinder = Blinder(options.blind, settings.omega_ref_rad_per_us) if options.blind is not None else None
     analysis = _Analysis(options, settings, kin, blinder, freqs, loss)
     extra: dict = {"ring": cfg.ring.name, "config_source": config_source}
 
-    warnings: list[str] = []
+    warnings: list[str] = [warning] if warning else []
     if hist is not None:
         if options.pileup is None and cfg.analysis.pileup_correction:
             warnings.append("pileup: not corrected in a histogram (--hist); a pileup-subtracted histogram is fitted as it is")
@@ -343,10 +385,11 @@ def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra
 
         if options.method == "R":
             raise ConfigError("pileup: shadow-window subtraction is not available with the R method")
+        events.require_fills("pileup")
         merged = apply_dead_time(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns)
         t_ns, energy, calo, fill = merged["time_ns"], merged["energy_mev"], merged["calo"], merged["fill"]
         pileup = shadow_pileup(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns, gap_ns=options.shadow_gap_ns, window_ns=options.shadow_window_ns)
-        extra["pileup"] = {"corrected": True, "shadow_pairs": pileup.n_pairs, "dead_time_ns": options.dead_time_ns, "gap_ns": options.shadow_gap_ns, "window_ns": options.shadow_window_ns}
+        extra["pileup"] = {"corrected": True, "shadow_pairs": pileup.n_pairs, "dead_time_ns": options.dead_time_ns, "gap_ns": options.shadow_gap_ns, "window_ns": options.shadow_window_ns, "fill_key": events.fill_key}
     t_us = t_ns * 1e-3
     asym = analysis.measured_weights(t_us, energy, options.seed) if options.method == "A" else None
     fit, values, variance = analysis.fit_events(t_us, energy, pileup, options.seed, asym)
