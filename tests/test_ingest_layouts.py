@@ -16,7 +16,7 @@ import uproot
 from analysis.ingest import read_events
 from ringsim.cli import main
 from ringsim.config import load_config
-from ringsim.simulate import simulate_to_file
+from ringsim.run_file import simulate_to_file
 
 CLOCK_TICK_NS = 1.25  # Fermilab WFD clock tick, 800 MHz (issue 15: clusterTree `time` in units of 1.25 ns)
 RUN = 15921  # any run number
