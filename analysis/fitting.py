@@ -435,7 +435,7 @@ def run_minuit(cost, model: Model, values: dict, stages: Sequence[set[str]], lab
     errors = np.sqrt(np.diag(covariance))
     low = [k for k, err in zip(free_names, errors) if (k in LIFETIMES or k == "N0") and best[k] < 0.5 * err]
     if low:
-        raise FitError(f"{label}: parameter(s) {', '.join(low)} ended within half an error of zero")
+        raise FitError(f"{label}: parameter(s) {', '.join(low)} ended within half an error of zero: the data do not show that term (e.g. no CBO in a fast-mode run with fastmodel.cbo_amplitude_m = 0); fix it with --fix NAME=VALUE or fit a smaller model")
     return best, free_names, covariance, float(m.fval)
 
 

@@ -34,7 +34,7 @@ from analysis.units import time_scale_check
 from analysis.wiggle import WiggleSettings, ring_settings
 from ringsim.config import SimConfig, config_from_dict, load_config
 from ringsim.constants import codata
-from ringsim.errors import ConfigError, FitError
+from ringsim.errors import ConfigError, FitError, InputError
 from ringsim.random_streams import FAST_ROTATION, PILEUP_SHIFT, RATIO_SPLIT, stream
 from ringsim.rings import RingKinematics, ring_kinematics
 
@@ -256,7 +256,12 @@ class _Analysis:
 def _loss_spectrum(options: FitOptions, events: EventData | None, cfg: SimConfig, settings: WiggleSettings, kin: RingKinematics) -> LossSpectrum:
     """Lost-muon spectrum ℓ(t) from the loss-tree times or from the triple coincidences among the clusters."""
     if options.loss_tree:
-        times_ns = read_events(list(options.files), tree=options.loss_tree, time_branch=options.time_branch, time_unit=options.time_unit, energy_branch=None).time_ns
+        try:
+            times_ns = read_events(list(options.files), tree=options.loss_tree, time_branch=options.time_branch, time_unit=options.time_unit, energy_branch=None).time_ns
+        except InputError as exc:
+            if "has no entries" not in str(exc):
+                raise
+            raise InputError(f"{exc}: the run recorded no lost muons (a fast-mode run loses muons only with fastmodel.loss_fraction > 0); fit a model without the loss term (5, 9, 13)") from None
     else:
         from analysis.lost_muons import station_window_ns, triple_coincidences
 
@@ -273,7 +278,8 @@ def _loss_spectrum(options: FitOptions, events: EventData | None, cfg: SimConfig
 
 
 def _check_options(options: FitOptions) -> None:
-    parse_model(options.model)
+    if "loss" in parse_model(options.model).terms and not (options.loss_tree or options.loss_coincidences):
+        raise ConfigError(f"model: {options.model!r} has the lost-muon term, which needs a lost-muon spectrum: give --loss-tree TREE (e.g. lost_muons of a ringsim file) or --loss-coincidences, or fit a model without it (5, 9, 13)")
     if options.method == "R" and (options.scan_start_us is not None or options.scan_end_us is not None):
         raise ConfigError("scan: start/end-time scans are available for the T, A and Q methods")
 
