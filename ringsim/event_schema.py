@@ -53,5 +53,5 @@ TRUTH_BRANCHES = {
 
 
 def typed_arrays(arrays: dict[str, np.ndarray], branches: dict[str, type]) -> dict[str, np.ndarray]:
-    """The arrays in the branches' order, cast to their types."""
+    """Return the arrays in the branches' order, cast to their types."""
     return {k: np.asarray(arrays[k]).astype(t, copy=False) for k, t in branches.items()}

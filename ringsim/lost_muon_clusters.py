@@ -14,7 +14,7 @@ from ringsim.random_streams import MIP_STREAM, seed_sequence
 
 
 def with_lost_muon_clusters(cfg: SimConfig, beta: float, seed: int, block: int, positrons: dict[str, np.ndarray], lost: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The positron clusters plus the lost muons' minimum-ionising clusters, ordered by (fill, time).
+    """Return the positron clusters plus the lost muons' minimum-ionising clusters, ordered by (fill, time).
 
     The MIP hits (:func:`ringsim.detectors.mip.lost_muon_hits`) go through the same detector response
     (resolution, efficiency, gain, merging among themselves) from their own random stream, a fixed

@@ -1,6 +1,4 @@
-"""Writing a run to ROOT: blocks from :func:`ringsim.simulate.generate`, kept as parts (resumable),
-joined into the ``events``, ``lost_muons``, ``fills`` and (optional) ``truth`` trees, the per-station
-histograms and the JSON provenance."""
+"""Writing a run to ROOT: blocks from :func:`ringsim.simulate.generate`, kept as parts (resumable), joined into the ``events``, ``lost_muons``, ``fills`` and (optional) ``truth`` trees, the per-station histograms and the JSON provenance."""
 
 from __future__ import annotations
 
@@ -22,8 +20,7 @@ from ringsim.station_histograms import fill_station_histograms, histogram_edges
 
 
 class _RunSummary:
-    """What a run file holds beside its event tree, gathered block by block (blocks 0, 1, … in order):
-    the lost muons, the per-fill counts of tree ``fills`` and the per-station time × energy histograms."""
+    """What a run file holds beside its event tree, gathered block by block (blocks 0, 1, … in order): the lost muons, the per-fill counts of tree ``fills`` and the per-station time × energy histograms."""
 
     def __init__(self, cfg: SimConfig, mode: str, n_muons: int | None, t_edges: np.ndarray, e_edges: np.ndarray) -> None:
         self.block_muons = block_muons(cfg, mode)
@@ -37,7 +34,7 @@ class _RunSummary:
         self._blocks: list[tuple[np.ndarray, np.ndarray, int]] = []  # lost muons and clusters per fill, fill of the last positron
 
     def add(self, positrons: dict[str, np.ndarray], lost: dict[str, np.ndarray]) -> None:
-        """The next block's clusters and lost muons."""
+        """Add the next block's clusters and lost muons."""
         first = len(self._blocks) * self.n_fills
         is_mip = positrons["truth_mip"] != 0
         self.n_mip += int(np.count_nonzero(is_mip))
@@ -67,7 +64,19 @@ class _RunSummary:
         return {k: np.concatenate(v).astype(np.int64) for k, v in columns.items()}
 
 
-def simulate_to_file(path: str | Path, cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, overwrite: bool = False, progress: bool | None = None, truth: bool = False, compression: str = "zstd") -> dict:
+def simulate_to_file(
+    path: str | Path,
+    cfg: SimConfig,
+    mode: str = "fast",
+    n_positrons: int | None = None,
+    n_muons: int | None = None,
+    seed: int = 0,
+    codata_edition: int = 2018,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    truth: bool = False,
+    compression: str = "zstd",
+) -> dict:
     """Simulate a run into a ROOT file; resumable.
 
     Each block (whole fills) goes into the file as it is made and is also kept in ``.NAME.parts/``

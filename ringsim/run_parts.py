@@ -1,5 +1,4 @@
-"""The resume files of a run: one part file per finished block in ``.NAME.parts/``, and the request
-that identifies the run (a resumed run must ask for exactly the same)."""
+"""The resume files of a run: one part file per finished block in ``.NAME.parts/``, and the request that identifies the run (a resumed run must ask for exactly the same)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from ringsim.simulate import Block
 
 
 def run_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int | None, seed: int, codata_edition: int, truth: bool) -> dict:
-    """What identifies a run: a resumed run must ask for exactly the same."""
+    """Return what identifies a run: a resumed run must ask for exactly the same."""
     return {
         "version": ringsim.__version__,
         "mode": mode,
@@ -31,6 +30,7 @@ def run_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: int
 
 
 def parts_folder(path: Path) -> Path:
+    """Return the resume folder ``.NAME.parts`` beside the run file ``path``."""
     return path.with_name(f".{path.name}.parts")
 
 
@@ -64,9 +64,7 @@ _PART_PREFIXES = ("e.", "l.", "t.")  # positrons, lost muons, truth
 
 
 def save_part(folder: Path, block: Block) -> Path:
-    """Block ``block`` as one file, written under a temporary name and renamed: the byte length of a JSON
-    list of (table prefix + key, dtype, length) of its arrays, that list, then the arrays' bytes in its order.
-    Returns the file."""
+    """Block ``block`` as one file, written under a temporary name and renamed: the byte length of a JSON list of (table prefix + key, dtype, length) of its arrays, that list, then the arrays' bytes in its order. Returns the file."""
     arrays = {prefix + k: np.ascontiguousarray(v) for prefix, table in zip(_PART_PREFIXES, (block.positrons, block.lost, block.truth or {})) for k, v in table.items()}
     contents = json.dumps([[name, a.dtype.str, a.size] for name, a in arrays.items()]).encode()
     tmp = folder / f".block-{block.number:06d}.tmp"
@@ -81,8 +79,7 @@ def save_part(folder: Path, block: Block) -> Path:
 
 
 def _part_contents(part: Path) -> tuple[int, list[tuple[str, np.dtype, int]]] | None:
-    """Where the arrays of a saved block start and its table of contents (name, dtype, length of each),
-    or None if the file is damaged: unreadable, a non-numeric dtype, or lengths that do not add up to its size."""
+    """Where the arrays of a saved block start and its table of contents (name, dtype, length of each), or None if the file is damaged: unreadable, a non-numeric dtype, or lengths that do not add up to its size."""
     try:
         with open(part, "rb") as handle:
             file_bytes = os.fstat(handle.fileno()).st_size

@@ -68,7 +68,7 @@ def _fast_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, co
 
 
 def generate_block(cfg: SimConfig, mode: str, seed: int, block: int, n_use: int | None = None, codata_edition: int = 2018, truth: bool = False) -> Block:
-    """Recorded clusters, lost muons and (if ``truth``) per-muon truth of block ``block``, of which the first ``n_use`` muons are used.
+    """Return recorded clusters, lost muons and (if ``truth``) per-muon truth of block ``block``, of which the first ``n_use`` muons are used.
 
     All random numbers of the block are always drawn, so the first ``n_use`` muons are the same
     whatever ``n_use`` is, and asking for the truth changes nothing else. Dicts of arrays; with
@@ -110,13 +110,24 @@ def check_request(cfg: SimConfig, mode: str, n_positrons: int | None, n_muons: i
 
 
 def _kernel_modules(mode: str) -> list:
-    """The modules whose numba kernels a run of ``mode`` calls first."""
+    """Return the modules whose numba kernels a run of ``mode`` calls first."""
     from ringsim import decay, fast_generation, tracker
 
     return [fast_generation] if mode == "fast" else [tracker, decay]
 
 
-def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None, n_muons: int | None = None, seed: int = 0, codata_edition: int = 2018, progress: bool | None = None, start_block: int = 0, already_done: int = 0, truth: bool = False) -> Iterator[Block]:
+def generate(
+    cfg: SimConfig,
+    mode: str = "fast",
+    n_positrons: int | None = None,
+    n_muons: int | None = None,
+    seed: int = 0,
+    codata_edition: int = 2018,
+    progress: bool | None = None,
+    start_block: int = 0,
+    already_done: int = 0,
+    truth: bool = False,
+) -> Iterator[Block]:
     """Yield a :class:`Block` at a time until ``n_positrons`` are recorded or ``n_muons`` simulated.
 
     Exactly one of ``n_positrons``/``n_muons`` must be given; the last block is cut so that the
@@ -144,7 +155,9 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
                 positron_rows = np.flatnonzero(out["truth_mip"] == 0)  # lost muons' clusters do not count
                 idle_muons = idle_muons + size if done == 0 and positron_rows.size == 0 else 0
                 if idle_muons >= NO_POSITRON_MUONS:
-                    raise ConfigError(f"n_positrons: no positron recorded in the first {idle_muons} muons; detector.energy_min_mev, detector.efficiency or the acceptance record none, so the count is never reached")
+                    raise ConfigError(
+                        f"n_positrons: no positron recorded in the first {idle_muons} muons; detector.energy_min_mev, detector.efficiency or the acceptance record none, so the count is never reached"
+                    )
                 step = min(positron_rows.size, target - done)
                 if step < positron_rows.size:
                     last_fill = out["fill"][positron_rows[step - 1]]
@@ -156,5 +169,3 @@ def generate(cfg: SimConfig, mode: str = "fast", n_positrons: int | None = None,
             bar.update(step)
             yield Block(block, out, lost, truth_rows)
             block += 1
-
-

@@ -17,8 +17,7 @@ def histogram_edges(cfg: SimConfig, codata_edition: int = 2018) -> tuple[np.ndar
 
 @njit(cache=True)
 def _bin_index(value, edges, inv_width):
-    """Bin of ``value`` in the increasing ``edges`` as numpy's histograms count it (the last edge in the last
-    bin), −1 outside or NaN; ``inv_width``: 1 / mean bin width, which makes the first guess exact but at the edges."""
+    """Bin of ``value`` in the increasing ``edges`` as numpy's histograms count it (the last edge in the last bin), −1 outside or NaN; ``inv_width``: 1 / mean bin width, which makes the first guess exact but at the edges."""
     n_bins = edges.size - 1
     if not (edges[0] <= value <= edges[n_bins]):
         return -1
@@ -32,9 +31,7 @@ def _bin_index(value, edges, inv_width):
 
 @njit(cache=True)
 def fill_station_histograms(counts, station, time_ns, energy_mev, t_edges, e_edges):
-    """Add clusters to ``counts`` (station, time bin, energy bin), counting as ``np.histogramdd`` with
-    these edges and the stations' integer bins: clusters outside any bin are left out. One pass,
-    O(1) per cluster for (nearly) uniform edges."""
+    """Add clusters to ``counts`` (station, time bin, energy bin), counting as ``np.histogramdd`` with these edges and the stations' integer bins: clusters outside any bin are left out. One pass, O(1) per cluster for (nearly) uniform edges."""
     inv_t = (t_edges.size - 1) / (t_edges[-1] - t_edges[0])
     inv_e = (e_edges.size - 1) / (e_edges[-1] - e_edges[0])
     for i in range(station.size):

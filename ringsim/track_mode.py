@@ -1,5 +1,4 @@
-"""Track mode: a block of muons through beam sampling, the numba tracker to decay or loss, the
-Michel decay and the detector (calorimeters with their geometry, silicon vanes, or sectors).
+"""Track mode: a block of muons through beam sampling, the numba tracker to decay or loss, the Michel decay and the detector (calorimeters with their geometry, silicon vanes, or sectors).
 
 The block draws from ``SeedSequence(seed, spawn_key=(block,))`` (:mod:`ringsim.random_streams`).
 """
@@ -31,9 +30,10 @@ def _block_seeds(seed: int, block: int) -> tuple[np.random.Generator, np.uint32]
     return np.random.default_rng(ss), ss.generate_state(1, np.uint32)[0]
 
 
-def _vane_tracks(cfg: SimConfig, rng: np.random.Generator, states: DecayStates, energy: np.ndarray, direction: np.ndarray, decay_time_ns: np.ndarray, fill: np.ndarray, candidates: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Reconstructed silicon-vane tracks of the candidate positrons (J-PARC); returns clusters, the
-    vane of each positron's first detected hit and the first vane it crosses (−1: none)."""
+def _vane_tracks(
+    cfg: SimConfig, rng: np.random.Generator, states: DecayStates, energy: np.ndarray, direction: np.ndarray, decay_time_ns: np.ndarray, fill: np.ndarray, candidates: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Reconstructed silicon-vane tracks of the candidate positrons (J-PARC); returns clusters, the vane of each positron's first detected hit and the first vane it crosses (−1: none)."""
     geometry = VaneGeometry.from_config(cfg)
     hits = vane_hits(states.position_m[candidates], direction[candidates], energy[candidates], decay_time_ns[candidates], geometry)
     tracks = reconstruct(hits, geometry, int(rng.integers(2**62)))
@@ -58,8 +58,17 @@ def _stations(cfg: SimConfig, states: DecayStates, energy: np.ndarray, direction
     if cfg.detector.model == "calorimeters":
         geo = CalorimeterGeometry(n_stations=cfg.ring.n_detectors)
         return calorimeter_hits(
-            np.ascontiguousarray(states.position_m), np.ascontiguousarray(direction), energy, cfg.ring.field_t, cfg.ring.radius_m,
-            geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m,
+            np.ascontiguousarray(states.position_m),
+            np.ascontiguousarray(direction),
+            energy,
+            cfg.ring.field_t,
+            cfg.ring.radius_m,
+            geo.azimuths_rad(),
+            geo.inner_x_m,
+            geo.outer_x_m,
+            geo.half_height_m,
+            geo.chamber_outer_x_m,
+            geo.chamber_inner_x_m,
         )
     zeros = np.zeros(energy.size)
     return sector_station(states.azimuth_rad, cfg.ring.n_detectors), zeros, zeros, zeros
@@ -87,7 +96,9 @@ def track_block(cfg: SimConfig, seed: int, block: int, size: int, n_use: int, co
     loss_phi[:n_use] = np.mod(np.arctan2(st[:n_use, 2], st[:n_use, 0]), 2.0 * math.pi)
     states = DecayStates(position_m=st[:, :3], u=st[:, 3:6], spin=st[:, 6:9])
     lost = used & (loss_s < lifetime_s)
-    energy, direction = decay_positrons(np.array([0, size]), np.array([numba_seed]), np.ascontiguousarray(states.u), np.ascontiguousarray(states.spin), cfg.beam.polarization, codata(codata_edition).muon_mass_mev)
+    energy, direction = decay_positrons(
+        np.array([0, size]), np.array([numba_seed]), np.ascontiguousarray(states.u), np.ascontiguousarray(states.spin), cfg.beam.polarization, codata(codata_edition).muon_mass_mev
+    )
     decay_time_ns = beam.t0_ns + lifetime_s * 1e9
     true_angle = np.arctan2(direction[:, 1], np.hypot(direction[:, 0], direction[:, 2]))
     if cfg.detector.model == "vanes":

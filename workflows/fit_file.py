@@ -108,12 +108,12 @@ class FileFit:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """The fit's JSON keys and the extras (ring, configuration source, stations, scans, pileup, weights)."""
+        """Return the fit's JSON keys and the extras (ring, configuration source, stations, scans, pileup, weights)."""
         return self.fit.to_dict() | self.extra
 
 
 def analysis_config(options: FitOptions, provenance: dict) -> tuple[SimConfig, str]:
-    """The configuration of the analysis and where it came from.
+    """Return the configuration of the analysis and where it came from.
 
     A ringsim file's provenance holds the full configuration it was simulated with; ``--ring``
     replaces it by a preset, ``--set`` values amend either. A foreign file takes the preset of
@@ -144,7 +144,15 @@ class _Analysis:
 
     def fit_kwargs(self) -> dict:
         s, o = self.settings, self.options
-        return {"model": o.model, "omega_ref_rad_per_us": s.omega_ref_rad_per_us, "tau_guess_us": s.gamma_tau_us, "loss": self.loss, "frequencies_mhz": self.freqs, "fixed": o.fixed, "method": o.method}
+        return {
+            "model": o.model,
+            "omega_ref_rad_per_us": s.omega_ref_rad_per_us,
+            "tau_guess_us": s.gamma_tau_us,
+            "loss": self.loss,
+            "frequencies_mhz": self.freqs,
+            "fixed": o.fixed,
+            "method": o.method,
+        }
 
     def fit(self, values: np.ndarray, variance: np.ndarray | None) -> FitResult:
         s = self.settings
@@ -157,7 +165,7 @@ class _Analysis:
         return 0.0, math.inf
 
     def randomized(self, t_us: np.ndarray, seed: int) -> np.ndarray:
-        """Times shifted uniformly by ±T_c/2 (fast-rotation randomisation)."""
+        """Return times shifted uniformly by ±T_c/2 (fast-rotation randomisation)."""
         half = 0.5 * self.settings.randomize_us
         return t_us + stream(seed, FAST_ROTATION).uniform(-half, half, size=t_us.size)
 
@@ -174,7 +182,12 @@ class _Analysis:
         """A-method weights from all hits, recorded in the JSON extras."""
         energy_edges = np.linspace(0.0, 1.2 * self.kin.e_max_mev, ENERGY_BINS + 1)
         asym = self.asymmetry(time_energy_histogram(self.randomized(t_us, seed), energy_mev, self.edges, energy_edges), energy_edges)
-        self.extra["asymmetry_weights"] = {"source": asym.source, "energy_edges_mev": energy_edges.tolist(), "asymmetry": asym.asymmetry.tolist(), "error": [e if math.isfinite(e) else None for e in asym.error]}
+        self.extra["asymmetry_weights"] = {
+            "source": asym.source,
+            "energy_edges_mev": energy_edges.tolist(),
+            "asymmetry": asym.asymmetry.tolist(),
+            "error": [e if math.isfinite(e) else None for e in asym.error],
+        }
         return asym
 
     def fit_events(self, t_us: np.ndarray, energy_mev: np.ndarray, pileup, seed: int, asym=None) -> tuple[FitResult, np.ndarray, np.ndarray | None]:
@@ -239,6 +252,7 @@ class _Analysis:
 
             def collapse(n, v):
                 return n, v
+
         if o.per_station:
             stations = {}
             for index, station in enumerate(hist.stations.tolist()):
@@ -279,7 +293,9 @@ def _loss_spectrum(options: FitOptions, events: EventData | None, cfg: SimConfig
 
 def _check_options(options: FitOptions) -> None:
     if "loss" in parse_model(options.model).terms and not (options.loss_tree or options.loss_coincidences):
-        raise ConfigError(f"model: {options.model!r} has the lost-muon term, which needs a lost-muon spectrum: give --loss-tree TREE (e.g. lost_muons of a ringsim file) or --loss-coincidences, or fit a model without it (5, 9, 13)")
+        raise ConfigError(
+            f"model: {options.model!r} has the lost-muon term, which needs a lost-muon spectrum: give --loss-tree TREE (e.g. lost_muons of a ringsim file) or --loss-coincidences, or fit a model without it (5, 9, 13)"
+        )
     if options.method == "R" and (options.scan_start_us is not None or options.scan_end_us is not None):
         raise ConfigError("scan: start/end-time scans are available for the T, A and Q methods")
 
@@ -311,7 +327,17 @@ def fit_file(options: FitOptions) -> FileFit:
         hist = read_histogram(list(options.files), options.hist, time_unit=options.time_unit, energy_unit=options.energy_unit)
         provenance = hist.provenance
     else:
-        events = read_events(list(options.files), tree=options.tree, time_branch=options.time_branch, energy_branch=options.energy_branch, calo_branch=options.calo_branch, time_unit=options.time_unit, energy_unit=options.energy_unit, selection=options.selection, fill_branch=options.fill_branch)
+        events = read_events(
+            list(options.files),
+            tree=options.tree,
+            time_branch=options.time_branch,
+            energy_branch=options.energy_branch,
+            calo_branch=options.calo_branch,
+            time_unit=options.time_unit,
+            energy_unit=options.energy_unit,
+            selection=options.selection,
+            fill_branch=options.fill_branch,
+        )
         provenance = events.provenance
     cfg, config_source = analysis_config(options, provenance)
     kin = ring_kinematics(cfg)
@@ -345,7 +371,9 @@ def fit_file(options: FitOptions) -> FileFit:
         from analysis.scans import end_time_scan, start_time_scan
 
         kw = analysis.fit_kwargs() | {"variance": variance, "blinder": blinder}
-        scans[kind] = start_time_scan(values, analysis.edges, times, end_us=settings.end_us, **kw) if kind == "start" else end_time_scan(values, analysis.edges, times, start_us=settings.start_us, **kw)
+        scans[kind] = (
+            start_time_scan(values, analysis.edges, times, end_us=settings.end_us, **kw) if kind == "start" else end_time_scan(values, analysis.edges, times, start_us=settings.start_us, **kw)
+        )
         extra[f"scan_{kind}"] = scans[kind].to_dict()
     if warnings:
         extra["warnings"] = warnings
@@ -395,7 +423,14 @@ def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra
         merged = apply_dead_time(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns)
         t_ns, energy, calo, fill = merged["time_ns"], merged["energy_mev"], merged["calo"], merged["fill"]
         pileup = shadow_pileup(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns, gap_ns=options.shadow_gap_ns, window_ns=options.shadow_window_ns)
-        extra["pileup"] = {"corrected": True, "shadow_pairs": pileup.n_pairs, "dead_time_ns": options.dead_time_ns, "gap_ns": options.shadow_gap_ns, "window_ns": options.shadow_window_ns, "fill_key": events.fill_key}
+        extra["pileup"] = {
+            "corrected": True,
+            "shadow_pairs": pileup.n_pairs,
+            "dead_time_ns": options.dead_time_ns,
+            "gap_ns": options.shadow_gap_ns,
+            "window_ns": options.shadow_window_ns,
+            "fill_key": events.fill_key,
+        }
     t_us = t_ns * 1e-3
     asym = analysis.measured_weights(t_us, energy, options.seed) if options.method == "A" else None
     fit, values, variance = analysis.fit_events(t_us, energy, pileup, options.seed, asym)

@@ -21,7 +21,7 @@ __all__ = ["RunOutcome", "run_experiment"]
 
 
 def _prepare_folder(target: Path, force: bool) -> Path:
-    """The working folder ``.NAME.partial`` beside ``target`` (checked to be replaceable before any work).
+    """Return the working folder ``.NAME.partial`` beside ``target`` (checked to be replaceable before any work).
 
     An interrupted run leaves its finished simulation blocks there (``.events.root.parts``): the
     same command resumes from them; anything else in it is made again.
@@ -77,7 +77,9 @@ class RunOutcome:
     report: str
 
 
-def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fast", n_positrons: int = 2_000_000, seed: int = 1, codata_edition: int = 2018, force: bool = False, run_bsm: bool = False) -> RunOutcome:
+def run_experiment(
+    cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fast", n_positrons: int = 2_000_000, seed: int = 1, codata_edition: int = 2018, force: bool = False, run_bsm: bool = False
+) -> RunOutcome:
     """Simulate, fit and correct one run into the folder ``output`` (replaced only with ``force``).
 
     An interrupted run keeps its finished simulation blocks in ``.OUTPUT.partial/``; the same call
@@ -153,7 +155,10 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
         report = _report(
             [
                 ("ring / mode / seed", f"{cfg.ring.name} / {mode} / {seed}"),
-                ("positrons (recorded / fitted)", f"{result['n_positrons']} / {fit.n_entries:.0f}" + (f" (and {n_recorded - result['n_positrons']} lost-muon clusters)" if n_recorded > result["n_positrons"] else "")),
+                (
+                    "positrons (recorded / fitted)",
+                    f"{result['n_positrons']} / {fit.n_entries:.0f}" + (f" (and {n_recorded - result['n_positrons']} lost-muon clusters)" if n_recorded > result["n_positrons"] else ""),
+                ),
                 ("fit window, energies", f"{fit.start_us:.1f}–{fit.end_us:.1f} μs, {settings.energy_min_mev:g}–{settings.energy_max_mev:g} MeV"),
                 (f"chi2/ndf ({fit.chi2_definition.replace('_', ' ')})", f"{fit.chi2:.1f}/{fit.ndf} (p = {fitted.extra['fit_p_value']:.2g})"),
                 ("pileup", f"shadow-window subtraction per calorimeter and fill, {pileup['shadow_pairs']} pairs" if pileup.get("corrected") else "not corrected"),
