@@ -40,7 +40,7 @@ from ringsim.rings import RingKinematics, ring_kinematics
 
 __all__ = ["FileFit", "FitOptions", "fit_file", "write_fit_plots"]
 
-MIN_FIT_P_VALUE = 1e-4  # below it a fit is reported as not describing the data
+MIN_FIT_P_VALUE = 1e-3  # below it a fit is reported as not describing the data (issue 15: p < 10⁻³)
 ENERGY_BINS = 48  # energy bins of the A-method asymmetry measurement, over [0, 1.2 E_max]
 LOSS_BIN_US = 1.0  # bin width of the lost-muon spectrum
 

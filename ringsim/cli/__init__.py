@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="systematic study: ω_a (or C_e, C_p) shift versus one parameter, on dask")
     add_scan_arguments(scan)
 
+    ins = sub.add_parser("inspect", help="list a ROOT file's trees, RNTuples and histograms and propose the ringsim fit options that read them", description="List the trees, RNTuples and histograms of ROOT files with their entries and branch types, and propose the `ringsim fit` options for each (time, energy, calorimeter and fill branches, the time unit judged from the hits' decay, the ring). The proposals are guesses to check.", epilog="example:\n  ringsim inspect run15921_subrun001.root", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ins.add_argument("files", nargs="+", metavar="FILE.root")
+    ins.add_argument("--json", help="also write the survey to this JSON file")
+    ins.add_argument("--force", action="store_true", help="replace an existing --json file")
+
     val = sub.add_parser("validate", help="physics self-checks (tunes, spin advance, C_e, C_p, EDM tilt, Michel asymmetry)")
     val.add_argument("--json", help="write the checks to this JSON file")
     val.add_argument("--force", action="store_true")
