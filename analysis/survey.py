@@ -26,7 +26,7 @@ _ROLE_NAMES = {  # role → branch names in order of preference (compared case-i
     "energy": ("energy_mev", "energy", "e", "edep", "clusterenergy", "energies"),
     "calo": ("calo", "calonum", "caloindex", "calorimeter", "station", "detector", "vane"),
 }
-_FILL_KEYS = (("fill",), ("fillnum",), ("fillindex",), ("runnum", "subrunnum", "eventnum"), ("runindex", "subrunindex", "fillindex"), ("run", "subrun", "event"))
+_FILL_KEYS = (("runnum", "subrunnum", "eventnum"), ("runindex", "subrunindex", "fillindex"), ("run", "subrun", "event"), ("fill",), ("fillnum",), ("fillindex",))  # composite keys first
 # candidate time units (ns per unit) and the rings' γτ in ns (docs/physics.md §3 and §5)
 _TIME_UNITS = {"ns": 1.0, "ct": 1.25, "us": 1e3, "s": 1e9}
 _GAMMA_TAU_NS = {"fnal": 64.4e3, "jparc": 6.6e3}
