@@ -5,6 +5,8 @@ deterministically from a secret string. The fitters work in the true parameteris
 ω = ω_ref(1 + R_true·1e-6) and report R_blind = R_true + ΔR, so blinding never changes the fit
 itself and unblinding with the secret restores the unblinded ω exactly (up to rounding).
 ΔR is kept in a private attribute and never appears in a repr, a str or a result dictionary.
+Values a user gives for R (fixed or start values) are blinded R too: :meth:`Blinder.true_r`
+carries them into the true parameterisation, so fixing R = 0 fits at R_blind = 0, not at ΔR.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class Blinder:
     def blind_r(self, r_true_ppm: float) -> float:
         """Blinded R in ppm, R_true + ΔR, for a true R_true = (ω/ω_ref − 1)·1e6."""
         return r_true_ppm + self.__delta_r_ppm
+
+    def true_r(self, r_ppm_blinded: float) -> float:
+        """True R in ppm, R_blind − ΔR, of a blinded R (a value fixed or started in blinded space)."""
+        return r_ppm_blinded - self.__delta_r_ppm
 
     def omega_from_r(self, r_ppm: float) -> float:
         """True frequency ω = ω_ref[1 + (R − ΔR)·1e-6] in rad/μs for a blinded R in ppm."""
