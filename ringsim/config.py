@@ -22,6 +22,7 @@ MAX_MUONS_PER_FILL = 1 << 20  # a fill is simulated in memory at once
 HISTOGRAM_ENERGY_BINS = 16  # energy bins of a run file's per-station histograms
 MAX_HISTOGRAM_CELLS = 1 << 25  # stations × time bins × energy bins of those histograms (256 MiB of counts)
 
+MAX_FIT_BINS = 1 << 20  # time bins of a fit histogram (the A method keeps 48 energy bins of each: 400 MB)
 # Checks named in each field's metadata: predicate and the phrase used in the error message.
 _CHECKS = {
     "positive": (lambda v: v > 0, "a number > 0"),
@@ -398,8 +399,8 @@ def load_config(ring: str = "fnal", path: str | Path | None = None, overrides: l
 def _check_physical(cfg: SimConfig) -> None:
     """Refuse values that pass their own check but not with the others: an aperture inside the ring, a beam inside the aperture, a bunch inside the fill."""
     aperture, radius = cfg.ring.aperture_radius_m, cfg.ring.radius_m
-    if not aperture < 0.5 * radius:
-        raise ConfigError(f"ring.aperture_radius_m: expected less than half of ring.radius_m ({radius} m), got {aperture!r}")
+    if not aperture < radius:
+        raise ConfigError(f"ring.aperture_radius_m: expected less than ring.radius_m ({radius} m), got {aperture!r}")
     for name in APERTURE_LENGTHS:
         section, key = name.split(".")
         value = getattr(getattr(cfg, section), key)
@@ -408,6 +409,38 @@ def _check_physical(cfg: SimConfig) -> None:
     fill_ns = cfg.analysis.fit_end_us * 1e3
     if cfg.beam.bunch_length_ns > fill_ns:
         raise ConfigError(f"beam.bunch_length_ns: expected at most the analysed fill, analysis.fit_end_us = {fill_ns:g} ns, got {cfg.beam.bunch_length_ns!r}")
+
+
+def check_fit_window(start_us: float, end_us: float, bin_width_us: float, data_end_us: float, *, end_given: bool = True, scan_us=()) -> None:
+    """Refuse a fit window (and scan times) outside the data or of more than MAX_FIT_BINS bins, before histogramming.
+
+    Parameters
+    ----------
+    start_us, end_us : float
+        The fit window in μs.
+    bin_width_us : float
+        Histogram bin width in μs.
+    data_end_us : float
+        Time of the last hit (or the last histogram edge) in μs.
+    end_given : bool
+        Whether the end came from --end (a preset's end may lie beyond a short file).
+    scan_us : iterable of float
+        Start- and end-scan times in μs.
+
+    Raises
+    ------
+    ConfigError
+        Naming --start, --end or the scan.
+    """
+    if not (math.isfinite(end_us) and end_us / bin_width_us <= MAX_FIT_BINS):
+        raise ConfigError(f"end: expected a fit end of at most {MAX_FIT_BINS} bins of {bin_width_us:g} μs ({MAX_FIT_BINS * bin_width_us:g} μs), got {end_us!r}")
+    if not start_us < data_end_us:
+        raise ConfigError(f"start: the fit starts at {start_us:g} μs, after the data, whose last time is {data_end_us:g} μs")
+    if end_given and end_us > data_end_us + bin_width_us:
+        raise ConfigError(f"end: expected a fit end within the data (last time {data_end_us:g} μs), got {end_us:g} μs")
+    for t in scan_us:
+        if not 0.0 <= t <= max(end_us, data_end_us + bin_width_us):
+            raise ConfigError(f"scan: expected scan times in [0, {max(end_us, data_end_us):g}] μs (within the data), got {t:g}")
 
 
 def histogram_time_bins(analysis: AnalysisConfig) -> int:

@@ -7,9 +7,13 @@ line ``error: …`` on stderr and exit status 2; nothing is written on error (ou
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 
-from ringsim.errors import RingsimError
+from ringsim.errors import ConfigError, RingsimError
+
+MAX_COUNT = 10**12  # largest --positrons/--muons (also bounded by the free disk space)
 
 EXAMPLES = """examples:
   ringsim run --ring fnal -o out/                       # simulate, fit, correct: a_mu vs truth
@@ -22,13 +26,20 @@ EXAMPLES = """examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors follow the one-line contract (``error: …``, exit 2) instead of a usage block."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}")
+
+
 def _positive_count(text: str) -> int:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (value > 0 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not (0 < value <= MAX_COUNT and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer ≤ {MAX_COUNT:.0e}, got {text!r}")
     return int(value)
 
 
@@ -46,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ringsim.cli.fit import add_fit_arguments
     from ringsim.cli.scan import add_scan_arguments
 
-    parser = argparse.ArgumentParser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -114,22 +125,15 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ringsim`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "run":
-            from ringsim.cli.run import cmd_run as handler
-        elif args.command == "fit":
-            from ringsim.cli.fit import cmd_fit as handler
-        elif args.command == "scan":
-            from ringsim.cli.scan import cmd_scan as handler
-        elif args.command == "validate":
-            from ringsim.cli.validate import cmd_validate as handler
-        else:
-            from ringsim.cli import commands
+    """Entry point of the ``ringsim`` console script; returns the exit status.
 
-            handler = getattr(commands, f"cmd_{args.command}")
-        return handler(args)
+    Bad input (a RingsimError, an argument error, an unwritable path) ends in one line ``error: …``
+    on stderr and status 2, with the warnings of the failed command left out; a closed stdout
+    (``ringsim fit … | head``) ends quietly with status 141.
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            status = _dispatch(build_parser().parse_args(argv))
     except RingsimError as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
@@ -137,6 +141,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; finished outputs are kept, nothing partial was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from ringsim.cli.run import cmd_run as handler
+    elif args.command == "fit":
+        from ringsim.cli.fit import cmd_fit as handler
+    elif args.command == "scan":
+        from ringsim.cli.scan import cmd_scan as handler
+    elif args.command == "validate":
+        from ringsim.cli.validate import cmd_validate as handler
+    else:
+        from ringsim.cli import commands
+
+        handler = getattr(commands, f"cmd_{args.command}")
+    return handler(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -263,6 +263,15 @@ def _fit_histogram(args, analysis: _Analysis, hist):
     return analysis.fit(values, variance), values, variance
 
 
+def _data_end_us(events, hist) -> float:
+    """Time of the last hit, or the last time edge of the histogram, in μs."""
+    import numpy as np
+
+    if hist is not None:
+        return float((hist.edges[0] if isinstance(hist.edges, tuple) else hist.edges)[-1]) * 1e-3
+    return float(np.max(events.time_ns, initial=0.0)) * 1e-3
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """Run ``ringsim fit``: read, correct, histogram by method, fit, scan, plot, print/write JSON."""
     import numpy as np
@@ -270,7 +279,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from analysis.ingest import read_events, read_histogram
     from analysis.models import LossSpectrum, beam_frequencies_mhz, parse_model
     from analysis.wiggle import ring_settings
-    from ringsim.config import load_config
+    from ringsim.config import check_fit_window, load_config
     from ringsim.rings import ring_kinematics
 
     parse_model(args.model)
@@ -282,7 +291,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ConfigError("scan-plot: needs --scan-start or --scan-end")
     if args.method == "R" and (starts is not None or ends is not None):
         raise ConfigError("scan: start/end-time scans are available for the T, A and Q methods")
-    _check_outputs(args, "json", *PLOT_OPTIONS)
+    _check_outputs(args, "json", *PLOT_OPTIONS, inputs={path: path for path in args.files})
 
     events = hist = None
     if args.hist:
@@ -296,6 +305,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     cfg = load_config(ring)
     kin = ring_kinematics(cfg)
     settings = ring_settings(cfg, args.start, args.end, args.threshold)
+    scan_us = [*(() if starts is None else starts), *(() if ends is None else ends)]
+    check_fit_window(settings.start_us, settings.end_us, settings.bin_width_us, _data_end_us(events, hist), end_given=args.end is not None, scan_us=scan_us)
     freqs = beam_frequencies_mhz(kin.omega_c_rad_per_s / (2.0 * math.pi) * 1e-6, kin.field_index) | freq_override
     loss = _loss_spectrum(args, events, cfg, settings) if args.loss_tree or args.loss_coincidences else None
     blinder = Blinder(args.blind, settings.omega_ref_rad_per_us) if args.blind is not None else None

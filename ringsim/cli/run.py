@@ -57,13 +57,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from calibration.plots import bsm_plot, comparison_plot
     from calibration.theory import SM_PREDICTIONS, AmuValue, delta_amu, significance
     from ringsim.config import load_config
-    from ringsim.io import check_output_path, write_json_atomic
+    from ringsim.io import RUN_BYTES_PER_COUNT, check_distinct_paths, check_free_space, check_output_path, write_json_atomic
     from ringsim.simulate import simulate_to_file
 
     cfg = load_config(args.ring, args.config, args.overrides)
     target = Path(args.output)
     if args.json:
         check_output_path(args.json, overwrite=args.force)
+    check_distinct_paths({"-o/--output": args.output, "--json": args.json}, {"--config": args.config})
+    check_free_space(target.parent, args.positrons * RUN_BYTES_PER_COUNT, f"{args.positrons} positrons")
     tmp = _prepare_folder(target, args.force)
     try:
         events_path = tmp / "events.root"

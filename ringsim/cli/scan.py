@@ -103,11 +103,12 @@ def resolve_study(args: argparse.Namespace):
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from analysis.study import prepare, run_study, summary_table
-    from ringsim.io import check_output_path, write_json_atomic
+    from ringsim.io import check_distinct_paths, check_output_path, write_json_atomic
 
     prepared = prepare(resolve_study(args))
     if args.json:
         check_output_path(args.json, overwrite=args.force)
+    check_distinct_paths({"-o/--output": args.output, "--json": args.json}, {"--config": args.config_path, "STUDY": args.study})
     summary = run_study(prepared, args.output, scheduler=args.scheduler, n_workers=args.workers, force=args.force)
     print(summary_table(summary), end="")
     tasks = summary["tasks"]
