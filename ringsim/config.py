@@ -51,6 +51,8 @@ PHYSICAL_LIMITS = {
     "detector.gain_sag_amplitude": (-1.0, 1.0, "|C| ≤ 1 (a gain that stays ≥ 0)"),
     "detector.gain_drift_per_kfill": (-1.0, 1.0, "|drift| ≤ 1 per 1000 fills"),
     "analysis.energy_max_mev": (0.0, 1e9, "at most 1e9 MeV"),
+    "analysis.fit_start_us": (0.0, 1e6, "at most 1 s"),
+    "analysis.fit_end_us": (0.0, 1e6, "at most 1 s"),
     "tracking.steps_per_turn": (1, 100_000, "1 to 1e5 steps per turn"),
     "tracking.temperature_c": (-273.15, 1000.0, "-273.15 to 1000 °C"),
     "esq.station_start_deg": (0.0, 360.0, "an azimuth in [0, 360] degrees"),

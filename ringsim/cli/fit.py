@@ -19,6 +19,7 @@ from ringsim.errors import ConfigError
 PLOT_OPTIONS = ("plot", "residual_plot", "scan_plot", "correlation_plot", "pulls_plot")
 ENERGY_BINS = 48  # energy bins of the A-method asymmetry measurement, over [0, 1.2 E_max]
 LOSS_BIN_US = 1.0  # bin width of the lost-muon spectrum
+MAX_SCAN_POINTS = 1000  # fits of one start- or end-time scan
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,12 +124,14 @@ def _times(text: str | None, option: str) -> np.ndarray | None:
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
+            if not 2 <= int(n) <= MAX_SCAN_POINTS:
+                raise ConfigError(f"{option}: expected 2 to {MAX_SCAN_POINTS} scan points, got {text!r}")
             times = np.linspace(float(lo), float(hi), int(n))
         else:
             times = np.array([float(v) for v in text.split(",")])
     except ValueError:
         raise ConfigError(f"{option}: expected T1,T2,… or FROM:TO:N in μs, got {text!r}") from None
-    if times.size < 2 or not np.all(np.isfinite(times)):
+    if not 2 <= times.size <= MAX_SCAN_POINTS or not np.all(np.isfinite(times)):
         raise ConfigError(f"{option}: need at least two finite times, got {text!r}")
     return times
 
