@@ -33,7 +33,8 @@ def delta_r_ppm() -> float:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     path = tmp_path_factory.mktemp("blind") / "run.root"
-    simulate_to_file(path, load_config("fnal"), "fast", n_positrons=50_000, seed=4)
+    cfg = load_config("fnal", overrides=["fastmodel.loss_fraction=0.05", "fastmodel.cbo_amplitude_m=0.005", "fastmodel.cbo_tau_us=150"])
+    simulate_to_file(path, cfg, "fast", n_positrons=50_000, seed=4)  # with CBO and lost muons for models 9 and 5+loss
     return path
 
 
@@ -118,6 +119,12 @@ CASES = {
     "hist": ["--hist", "hist/calo_00"],
     "hist-Q": ["--hist", "hist/calo_00", "--method", "Q"],
     "fix-tau": ["--fix", "tau_us=64.4"],
+    "model-9": ["--model", "9", "--fix", "tau_cbo_us=150"],
+    "loss": ["--model", "5+loss", "--loss-coincidences"],
+    "gain-seed": ["--gain", "0.05,30", "--seed", "3"],
+    "pileup-options": ["--pileup", "--dead-time", "4", "--shadow-gap", "12", "--shadow-window", "4"],
+    "layout": ["--tree", "events", "--time-branch", "time_ns", "--energy-branch", "energy_mev", "--calo-branch", "calo", "--time-unit", "ns", "--energy-unit", "MeV"],
+    "R-per-station": ["--method", "R", "--per-station", "--selection", "calo < 3"],
     "scan-start": ["--scan-start", "30.2,40,60"],
     "scan-end": ["--scan-end", "650,500,400"],
     "plots": "plot residual-plot correlation-plot pulls-plot",
@@ -134,8 +141,10 @@ def _case_args(name, tmp_path) -> list[str]:
     return head + _plot_args(tmp_path, *spec.split())
 
 
-FREE_ONLY = ("A-michel", "threshold", "window", "hist-Q", "pileup")  # fixing R adds nothing to these options
-RUNS = [(name, None) for name in CASES] + [(name, 0.0) for name in CASES if name not in FREE_ONLY] + [("T", 3.5), ("R", 3.5)]
+# options whose fits take a fixed R through their own path (methods, stations, histograms, other fixed
+# parameters, beam terms, loss, scans, plots); the others only change the histogram
+FIXED_ALSO = ("T", "A", "Q", "R", "per-station", "hist", "fix-tau", "model-9", "loss", "scan-start", "scan-end", "plots")
+RUNS = [(name, None) for name in CASES] + [(name, 0.0) for name in FIXED_ALSO] + [("R", 3.5)]
 
 
 def _without_plots(args: list[str]) -> list[str]:
@@ -151,6 +160,16 @@ def _without_plots(args: list[str]) -> list[str]:
     return keep
 
 
+def _with_fixed_r(args: list[str], r_ppm: float | None) -> list[str]:
+    """``args`` with R_ppm added to their --fix (or a new --fix); unchanged for ``None``."""
+    if r_ppm is None:
+        return list(args)
+    if "--fix" not in args:
+        return [*args, "--fix", f"R_ppm={r_ppm!r}"]
+    i = args.index("--fix") + 1
+    return [*args[:i], f"{args[i]},R_ppm={r_ppm!r}", *args[i + 1 :]]
+
+
 @pytest.mark.parametrize(("name", "fix_r_ppm"), RUNS, ids=[f"{n}-{'free' if f is None else f'fix{f:g}'}" for n, f in RUNS])
 def test_blinded_fit_reveals_no_true_value(sample, tmp_path, capsys, plot_texts, name, fix_r_ppm):
     dr = delta_r_ppm()
@@ -158,10 +177,8 @@ def test_blinded_fit_reveals_no_true_value(sample, tmp_path, capsys, plot_texts,
     args = _case_args(name, tmp_path)
     truth, _ = _fit(sample, tmp_path, "truth", [*_without_plots(args), "--unblind", "--force"], capsys)
     plot_texts.clear()
-    fix = [] if fix_r_ppm is None else ["--fix", f"R_ppm={fix_r_ppm}" + (",tau_us=64.4" if name == "fix-tau" else "")]
-    if name == "fix-tau" and fix:
-        args = []
-    blinded, text = _fit(sample, tmp_path, "blinded", [*args, *fix, "--blind", PHRASE, "--force"], capsys)
+    fix = _with_fixed_r(args, fix_r_ppm)
+    blinded, text = _fit(sample, tmp_path, "blinded", [*fix, "--blind", PHRASE, "--force"], capsys)
 
     assert blinded["blinded"] is True and truth["blinded"] is False
     if fix_r_ppm is None:
@@ -170,8 +187,7 @@ def test_blinded_fit_reveals_no_true_value(sample, tmp_path, capsys, plot_texts,
     else:
         # the fixed R is a blinded R: the same fit as an unblinded one fixed at R − ΔR
         assert blinded["R_ppm"] == pytest.approx(fix_r_ppm, abs=1e-12) and blinded["params"]["R_ppm"] == blinded["R_ppm"]
-        fixed_true = [*fix[:1], fix[1].replace(f"R_ppm={fix_r_ppm}", f"R_ppm={fix_r_ppm - dr!r}")]
-        same, _ = _fit(sample, tmp_path, "fixed-true", [*_without_plots(args), *fixed_true, "--unblind", "--force"], capsys)
+        same, _ = _fit(sample, tmp_path, "fixed-true", [*_with_fixed_r(_without_plots(args), fix_r_ppm - dr), "--unblind", "--force"], capsys)
         assert blinded["chi2"] == pytest.approx(same["chi2"], rel=1e-7)
         assert same["R_ppm"] == pytest.approx(fix_r_ppm - dr, abs=1e-9)
     shift = abs(OMEGA_REF * dr * 1e-6)
