@@ -142,3 +142,13 @@ def test_blinded_scan_holds_a_fixed_blinded_r_at_every_point():
     assert free.blinded and np.allclose(free.omega_a - open_scan.omega_a, delta_r_ppm(b) * OMEGA_REF * 1e-6, rtol=1e-6, atol=0.0)
     held = start_time_scan(counts, edges, [30.2, 50.0], end_us=650.0, blinder=b, fixed={"R_ppm": 0.0}, **kw)
     assert np.all(held.omega_a == OMEGA_REF)
+
+
+def test_another_reference_frequency_reports_the_same_blinded_omega():
+    """Fits of one file with two ring presets (two ω_ref) must not give two equations for ΔR and ω."""
+    omega_jparc_ref = 2.0 * math.pi * 0.4735  # rad/μs: blinding_reference_mhz of ringsim/presets/jparc.toml
+    fnal, jparc = Blinder(SECRET, OMEGA_REF), Blinder(SECRET, omega_jparc_ref)
+    for omega_true in (1.4394, 1.4395, 2.975):
+        assert jparc.blinded_omega(omega_true) == pytest.approx(fnal.blinded_omega(omega_true), rel=1e-14)
+        assert jparc.omega_from_r(jparc.r_from_omega(omega_true)) == pytest.approx(omega_true, rel=1e-14)
+    assert fnal.blinded_omega(1.4394) != 1.4394  # still blinded
