@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             status = _dispatch(build_parser().parse_args(argv))
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except RingsimError as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
