@@ -298,6 +298,8 @@ COMMANDS = [
     (["scan", "fit_start"], "--output"),
     (["scan", "fnal", "--param", "ring.radius_m=1e-300,7", "-o", "{tmp}/scan"], "ring.radius_m"),
     (["scan", "fit_start", "--positrons", "inf", "-o", "{tmp}/scan"], "--positrons"),
+    (["scan", "fit_start", "--positrons", "1e30", "-o", "{tmp}/scan"], "--positrons"),
+    (["scan", "fit_start", "--seeds", "1e13", "-o", "{tmp}/scan"], "--seeds"),
     (["scan", "fit_start", "--workers", "0", "-o", "{tmp}/scan"], "--workers"),
     (["scan", "fit_start", "--degree", "3", "-o", "{tmp}/scan"], "--degree"),
     (["validate", "--json", "{tmp}/missing/v.json"], "missing"),

@@ -3,7 +3,7 @@
 Each case runs the same fit three ways on one small simulated file: blinded, unblinded with R free
 (the true R and ω_a of every fit in the output: combined, per station, per scan point) and, when
 the blinded run fixes R, unblinded with R fixed at the true value the blinded one stands for. The
-blinded run's stdout, JSON file and the text drawn in its plots must contain no number equal, to
+blinded run's stdout, stderr, JSON file and the text drawn in its plots must contain no number equal, to
 its printed precision, to a true R or ω_a, to ±ΔR, or to the blinding shift ω_ref·ΔR·1e-6 of ω_a.
 ΔR is computed here with :mod:`analysis.blinding` only, to check that it is absent.
 """
@@ -99,7 +99,8 @@ def _fit(sample, tmp_path, tag, args, capsys) -> tuple[dict, str]:
     out = tmp_path / f"{tag}.json"
     capsys.readouterr()
     assert main(["fit", str(sample), *args, "--json", str(out)]) == 0
-    return json.loads(out.read_text()), capsys.readouterr().out + out.read_text()
+    printed = capsys.readouterr()
+    return json.loads(out.read_text()), "\n".join((printed.out, printed.err, out.read_text()))
 
 
 def _plot_args(tmp_path, *options):

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from ringsim.cli import MAX_COUNT
 from ringsim.errors import ConfigError
 
 EXAMPLES = """examples:
@@ -28,8 +29,8 @@ def _count(text: str) -> int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not (math.isfinite(value) and 1 <= value <= MAX_COUNT and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer ≤ {MAX_COUNT:.0e}, got {text!r}")
     return int(value)
 
 
