@@ -4,7 +4,7 @@ Each case runs the same fit three ways on one small simulated file: blinded, unb
 (the true R and ω_a of every fit in the output: combined, per station, per scan point) and, when
 the blinded run fixes R, unblinded with R fixed at the true value the blinded one stands for. The
 blinded run's stdout, stderr, JSON file and the text drawn in its plots must contain no number equal, to
-its printed precision, to a true R or ω_a, to ±ΔR, or to the blinding shift ω_ref·ΔR·1e-6 of ω_a.
+its printed precision, to a true R, ω_a or f_a, to ±ΔR, or to the blinding shift ω_ref·ΔR·1e-6 of ω_a.
 ΔR is computed here with :mod:`analysis.blinding` only, to check that it is absent.
 """
 
@@ -194,6 +194,7 @@ def test_blinded_fit_reveals_no_true_value(sample, tmp_path, capsys, plot_texts,
     shift = abs(OMEGA_REF * dr * 1e-6)
     r_scale = abs(dr)
     forbidden = [(r, r_scale) for r in _values(truth, ("R_ppm",))] + [(w, shift) for w in _values(truth, ("omega_a",))]
+    forbidden += [(w / (2.0 * math.pi), shift / (2.0 * math.pi)) for w in _values(truth, ("omega_a",))]  # f_a in MHz
     forbidden += [(dr, r_scale), (-dr, r_scale), (shift, shift), (-shift, shift)]
     leaks = _leaks(text + "\n".join(plot_texts), forbidden)
     assert not leaks, f"{name}: blinded output shows true values: {leaks[:5]}"
@@ -206,3 +207,12 @@ def test_a_fixed_blinded_r_of_zero_is_not_the_offset(sample, tmp_path, capsys):
     blinded, text = _fit(sample, tmp_path, "b", ["--blind", PHRASE, "--fix", "R_ppm=0"], capsys)
     assert blinded["R_ppm"] == 0.0 and blinded["omega_a"] == pytest.approx(OMEGA_REF, rel=1e-12)
     assert not _leaks(text, [(delta_r_ppm(), abs(delta_r_ppm())), (-delta_r_ppm(), abs(delta_r_ppm()))])
+
+
+def test_the_leak_check_sees_a_printed_true_value():
+    """The checker flags a value printed to a precision that tells it from the blinded one, and only then."""
+    assert _leaks("R_ppm = 53.82 ppm", [(53.8200586, 8.05)])
+    assert _leaks('"omega_a": 1.4393409799669117', [(1.4393409799669117, 1.16e-5)])
+    assert _leaks("blinded ω_a = 1.4393410 ± 0.0005640 rad/μs", [(1.4393409799669117, 1.16e-5)])
+    assert not _leaks("χ²/ndf = 0.0/12", [(1.16e-5, 1.16e-5)])
+    assert not _leaks("f_a = 0.229 MHz", [(0.2290742, 1.85e-6)])
