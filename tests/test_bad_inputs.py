@@ -395,3 +395,13 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+def test_a_count_the_disk_cannot_hold_is_refused_before_any_work(files, tmp_path, capsys, monkeypatch):
+    """1e5 positrons need ≈ 2 × 60 B each (file and kept parts); a file system with 1 MB free is refused."""
+    import shutil
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9 - 10**6, free=10**6))
+    _check(["simulate", "--positrons", "100000", "-o", "{tmp}/x.root"], "GB free", files, tmp_path, capsys)
+    _check(["run", "--positrons", "100000", "-o", "{tmp}/run"], "GB free", files, tmp_path, capsys)
