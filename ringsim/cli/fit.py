@@ -132,7 +132,7 @@ def _times(text: str | None, option: str) -> np.ndarray | None:
     except ValueError:
         raise ConfigError(f"{option}: expected T1,T2,… or FROM:TO:N in μs, got {text!r}") from None
     if not 2 <= times.size <= MAX_SCAN_POINTS or not np.all(np.isfinite(times)):
-        raise ConfigError(f"{option}: need at least two finite times, got {text!r}")
+        raise ConfigError(f"{option}: need 2 to {MAX_SCAN_POINTS} finite times, got {text!r}")
     return times
 
 
