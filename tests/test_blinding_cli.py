@@ -120,7 +120,7 @@ CASES = {
     "hist": ["--hist", "hist/calo_00"],
     "hist-Q": ["--hist", "hist/calo_00", "--method", "Q"],
     "fix-tau": ["--fix", "tau_us=64.4"],
-    "model-9": ["--model", "9", "--fix", "tau_cbo_us=150"],
+    "model-9": ["--model", "9", "--fix", "tau_cbo_us=150", "--frequencies", "cbo=0.37", "--ring", "fnal"],
     "loss": ["--model", "5+loss", "--loss-coincidences"],
     "gain-seed": ["--gain", "0.05,30", "--seed", "3"],
     "pileup-options": ["--pileup", "--dead-time", "4", "--shadow-gap", "12", "--shadow-window", "4"],
