@@ -555,6 +555,14 @@ def seed_beam_terms(
     return {k: seeds[k] for k in model.names if k not in base}
 
 
+def true_space(values: dict | None, blinder: Blinder | None) -> dict:
+    """Fixed or start values in the fit's true parameterisation: a given R_ppm is a blinded R when ``blinder`` is set."""
+    values = dict(values or {})
+    if blinder is not None and "R_ppm" in values:
+        values["R_ppm"] = blinder.true_r(values["R_ppm"])
+    return values
+
+
 def _validated_variance(variance, shape: tuple[int, ...]) -> np.ndarray:
     v = np.asarray(variance, dtype=float)
     if v.shape != shape:
@@ -613,10 +621,11 @@ def fit_wiggle(
         Expected beam frequencies (keys ``cbo``, ``vw``, ``y``) for the automatic start values, e.g.
         from :func:`analysis.models.beam_frequencies_mhz`.
     start : dict, optional
-        Start values (true-space R_ppm); parameters not given are found automatically. When all are
-        given the fit is a single MIGRAD with every non-fixed parameter free.
+        Start values; parameters not given are found automatically. When all are given the fit is
+        a single MIGRAD with every non-fixed parameter free.
     fixed : dict, optional
-        Parameters held at the given values.
+        Parameters held at the given values. In ``start`` and ``fixed`` R_ppm is the reported R:
+        a blinded R when ``blinder`` is given (see :func:`true_space`).
     cost : str, optional
         ``"poisson"`` (the default without ``variance``), ``"scaled_poisson"`` (the default with
         it, see :class:`ScaledPoissonCost`) or ``"least_squares"`` (χ² with the given variances).
@@ -651,8 +660,8 @@ def fit_wiggle(
         raise ConfigError(f"{label}: unknown cost {cost_name!r}; costs: {', '.join(COSTS)}")
     if (cost_name == "poisson") != (variance is None):
         raise ConfigError(f"{label}: cost {cost_name!r} needs {'no variance' if cost_name == 'poisson' else 'a variance'}")
-    fixed = dict(fixed or {})
-    start = dict(start or {})
+    fixed = true_space(fixed, blinder)
+    start = true_space(start, blinder)
     unknown = sorted(set(fixed) - set(model.names)) + sorted(set(start) - set(model.names))
     if unknown:
         raise ConfigError(f"{label}: model has no parameter(s) {', '.join(unknown)}; it has {', '.join(model.names)}")

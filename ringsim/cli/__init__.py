@@ -7,10 +7,14 @@ line ``error: …`` on stderr and exit status 2; nothing is written on error (ou
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import warnings
 
-from ringsim.errors import RingsimError
+from ringsim.errors import ConfigError, RingsimError
+
+MAX_COUNT = 10**12  # largest --positrons/--muons (also bounded by the free disk space)
 
 EXAMPLES = """examples:
   ringsim run --ring fnal -o out/                       # simulate, fit, correct: a_mu vs truth
@@ -25,13 +29,20 @@ EXAMPLES = """examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors follow the one-line contract (``error: …``, exit 2) instead of a usage block."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}")
+
+
 def _positive_count(text: str) -> int:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (value > 0 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not (0 < value <= MAX_COUNT and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer ≤ {MAX_COUNT:.0e}, got {text!r}")
     return int(value)
 
 
@@ -50,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ringsim.cli.fit import add_fit_arguments
     from ringsim.cli.scan import add_scan_arguments
 
-    parser = argparse.ArgumentParser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="ringsim", description="Muon g-2 storage-ring simulation and ω_a analysis.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML file laid over the ring preset")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one configuration value (repeatable)")
     run.add_argument("--mode", choices=("fast", "track"), default="fast")
-    run.add_argument("--positrons", type=_positive_count, default=2_000_000, help="recorded positrons to simulate (default 2e6)")
+    run.add_argument("--positrons", type=_positive_count, default=2_000_000, help="recorded positrons to simulate (default 2e6, at most 1e12 and what the disk holds)")
     run.add_argument("--seed", type=_nonneg_int, default=1)
     run.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
     run.add_argument("--json", help="also write the result keys to this JSON file")
@@ -73,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     sim.add_argument("--mode", choices=("fast", "track"), default="fast")
     count = sim.add_mutually_exclusive_group(required=True)
-    count.add_argument("--muons", type=_positive_count, help="muons to inject")
-    count.add_argument("--positrons", type=_positive_count, help="recorded positrons to produce")
+    count.add_argument("--muons", type=_positive_count, help="muons to inject (at most 1e12 and what the disk holds)")
+    count.add_argument("--positrons", type=_positive_count, help="recorded positrons to produce (at most 1e12 and what the disk holds)")
     sim.add_argument("--seed", type=_nonneg_int, default=1)
     sim.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
     sim.add_argument("--truth", action="store_true", help="also write tree 'truth': one row per muon (decay or loss, positron, station reached)")
@@ -143,37 +154,59 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ringsim`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``ringsim`` console script; returns the exit status.
+
+    Bad input (a RingsimError, an argument error, an unwritable path) ends in one line ``error: …``
+    on stderr and status 2, with the warnings of the failed command left out; a closed stdout
+    (``ringsim fit … | head``) ends quietly with status 141; SIGINT and SIGTERM end in one line and
+    status 130 and 143 (:mod:`ringsim.interrupts`).
+    """
     from ringsim.interrupts import install_handlers, restore_handlers
 
     previous = install_handlers()
     try:
-        if args.command == "run":
-            from ringsim.cli.run import cmd_run as handler
-        elif args.command == "fit":
-            from ringsim.cli.fit import cmd_fit as handler
-        elif args.command == "scan":
-            from ringsim.cli.scan import cmd_scan as handler
-        elif args.command == "validate":
-            from ringsim.cli.validate import cmd_validate as handler
-        elif args.command == "bsm":
-            from ringsim.cli.bsm import cmd_bsm as handler
-        else:
-            from ringsim.cli import commands
-
-            handler = getattr(commands, f"cmd_{args.command}")
-        return handler(args)
+        with warnings.catch_warnings(record=True) as caught:
+            status = _dispatch(build_parser().parse_args(argv))
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except RingsimError as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        name = "terminated (SIGTERM)" if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM else "interrupted"
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        name = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
         print(f"error: {name}; finished outputs are kept, nothing partial was written; the same command resumes a simulation", file=sys.stderr)
-        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+        return 128 + signum
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     finally:
         restore_handlers(previous)
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from ringsim.cli.run import cmd_run as handler
+    elif args.command == "fit":
+        from ringsim.cli.fit import cmd_fit as handler
+    elif args.command == "scan":
+        from ringsim.cli.scan import cmd_scan as handler
+    elif args.command == "validate":
+        from ringsim.cli.validate import cmd_validate as handler
+    elif args.command == "bsm":
+        from ringsim.cli.bsm import cmd_bsm as handler
+    else:
+        from ringsim.cli import commands
+
+        handler = getattr(commands, f"cmd_{args.command}")
+    return handler(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from workflows.fit_file import FitOptions
 
 PLOT_OPTIONS = ("plot", "residual_plot", "scan_plot", "correlation_plot", "pulls_plot")
+MAX_SCAN_POINTS = 1000  # fits of one start- or end-time scan
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="energy threshold in MeV (default: the ring's window for T and R, none for A and Q)")
     parser.add_argument("--a-weights", choices=("fit", "michel"), default="fit", help="A-method A(E): measured in energy bins (fit) or the Michel integral")
     parser.add_argument("--start", type=float, help="fit start in μs")
-    parser.add_argument("--end", type=float, help="fit end in μs")
+    parser.add_argument("--end", type=float, help="fit end in μs (within the data, at most 2^20 bins)")
     parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fast-rotation randomisation and the R-method split")
     parser.add_argument("--pileup", action=argparse.BooleanOptionalAction, default=None, help="subtract pileup by the shadow-window method, per calorimeter and fill (default: as the configuration's analysis.pileup_correction says: on for fnal, off for jparc)")
     parser.add_argument("--dead-time", type=float, default=5.0, help="artificial dead time in ns (default 5)")
@@ -61,10 +62,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shadow-window", type=float, default=5.0, help="shadow-window width in ns (default 5)")
     parser.add_argument("--gain", metavar="C,TAU_US", help="correct energies for the in-fill gain G(t) = 1 − C e^{−t/τ}")
     parser.add_argument("--per-station", action="store_true", help="also fit each calorimeter separately")
-    parser.add_argument("--scan-start", metavar="T1,T2,… | FROM:TO:N", help="start-time scan (first point is the reference)")
+    parser.add_argument("--scan-start", metavar="T1,T2,… | FROM:TO:N", help="start-time scan (first point is the reference; at most 1000 points)")
     parser.add_argument("--scan-end", metavar="T1,T2,… | FROM:TO:N", help="end-time scan (first point is the reference)")
     blind = parser.add_mutually_exclusive_group()
-    blind.add_argument("--blind", metavar="STRING", help="blind ω_a with this secret string")
+    blind.add_argument("--blind", metavar="STRING", help="blind ω_a with this secret string (a fixed R_ppm is then a blinded R)")
     blind.add_argument("--unblind", action="store_true", help="report ω_a unblinded (the default when --blind is absent)")
     parser.add_argument("--json", help="write the fit result to this JSON file")
     parser.add_argument("--plot", help="write the wiggle plot to this PNG file")
@@ -101,13 +102,15 @@ def _times(text: str | None, option: str) -> np.ndarray | None:
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
+            if not 2 <= int(n) <= MAX_SCAN_POINTS:
+                raise ConfigError(f"{option}: expected 2 to {MAX_SCAN_POINTS} scan points, got {text!r}")
             times = np.linspace(float(lo), float(hi), int(n))
         else:
             times = np.array([float(v) for v in text.split(",")])
     except ValueError:
         raise ConfigError(f"{option}: expected T1,T2,… or FROM:TO:N in μs, got {text!r}") from None
-    if times.size < 2 or not np.all(np.isfinite(times)):
-        raise ConfigError(f"{option}: need at least two finite times, got {text!r}")
+    if not 2 <= times.size <= MAX_SCAN_POINTS or not np.all(np.isfinite(times)):
+        raise ConfigError(f"{option}: need 2 to {MAX_SCAN_POINTS} finite times, got {text!r}")
     return times
 
 
@@ -171,7 +174,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     options = fit_options(args)
     if args.scan_plot and options.scan_start_us is None and options.scan_end_us is None:
         raise ConfigError("scan-plot: needs --scan-start or --scan-end")
-    _check_outputs(args, "json", *PLOT_OPTIONS)
+    _check_outputs(args, "json", *PLOT_OPTIONS, inputs={path: path for path in args.files})
     result = fit_file(options)
     if args.ring is not None or args.overrides:
         print(f"note: analysis configuration from {result.extra['config_source']}", file=sys.stderr)

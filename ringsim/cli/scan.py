@@ -13,6 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from ringsim.cli import MAX_COUNT
 from ringsim.errors import ConfigError
 
 EXAMPLES = """examples:
@@ -28,8 +29,8 @@ def _count(text: str) -> int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not (math.isfinite(value) and 1 <= value <= MAX_COUNT and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer ≤ {MAX_COUNT:.0e}, got {text!r}")
     return int(value)
 
 
@@ -102,12 +103,13 @@ def resolve_study(args: argparse.Namespace):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from ringsim.io import check_output_path, write_json_atomic
+    from ringsim.io import check_distinct_paths, check_output_path, write_json_atomic
     from workflows.study import prepare, run_study, summary_table
 
     prepared = prepare(resolve_study(args))
     if args.json:
         check_output_path(args.json, overwrite=args.force)
+    check_distinct_paths({"-o/--output": args.output, "--json": args.json}, {"--config": args.config_path, "STUDY": args.study})
     summary = run_study(prepared, args.output, scheduler=args.scheduler, n_workers=args.workers, force=args.force)
     print(summary_table(summary), end="")
     tasks = summary["tasks"]
