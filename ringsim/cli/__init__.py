@@ -12,9 +12,8 @@ import signal
 import sys
 import warnings
 
-from ringsim.errors import ConfigError, RingsimError
-
-MAX_COUNT = 10**12  # largest --positrons/--muons (also bounded by the free disk space)
+from ringsim.cli.arguments import Parser, nonneg_int, positive_count
+from ringsim.errors import RingsimError
 
 EXAMPLES = """examples:
   ringsim run --ring fnal -o out/                       # simulate, fit, correct: a_mu vs truth
@@ -27,33 +26,6 @@ EXAMPLES = """examples:
   ringsim bsm --plot bsm.png                               # world average vs WP20, WP25: Δa_μ and new physics
   ringsim scan fit_start --seeds 8 -o start/                # systematic study on a local dask cluster
 """
-
-
-class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors follow the one-line contract (``error: …``, exit 2) instead of a usage block."""
-
-    def error(self, message: str):
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def _positive_count(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (0 < value <= MAX_COUNT and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer ≤ {MAX_COUNT:.0e}, got {text!r}")
-    return int(value)
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML file laid over the ring preset")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one configuration value (repeatable)")
     run.add_argument("--mode", choices=("fast", "track"), default="fast")
-    run.add_argument("--positrons", type=_positive_count, default=2_000_000, help="recorded positrons to simulate (default 2e6, at most 1e12 and what the disk holds)")
-    run.add_argument("--seed", type=_nonneg_int, default=1)
+    run.add_argument("--positrons", type=positive_count, default=2_000_000, help="recorded positrons to simulate (default 2e6, at most 1e12 and what the disk holds)")
+    run.add_argument("--seed", type=nonneg_int, default=1)
     run.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
     run.add_argument("--json", help="also write the result keys to this JSON file")
     run.add_argument("--run-bsm", action="store_true", help="also read the simulated run's own Δa_μ against the SM as new physics (bsm_run.png; a demonstration only)")
@@ -84,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     sim.add_argument("--mode", choices=("fast", "track"), default="fast")
     count = sim.add_mutually_exclusive_group(required=True)
-    count.add_argument("--muons", type=_positive_count, help="muons to inject (at most 1e12 and what the disk holds)")
-    count.add_argument("--positrons", type=_positive_count, help="recorded positrons to produce (at most 1e12 and what the disk holds)")
-    sim.add_argument("--seed", type=_nonneg_int, default=1)
+    count.add_argument("--muons", type=positive_count, help="muons to inject (at most 1e12 and what the disk holds)")
+    count.add_argument("--positrons", type=positive_count, help="recorded positrons to produce (at most 1e12 and what the disk holds)")
+    sim.add_argument("--seed", type=nonneg_int, default=1)
     sim.add_argument("--codata", type=int, choices=(2018, 2022), default=2018)
     sim.add_argument("--truth", action="store_true", help="also write tree 'truth': one row per muon (decay or loss, positron, station reached)")
     sim.add_argument("--compression", choices=("zstd", "zlib", "lz4"), default="zstd", help="ROOT file compression (zlib for ROOT older than 6.20; default zstd)")

@@ -30,7 +30,7 @@ MAX_SCAN_POINTS = 1000  # fits of one start- or end-time scan
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``ringsim fit`` to ``parser`` (the ``fit`` subparser)."""
-    from ringsim.cli import _nonneg_int
+    from ringsim.cli.arguments import nonneg_int
 
     parser.add_argument("files", nargs="+", metavar="FILE.root")
     parser.add_argument("--ring", choices=("fnal", "jparc"), help="analysis preset, replacing the configuration stored in a ringsim file (default: the file's stored configuration, else the fnal preset)")
@@ -55,7 +55,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--a-weights", choices=("fit", "michel"), default="fit", help="A-method A(E): measured in energy bins (fit) or the Michel integral")
     parser.add_argument("--start", type=float, help="fit start in μs")
     parser.add_argument("--end", type=float, help="fit end in μs (within the data, at most 2^20 bins)")
-    parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fast-rotation randomisation and the R-method split")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of the fast-rotation randomisation and the R-method split")
     parser.add_argument("--pileup", action=argparse.BooleanOptionalAction, default=None, help="subtract pileup by the shadow-window method, per calorimeter and fill (default: as the configuration's analysis.pileup_correction says: on for fnal, off for jparc)")
     parser.add_argument("--dead-time", type=float, default=5.0, help="artificial dead time in ns (default 5)")
     parser.add_argument("--shadow-gap", type=float, default=10.0, help="shadow-window gap in ns (default 10)")

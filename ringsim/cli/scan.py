@@ -13,7 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from ringsim.cli import MAX_COUNT
+from ringsim.cli.arguments import MAX_COUNT
 from ringsim.errors import ConfigError
 
 EXAMPLES = """examples:
