@@ -18,6 +18,8 @@ from typing import Any
 from ringsim.errors import ConfigError
 
 RINGS = ("fnal", "jparc")
+# presets: the rings, and calibrated presets laid over their ring (the beam of one published data set)
+PRESETS = {"fnal": "fnal", "jparc": "jparc", "fnal-run1": "fnal", "fnal-run23": "fnal"}
 MAX_MUONS_PER_FILL = 1 << 20  # a fill is simulated in memory at once
 HISTOGRAM_ENERGY_BINS = 16  # energy bins of a run file's per-station histograms
 MAX_HISTOGRAM_CELLS = 1 << 25  # stations × time bins × energy bins of those histograms (256 MiB of counts)
@@ -274,11 +276,13 @@ def _read_toml(text: str, origin: str) -> dict[str, Any]:
 
 
 def preset_dict(ring: str) -> dict[str, Any]:
-    """The raw preset of a ring as nested dicts."""
-    if ring not in RINGS:
-        raise ConfigError(f"ring: unknown ring {ring!r}; expected one of {', '.join(RINGS)}")
-    text = resources.files("ringsim.presets").joinpath(f"{ring}.toml").read_text(encoding="utf-8")
-    return _read_toml(text, f"preset {ring}.toml")
+    """Return the raw preset as nested dicts: a ring's (``fnal``, ``jparc``) or a calibrated one laid over its ring's (``fnal-run1``)."""
+    if ring not in PRESETS:
+        raise ConfigError(f"ring: unknown preset {ring!r}; expected one of {', '.join(PRESETS)}")
+    data = _read_toml(resources.files("ringsim.presets").joinpath(f"{PRESETS[ring]}.toml").read_text(encoding="utf-8"), f"preset {PRESETS[ring]}.toml")
+    if ring != PRESETS[ring]:
+        _merge(data, _read_toml(resources.files("ringsim.presets").joinpath(f"{ring}.toml").read_text(encoding="utf-8"), f"preset {ring}.toml"), f"preset {ring}.toml")
+    return data
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any], origin: str) -> None:

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from ringsim.cli.arguments import Parser, nonneg_int, positive_count
+from ringsim.config import PRESETS
 from ringsim.errors import RingsimError
 
 EXAMPLES = """examples:
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="simulate → ROOT → fit → corrections → a_μ, with plots and a report")
-    run.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
+    run.add_argument("--ring", choices=tuple(PRESETS), default="fnal", help="preset: fnal (design), fnal-run1 and fnal-run23 (beams calibrated to the published C_e and C_p), jparc (default fnal)")
     run.add_argument("--config", help="TOML file laid over the ring preset")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one configuration value (repeatable)")
     run.add_argument("--mode", choices=("fast", "track"), default="fast")
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True, help="output folder")
 
     sim = sub.add_parser("simulate", help="generate decay positrons (and truth) into a ROOT file")
-    sim.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
+    sim.add_argument("--ring", choices=tuple(PRESETS), default="fnal", help="preset: fnal (design), fnal-run1 and fnal-run23 (beams calibrated to the published C_e and C_p), jparc (default fnal)")
     sim.add_argument("--config", help="TOML file laid over the ring preset")
     sim.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     sim.add_argument("--mode", choices=("fast", "track"), default="fast")
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bsm_arguments(bsm)
 
     prec = sub.add_parser("precision", help="Fisher-information statistical precision of ω_a")
-    prec.add_argument("--ring", choices=("fnal", "jparc"), default="fnal")
+    prec.add_argument("--ring", choices=tuple(PRESETS), default="fnal", help="preset: fnal (design), fnal-run1 and fnal-run23 (beams calibrated to the published C_e and C_p), jparc (default fnal)")
     prec.add_argument("--positrons", type=float, required=True, help="positrons in the energy window over all times")
     prec.add_argument("--polarization", type=float, help="default: the ring preset's")
     prec.add_argument("--energy-window", help="LO,HI in MeV (default: the ring's analysis window)")

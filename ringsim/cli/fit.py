@@ -17,6 +17,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ringsim.cli.commands import _check_outputs, _emit
+from ringsim.config import PRESETS
 from ringsim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     from ringsim.cli.arguments import nonneg_int
 
     parser.add_argument("files", nargs="+", metavar="FILE.root")
-    parser.add_argument("--ring", choices=("fnal", "jparc"), help="analysis preset, replacing the configuration stored in a ringsim file (default: the file's stored configuration, else the fnal preset)")
+    parser.add_argument("--ring", choices=tuple(PRESETS), help="analysis preset, replacing the configuration stored in a ringsim file (default: the file's stored configuration, else the fnal preset)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one analysis configuration value, e.g. analysis.fit_start_us=40 (repeatable)")
     parser.add_argument("--tree", help="tree path, e.g. dir/sub/hits (default: the file's only tree)")
     parser.add_argument("--time-branch", default="time_ns")
