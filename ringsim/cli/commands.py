@@ -32,11 +32,12 @@ def _emit(args: argparse.Namespace, result: dict) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulate into ``--output``; print one summary line (and write the provenance to --json)."""
     from ringsim.config import load_config
-    from ringsim.io import RUN_BYTES_PER_COUNT, RUN_BYTES_PER_COUNT_TRUTH, check_free_space
+    from ringsim.io import RUN_BYTES_PER_COUNT, RUN_BYTES_PER_COUNT_TRUTH, check_free_space, write_json_atomic
     from ringsim.run_file import simulate_to_file
 
-    _check_outputs(args, "output", inputs={"--config": args.config})
+    _check_outputs(args, "output", "json", inputs={"--config": args.config})
     cfg = load_config(args.ring, args.config, args.overrides)
     check_free_space(args.output, (args.positrons or args.muons) * (RUN_BYTES_PER_COUNT_TRUTH if args.truth else RUN_BYTES_PER_COUNT), f"{args.positrons or args.muons} {'positrons' if args.positrons else 'muons'}")
     prov = simulate_to_file(args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force, truth=args.truth, compression=args.compression)
@@ -44,7 +45,33 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"wrote {prov['n_positrons']} positrons{mip} ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
     if "spiral_injection" in prov:
         print(f"spiral injection: {100 * prov['spiral_injection']['efficiency']:.1f} % of {prov['spiral_injection']['efficiency_muons']} injected muons stored")
+    if args.json:
+        write_json_atomic(args.json, prov, overwrite=args.force)
     return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the full configuration as TOML: every section and key that --config and --set accept."""
+    from ringsim.config import load_config
+
+    cfg = load_config(args.ring, args.config, args.overrides)
+    print(f"# ringsim configuration: preset {args.ring}" + (f", {args.config}" if args.config else "") + "".join(f", --set {o}" for o in args.overrides))
+    for section, values in cfg.to_dict().items():
+        print(f"\n[{section}]")
+        for key, value in values.items():
+            print(f"{key} = {_toml_value(value)}")
+    return 0
+
+
+def _toml_value(value) -> str:
+    """Return ``value`` as a TOML literal (numbers, booleans, strings, lists of numbers)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
 
 
 def cmd_amu(args: argparse.Namespace) -> int:
