@@ -209,15 +209,7 @@ def fit_five_parameter(
     Returns
     -------
     FitResult
-
-    Raises
-    ------
-    InputError
-        Malformed histogram or window.
-    ConfigError
-        Non-positive ω_ref or τ guess, or a blinder built for another ω_ref.
-    FitError
-        Too few entries or non-empty bins in the window, no convergence, or an inaccurate covariance.
+        The result and the errors of :func:`fit_wiggle` with model ``"5"``.
     """
     return fit_wiggle(counts, edges_us, "5", start_us=start_us, end_us=end_us, omega_ref_rad_per_us=omega_ref_rad_per_us, tau_guess_us=tau_guess_us, blinder=blinder, method=method)
 
