@@ -56,13 +56,12 @@ class Blinder:
         if not isinstance(secret, str) or not secret:
             raise ConfigError("blinding: the blinding secret must be a non-empty string")
         if not (math.isfinite(omega_ref_rad_per_us) and omega_ref_rad_per_us > 0.0):
-            raise ConfigError(
-                f"blinding: omega_ref_rad_per_us must be a finite number > 0, got {omega_ref_rad_per_us!r}"
-            )
+            raise ConfigError(f"blinding: omega_ref_rad_per_us must be a finite number > 0, got {omega_ref_rad_per_us!r}")
         self._omega_ref_rad_per_us = float(omega_ref_rad_per_us)
         self.__delta_r_ppm = _delta_r_ppm(secret) * BLINDING_OMEGA_RAD_PER_US / self._omega_ref_rad_per_us
 
     def __repr__(self) -> str:
+        """Show the blinding without its secret or offset."""
         return f"Blinder(secret=<hidden>, omega_ref_rad_per_us={self._omega_ref_rad_per_us!r})"
 
     @property
@@ -75,11 +74,11 @@ class Blinder:
         return r_true_ppm + self.__delta_r_ppm
 
     def true_r(self, r_ppm_blinded: float) -> float:
-        """True R in ppm, R_blind − ΔR, of a blinded R (a value fixed or started in blinded space)."""
+        """Return true R in ppm, R_blind − ΔR, of a blinded R (a value fixed or started in blinded space)."""
         return r_ppm_blinded - self.__delta_r_ppm
 
     def omega_from_r(self, r_ppm: float) -> float:
-        """True frequency ω = ω_ref[1 + (R − ΔR)·1e-6] in rad/μs for a blinded R in ppm."""
+        """Return true frequency ω = ω_ref[1 + (R − ΔR)·1e-6] in rad/μs for a blinded R in ppm."""
         return self._omega_ref_rad_per_us * (1.0 + (r_ppm - self.__delta_r_ppm) * 1e-6)
 
     def r_from_omega(self, omega_rad_per_us: float) -> float:

@@ -78,7 +78,15 @@ PHYSICAL_LIMITS = {
     "fastmodel.tune_y": (0.0, 1.0, "a weak-focusing tune ≤ 1 (0: from the optics)"),
 }
 # Lengths that must fit inside the storage aperture (ring.aperture_radius_m).
-APERTURE_LENGTHS = ("beam.radial_betatron_width_m", "beam.vertical_width_m", "esq.scrape_x_m", "esq.scrape_y_m", "fastmodel.cbo_amplitude_m", "perturbations.reference_radius_m", "kicker.injection_offset_m")
+APERTURE_LENGTHS = (
+    "beam.radial_betatron_width_m",
+    "beam.vertical_width_m",
+    "esq.scrape_x_m",
+    "esq.scrape_y_m",
+    "fastmodel.cbo_amplitude_m",
+    "perturbations.reference_radius_m",
+    "kicker.injection_offset_m",
+)
 
 
 def _num(check: str) -> Any:
@@ -86,7 +94,7 @@ def _num(check: str) -> Any:
 
 
 def _nums(check: str) -> Any:
-    """A list of numbers, each passing ``check`` (stored as a tuple)."""
+    """Return a list of numbers, each passing ``check`` (stored as a tuple)."""
     return field(metadata={"check": check, "list": True})
 
 
@@ -249,6 +257,7 @@ class SimConfig:
     fastmodel: FastModelConfig
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the configuration as nested dicts (section → key → value)."""
         return dataclasses.asdict(self)
 
 

@@ -50,7 +50,7 @@ RUN_BYTES_PER_COUNT_TRUTH = 2 * 192
 
 
 def _one_line(exc: BaseException, limit: int = 120) -> str:
-    """The first line of an exception's message, shortened to ``limit`` characters."""
+    """Return the first line of an exception's message, shortened to ``limit`` characters."""
     lines = str(exc).strip().splitlines()
     text = lines[0].strip().rstrip(",") if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -222,12 +222,12 @@ def open_root(path: str | os.PathLike) -> Iterator[uproot.ReadOnlyDirectory]:
 
 
 def _unreadable(source: Path, exc: BaseException) -> InputError:
-    """The error for a ROOT file that uproot failed to read."""
+    """Return the error for a ROOT file that uproot failed to read."""
     return InputError(f"{source}: unreadable ROOT file, truncated or corrupt ({_one_line(exc)})")
 
 
 def provenance_of(root_file: uproot.ReadOnlyDirectory, path: str | os.PathLike) -> dict | None:
-    """The provenance dict stored in an open ROOT file, or None if it holds no ``"provenance"``.
+    """Return the provenance dict stored in an open ROOT file, or None if it holds no ``"provenance"``.
 
     Raises
     ------
@@ -250,7 +250,7 @@ def provenance_of(root_file: uproot.ReadOnlyDirectory, path: str | os.PathLike) 
 
 
 def read_provenance(path: str | os.PathLike) -> dict:
-    """The provenance dict written by :class:`EventWriter` into the ROOT file ``path``.
+    """Return the provenance dict written by :class:`EventWriter` into the ROOT file ``path``.
 
     Raises
     ------
@@ -277,9 +277,7 @@ def _branch_dtypes(branches: Mapping[str, object], path: Path) -> dict[str, np.d
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in "biuf" or dtype.shape != ():
-            raise ConfigError(
-                f"{path}: branch '{name}' has type {spec!r}; expected a numeric or bool numpy dtype"
-            )
+            raise ConfigError(f"{path}: branch '{name}' has type {spec!r}; expected a numeric or bool numpy dtype")
         dtypes[name] = dtype
     return dtypes
 
@@ -290,7 +288,7 @@ COMPRESSIONS = {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ
 
 
 def compression_setting(name: str) -> uproot.compression.Compression:
-    """The uproot compression of a name of :data:`COMPRESSIONS`; ConfigError for another."""
+    """Return the uproot compression of a name of :data:`COMPRESSIONS`; ConfigError for another."""
     if name not in COMPRESSIONS:
         raise ConfigError(f"compression: expected one of {', '.join(COMPRESSIONS)}, got {name!r}")
     return COMPRESSIONS[name]
@@ -339,9 +337,7 @@ class EventWriter:
         self.path = check_output_path(path, overwrite)
         self.compression = compression_setting(compression)
         if not isinstance(tree, str) or tree.strip("/") in ("", PROVENANCE_KEY):
-            raise ConfigError(
-                f"{self.path}: tree name {tree!r} must be a non-empty string other than '{PROVENANCE_KEY}'"
-            )
+            raise ConfigError(f"{self.path}: tree name {tree!r} must be a non-empty string other than '{PROVENANCE_KEY}'")
         if not isinstance(provenance, Mapping):
             raise ConfigError(f"{self.path}: provenance must be a dict, got {type(provenance).__name__}")
         if not isinstance(basket_rows, int | np.integer) or basket_rows < 1:
@@ -361,6 +357,7 @@ class EventWriter:
         self._tree = None
 
     def __enter__(self) -> EventWriter:
+        """Open the temporary file the run is written to."""
         if self._stack is not None:
             raise RingsimError(f"{self.path}: EventWriter is already open")
         with ExitStack() as stack:
@@ -380,6 +377,7 @@ class EventWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Rename the finished file into place, or remove the temporary after an error."""
         stack, self._stack = self._stack, None
         try:
             if exc_type is not None:
@@ -400,9 +398,7 @@ class EventWriter:
         if self._stack is None:
             raise RingsimError(f"{self.path}: EventWriter.extend called outside its with block")
         if set(arrays) != set(self.dtypes):
-            raise InputError(
-                f"{self.path}: extend got branches {sorted(arrays)}; expected exactly {sorted(self.dtypes)}"
-            )
+            raise InputError(f"{self.path}: extend got branches {sorted(arrays)}; expected exactly {sorted(self.dtypes)}")
         columns = {}
         for name, dtype in self.dtypes.items():
             column = np.asarray(arrays[name])

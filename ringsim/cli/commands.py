@@ -10,8 +10,7 @@ from ringsim.errors import ConfigError
 
 
 def _check_outputs(args: argparse.Namespace, *names: str, inputs: dict | None = None) -> None:
-    """Refuse, before any work, output files that exist (unless --force), whose folder is missing or
-    not writable, that are one of ``inputs`` (option → path) or another of the outputs."""
+    """Refuse, before any work, output files that exist (unless --force), whose folder is missing or not writable, that are one of ``inputs`` (option → path) or another of the outputs."""
     from ringsim.io import check_distinct_paths, check_output_path
 
     for name in names:
@@ -39,8 +38,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     _check_outputs(args, "output", "json", inputs={"--config": args.config})
     cfg = load_config(args.ring, args.config, args.overrides)
-    check_free_space(args.output, (args.positrons or args.muons) * (RUN_BYTES_PER_COUNT_TRUTH if args.truth else RUN_BYTES_PER_COUNT), f"{args.positrons or args.muons} {'positrons' if args.positrons else 'muons'}")
-    prov = simulate_to_file(args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force, truth=args.truth, compression=args.compression)
+    check_free_space(
+        args.output, (args.positrons or args.muons) * (RUN_BYTES_PER_COUNT_TRUTH if args.truth else RUN_BYTES_PER_COUNT), f"{args.positrons or args.muons} {'positrons' if args.positrons else 'muons'}"
+    )
+    prov = simulate_to_file(
+        args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force, truth=args.truth, compression=args.compression
+    )
     mip = f" and {prov['n_mip_clusters']} lost-muon clusters" if prov["n_mip_clusters"] else ""
     print(f"wrote {prov['n_positrons']} positrons{mip} ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
     if "spiral_injection" in prov:
@@ -75,6 +78,7 @@ def _toml_value(value) -> str:
 
 
 def cmd_amu(args: argparse.Namespace) -> int:
+    """Print a_μ from a ratio or a measurement file (with its budget table); write the outputs asked for."""
     from calibration.amu import amu_e821, amu_fnal
     from ringsim.constants import LAMBDA_E821
 
@@ -133,6 +137,7 @@ def _energy_window(text: str | None, default: tuple[float, float]) -> tuple[floa
 
 
 def cmd_precision(args: argparse.Namespace) -> int:
+    """Print the Fisher-information precision of ω_a for the preset and window."""
     from analysis.precision import fisher_omega_precision
     from ringsim.config import load_config
     from ringsim.constants import codata

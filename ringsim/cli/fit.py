@@ -1,5 +1,4 @@
-"""``ringsim fit``: ω_a from any ROOT file — methods T, A, Q, R, composable models, pileup, gain,
-per-station fits, start/end-time scans and plots.
+"""``ringsim fit``: ω_a from any ROOT file — methods T, A, Q, R, composable models, pileup, gain, per-station fits, start/end-time scans and plots.
 
 Input is a tree of hits (times, energies, calorimeters, fills) or a TH1 (time) or TH2
 (time × energy) histogram. The JSON result keeps the contract keys of ``ringsim fit`` (``omega_a``,
@@ -35,29 +34,49 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("files", nargs="+", metavar="FILE.root")
     parser.add_argument("--ring", choices=tuple(PRESETS), help="analysis preset, replacing the configuration stored in a ringsim file (default: the file's stored configuration, else the fnal preset)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one analysis configuration value, e.g. analysis.fit_start_us=40 (repeatable)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one analysis configuration value, e.g. analysis.fit_start_us=40 (repeatable)"
+    )
     parser.add_argument("--tree", help="tree path, e.g. dir/sub/hits (default: the file's only tree)")
     parser.add_argument("--time-branch", default="time_ns")
     parser.add_argument("--energy-branch")
     parser.add_argument("--calo-branch")
     parser.add_argument("--time-unit", default="ns", help="unit of the file's times: ns, us (μs), ms, s, ct (clock ticks of 1.25 ns) or a scaled unit such as 1.25ns (default ns)")
     parser.add_argument("--energy-unit", default="MeV", help="unit of the file's energies: keV, MeV, GeV or a scaled unit such as 0.5GeV (default MeV)")
-    parser.add_argument("--fill-branch", metavar="NAME[,NAME…]", help="integer branch(es) naming the fill, e.g. runNum,subRunNum,eventNum (default: branch 'fill' if present, else the entry of a tree with one entry per fill); a single branch counts within its file")
-    parser.add_argument("--selection", help="cut on the tree's branches per hit, in file units, e.g. '(energy > 1700) & (caloNum != 3)': numbers, arithmetic, comparisons, & | ~ and abs, sqrt, exp, log, sin, cos, floor, ceil")
-    parser.add_argument("--hist", metavar="NAME|PATTERN", help="fit this TH1 (time), TH2 (time × energy) or TH3 (time × energy × calorimeter) histogram instead of a tree; a pattern such as 'clusters/calo*/hTimeEnergy' sums every match of every file")
+    parser.add_argument(
+        "--fill-branch",
+        metavar="NAME[,NAME…]",
+        help="integer branch(es) naming the fill, e.g. runNum,subRunNum,eventNum (default: branch 'fill' if present, else the entry of a tree with one entry per fill); a single branch counts within its file",
+    )
+    parser.add_argument(
+        "--selection",
+        help="cut on the tree's branches per hit, in file units, e.g. '(energy > 1700) & (caloNum != 3)': numbers, arithmetic, comparisons, & | ~ and abs, sqrt, exp, log, sin, cos, floor, ceil",
+    )
+    parser.add_argument(
+        "--hist",
+        metavar="NAME|PATTERN",
+        help="fit this TH1 (time), TH2 (time × energy) or TH3 (time × energy × calorimeter) histogram instead of a tree; a pattern such as 'clusters/calo*/hTimeEnergy' sums every match of every file",
+    )
     parser.add_argument("--method", default="T", choices=("T", "A", "Q", "R"), help="T threshold, A asymmetry-weighted, Q energy-weighted, R ratio")
     parser.add_argument("--model", default="5", help="preset 5, 9, 13, 18, 22, 28 or a combination such as 5+cbo_n+cbo_a+vw+loss")
     parser.add_argument("--fix", metavar="NAME=VALUE,...", help="hold model parameters fixed, e.g. cbo_tau_A_us=80,cbo_tau_B_us=8")
     parser.add_argument("--frequencies", metavar="cbo=F,vw=F,y=F", help="expected beam frequencies in MHz (default: from the ring's tune)")
     loss = parser.add_mutually_exclusive_group()
     loss.add_argument("--loss-tree", help="tree of lost-muon times (branch --time-branch) in the same files for the loss term, e.g. lost_muons")
-    loss.add_argument("--loss-coincidences", action="store_true", help="loss term from the lost muons found as minimum-ionising triples in successive calorimeters (needs energy, calo and fill branches)")
+    loss.add_argument(
+        "--loss-coincidences", action="store_true", help="loss term from the lost muons found as minimum-ionising triples in successive calorimeters (needs energy, calo and fill branches)"
+    )
     parser.add_argument("--threshold", type=float, help="energy threshold in MeV (default: the ring's window for T and R, none for A and Q)")
     parser.add_argument("--a-weights", choices=("fit", "michel"), default="fit", help="A-method A(E): measured in energy bins (fit) or the Michel integral")
     parser.add_argument("--start", type=float, help="fit start in μs")
     parser.add_argument("--end", type=float, help="fit end in μs (within the data, at most 2^20 bins)")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of the fast-rotation randomisation and the R-method split")
-    parser.add_argument("--pileup", action=argparse.BooleanOptionalAction, default=None, help="subtract pileup by the shadow-window method, per calorimeter and fill (default: as the configuration's analysis.pileup_correction says: on for fnal, off for jparc)")
+    parser.add_argument(
+        "--pileup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="subtract pileup by the shadow-window method, per calorimeter and fill (default: as the configuration's analysis.pileup_correction says: on for fnal, off for jparc)",
+    )
     parser.add_argument("--dead-time", type=float, default=5.0, help="artificial dead time in ns (default 5)")
     parser.add_argument("--shadow-gap", type=float, default=10.0, help="shadow-window gap in ns (default 10)")
     parser.add_argument("--shadow-window", type=float, default=5.0, help="shadow-window width in ns (default 5)")
@@ -127,7 +146,7 @@ def _gain(text: str | None) -> tuple[float, float] | None:
 
 
 def fit_options(args: argparse.Namespace) -> FitOptions:
-    """The parsed command line as the options of :func:`workflows.fit_file.fit_file`."""
+    """Return the parsed command line as the options of :func:`workflows.fit_file.fit_file`."""
     from workflows.fit_file import FitOptions
 
     return FitOptions(

@@ -70,7 +70,16 @@ def parse_param(text: str) -> tuple[str, tuple[float, ...]]:
 
 def _changes(args: argparse.Namespace) -> dict:
     """Study fields given on the command line (``overrides`` to be appended to the study's)."""
-    options = {"nominal": args.nominal, "seeds": args.seeds, "first_seed": args.first_seed, "positrons": args.positrons, "mode": args.mode, "observable": args.observable, "degree": args.degree, "config_path": args.config_path}
+    options = {
+        "nominal": args.nominal,
+        "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "positrons": args.positrons,
+        "mode": args.mode,
+        "observable": args.observable,
+        "degree": args.degree,
+        "config_path": args.config_path,
+    }
     changes = {k: v for k, v in options.items() if v is not None}
     if args.param:
         changes["parameter"], changes["values"] = parse_param(args.param)
@@ -80,7 +89,7 @@ def _changes(args: argparse.Namespace) -> dict:
 
 
 def resolve_study(args: argparse.Namespace):
-    """The :class:`~workflows.study.Study` named by CONFIG with the command-line changes applied."""
+    """Return the :class:`~workflows.study.Study` named by CONFIG with the command-line changes applied."""
     from ringsim.config import RINGS
     from workflows.study import Study, study_from_toml
     from workflows.study_library import STUDIES
@@ -103,6 +112,7 @@ def resolve_study(args: argparse.Namespace):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    """Run the study on dask (resumable) and print its summary table."""
     from ringsim.io import check_distinct_paths, check_output_path, write_json_atomic
     from workflows.study import prepare, run_study, summary_table
 
