@@ -202,4 +202,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     write_fit_plots(result, **{name: getattr(args, name) for name in PLOT_OPTIONS})
     _emit(args, result.to_dict())
+    print(_summary(result), file=sys.stderr)
     return 0
+
+
+def _summary(result) -> str:
+    """Return the fit in one line for a reader (the JSON on stdout carries everything)."""
+    fit = result.fit
+    blinded = " (blinded)" if fit.blinded else ""
+    return (
+        f"fit: ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs{blinded} ({fit.omega_a_err / fit.omega_a * 1e6:.1f} ppm), "
+        f"R = {fit.params['R_ppm']:.2f} ± {fit.errors['R_ppm']:.2f} ppm{blinded}; {fit.method} method, model {fit.model}, "
+        f"{fit.n_entries:.0f} entries in {fit.start_us:.1f}–{fit.end_us:.1f} μs; χ²/ndf = {fit.chi2:.1f}/{fit.ndf} (p = {result.extra['fit_p_value']:.2g})"
+    )
