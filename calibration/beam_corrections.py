@@ -143,12 +143,8 @@ def pitch_correction(y_m, field_index: float, radius_m: float, weights=None) -> 
     y_m : array_like
         Samples of the vertical position about the storage plane, m (sampled uniformly in
         betatron phase, e.g. at random times).
-    field_index : float
-        Ring-averaged field index n, 0 < n < 1.
-    radius_m : float
-        Magic radius R0, m.
-    weights : array_like, optional
-        Non-negative relative weights of the samples.
+    field_index, radius_m, weights
+        As in :func:`electric_field_correction`.
 
     Returns
     -------
@@ -167,21 +163,8 @@ def pitch_correction_from_amplitudes(
 ) -> tuple[float, float]:
     """Pitch correction C_p = n⟨A_y²⟩/(4R0²) from vertical betatron amplitudes, with its error.
 
-    Parameters
-    ----------
-    y_amplitude_m : array_like
-        Samples of the vertical betatron amplitude A_y, m.
-    field_index : float
-        Ring-averaged field index n, 0 < n < 1.
-    radius_m : float
-        Magic radius R0, m.
-    weights : array_like, optional
-        Non-negative relative weights of the samples.
-
-    Returns
-    -------
-    (float, float)
-        C_p and its error (dimensionless).
+    ``y_amplitude_m`` holds samples of the vertical betatron amplitude A_y (m); the other parameters
+    and the result are as in :func:`pitch_correction`.
     """
     # over a betatron period ⟨y²⟩ = A_y²/2
     return pitch_correction(_samples("y_amplitude_m", y_amplitude_m) / np.sqrt(2.0), field_index, radius_m, weights)
