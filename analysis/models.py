@@ -179,6 +179,15 @@ def _cos_sin(x):
 
 
 @njit(cache=True, inline="always")
+def _damped_oscillation_grad(grad, i, g, p, env, c, s, t):
+    """Fill ``grad[i:i + 4]`` (ω, τ, amplitude, phase) of a factor 1 + p[i + 2] e^{-t/p[i + 1]} cos(p[i] t + p[i + 3]); ``g`` = f over that factor."""
+    grad[i + 2] = g * env * c
+    grad[i + 3] = -g * p[i + 2] * env * s
+    grad[i] = grad[i + 3] * t
+    grad[i + 1] = g * p[i + 2] * env * c * t / (p[i + 1] * p[i + 1])
+
+
+@njit(cache=True, inline="always")
 def _node(t, ex, cw, sw, ec, ct0, st0, ea, eb, ev, cv, sv, ey, cy, sy, loss, p, omega_ref, flags, cph, sph, grad, want_grad):
     """Rate f(t) from the elementary functions of t; fills ``grad`` with ∂f/∂p if ``want_grad``.
 
@@ -276,17 +285,9 @@ def _node(t, ex, cw, sw, ec, ct0, st0, ea, eb, ev, cv, sv, ey, cy, sy, loss, p, 
             grad[18] = d_theta * eb
             grad[19] = d_theta * p[18] * eb * t / (p[19] * p[19])
     if flags[6]:
-        g = f / v_f
-        grad[22] = g * ev * cv
-        grad[23] = -g * p[22] * ev * sv
-        grad[20] = grad[23] * t
-        grad[21] = g * p[22] * ev * cv * t / (p[21] * p[21])
+        _damped_oscillation_grad(grad, 20, f / v_f, p, ev, cv, sv, t)
     if flags[7]:
-        g = f / y_f
-        grad[26] = g * ey * cy
-        grad[27] = -g * p[26] * ey * sy
-        grad[24] = grad[27] * t
-        grad[25] = g * p[26] * ey * cy * t / (p[25] * p[25])
+        _damped_oscillation_grad(grad, 24, f / y_f, p, ey, cy, sy, t)
     if flags[8]:
         grad[28] = -f * loss / lam
     return f
