@@ -223,15 +223,20 @@ def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_m
     return count
 
 
+@njit(cache=True, inline="always")
+def _crossing_buffers(n_vanes):
+    """Return the scratch arrays (α, vane, r, y) of :func:`_track_crossings` for one block, 2·``n_vanes`` crossings each."""
+    m_max = 2 * n_vanes
+    return np.empty(m_max), np.empty(m_max, dtype=np.int32), np.empty(m_max), np.empty(m_max)
+
+
 @njit(cache=True, parallel=True)
 def _count_kernel(xyz, direction, energy_mev, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, block):
     n = energy_mev.size
     counts = np.zeros(n, dtype=np.int64)
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
-        m_max = 2 * vane_cos.size
-        alpha, r_hit, y_hit = np.empty(m_max), np.empty(m_max), np.empty(m_max)
-        vane = np.empty(m_max, dtype=np.int32)
+        alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
         for i in range(b * block, min(n, (b + 1) * block)):
             counts[i] = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, 0)
     return counts
@@ -247,11 +252,9 @@ def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, 
     hit_y = np.empty(total)
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
-        m_max = 2 * vane_cos.size
-        alpha, r_hit, y_hit = np.empty(m_max), np.empty(m_max), np.empty(m_max)
-        vane = np.empty(m_max, dtype=np.int32)
+        alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
         for i in range(b * block, min(n, (b + 1) * block)):
-            m = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, m_max)
+            m = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, alpha.size)
             ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
             for j in range(m):
                 o = offsets[i] + j
