@@ -676,6 +676,15 @@ def _load_rows(w, states, rows, t_end):
 
 
 @njit(cache=True)
+def _load_block(states, b, t_end):
+    """Return the rows of block ``b`` (LANES muons from row b·LANES on) and a work array loaded with them by :func:`_load_rows`."""
+    rows = np.arange(b * LANES, min(states.shape[0], (b + 1) * LANES))
+    w = np.empty(N_ROWS * LANES)
+    _load_rows(w, states, rows, t_end)
+    return rows, w
+
+
+@njit(cache=True)
 def _fixed_time_context(states, duration_s, ring):
     """Loss-time and step buffers, ESQ sections, collimators, slow-field flag and end times of a run of ``duration_s`` for every muon."""
     n = states.shape[0]
@@ -699,9 +708,7 @@ def _track_recorded(states, n_steps, dt_s, rec_every, plan, ring, q_over_m, a_mu
     lost, steps, sections, collimators, slow, t_end = _fixed_time_context(states, n_steps * dt_s, ring)
     L = LANES
     for b in prange((n + L - 1) // L):
-        rows = np.arange(b * L, min(n, (b + 1) * L))
-        w = np.empty(N_ROWS * L)
-        _load_rows(w, states, rows, t_end)
+        rows, w = _load_block(states, b, t_end)
         for r in range(n_rec):
             _advance_and_snapshot(w, states, rows, ((r + 1) * rec_every) * dt_s, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta)
             for j in range(rows.size):
@@ -775,9 +782,7 @@ def _track_diagnostics(states, n_steps, dt_s, sample_every, plan, ring, q_over_m
     lost, steps, sections, collimators, slow, t_end = _fixed_time_context(states, n_steps * dt_s, ring)
     L = LANES
     for b in prange((n + L - 1) // L):
-        rows = np.arange(b * L, min(n, (b + 1) * L))
-        w = np.empty(N_ROWS * L)
-        _load_rows(w, states, rows, t_end)
+        rows, w = _load_block(states, b, t_end)
         acc = np.zeros((L, _N_ACC))
         for j in range(L):
             acc[j, 11] = w[9 * L + j]
