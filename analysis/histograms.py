@@ -1,5 +1,8 @@
-"""The histogram fillers of the ω_a fits: decay-time histograms (counts, or Σw and Σw² of weighted
-hits for the A and Q methods) and time × energy histograms."""
+"""The histogram fillers of the ω_a fits.
+
+Decay-time histograms (counts, or Σw and Σw² of weighted hits for the A and Q methods) and
+time × energy histograms.
+"""
 
 from __future__ import annotations
 
@@ -91,6 +94,6 @@ def weighted_time_histogram(t_us, weights, edges_us) -> tuple[np.ndarray, np.nda
 
 
 def time_energy_histogram(t_us, energy_mev, time_edges_us, energy_edges_mev) -> np.ndarray:
-    """Counts per (time bin, energy bin) of hits (times in μs, energies in MeV)."""
+    """Count hits per (time bin, energy bin) (times in μs, energies in MeV)."""
     counts, _, _ = np.histogram2d(np.asarray(t_us, dtype=float), np.asarray(energy_mev, dtype=float), bins=[np.asarray(time_edges_us, dtype=float), np.asarray(energy_edges_mev, dtype=float)])
     return counts

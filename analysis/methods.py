@@ -204,18 +204,20 @@ class BinomialRatioCost:
         return 2.0 * float(np.sum(xlogy(self.v, self.v / (n * prob)) + xlogy(self.u, self.u / (n * (1.0 - prob)))))
 
     def value(self, p: np.ndarray) -> float:
+        """Return the binomial deviance of the V and U histograms at the full parameter vector ``p``."""
         pv, pp, pm = self.probabilities
         a = pv * self.binned[0].expected(p)
         return self._deviance(a / (a + pp * self.binned[1].expected(p) + pm * self.binned[2].expected(p)))
 
     def value_and_gradient(self, p: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray]:
+        """Return the deviance at ``p`` and its gradient with respect to the ``active`` full indices."""
         prob, jac = self._probability(p, active)
         if not np.all((prob > 0.0) & (prob < 1.0)):
             return PENALTY, np.zeros(active.size)
         return self._deviance(prob), -2.0 * (jac.T @ (self.v / prob - self.u / (1.0 - prob)))
 
     def response(self, p: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(expected R = 2p − 1, ∂p/∂θ, n/(p(1 − p)))."""
+        """Return the expected R = 2p − 1, ∂p/∂θ and the weights n/(p(1 − p))."""
         prob, jac = self._probability(p, active)
         return 2.0 * prob - 1.0, jac, (self.v + self.u) / (prob * (1.0 - prob))
 

@@ -295,7 +295,7 @@ def _node(t, ex, cw, sw, ec, ct0, st0, ea, eb, ev, cv, sv, ey, cy, sy, loss, p, 
 
 @njit(cache=True, inline="always")
 def _elementary(t, p, omega_ref, flags):
-    """The elementary functions of t that :func:`_node` takes, computed directly."""
+    """Compute directly the elementary functions of t that :func:`_node` takes."""
     omega = omega_ref * (1.0 + p[3] * 1e-6)
     ex = math.exp(-t / p[1])
     cw, sw = math.cos(omega * t + p[4]), math.sin(omega * t + p[4])
@@ -317,7 +317,7 @@ def _elementary(t, p, omega_ref, flags):
 
 @njit(cache=True)
 def _phase_tables(p):
-    """cos and sin of the CBO phases φ_cbo_N, φ_cbo_A, φ_cbo_phi, φ_2cbo."""
+    """Return cos and sin of the CBO phases φ_cbo_N, φ_cbo_A, φ_cbo_phi, φ_2cbo."""
     cph = np.array([math.cos(p[8]), math.cos(p[10]), math.cos(p[12]), math.cos(p[14])])
     sph = np.array([math.sin(p[8]), math.sin(p[10]), math.sin(p[12]), math.sin(p[14])])
     return cph, sph
@@ -411,6 +411,7 @@ class LossSpectrum:
     gamma_tau_us: float
 
     def __post_init__(self):
+        """Check the spectrum and store its edges (μs) and counts as float arrays."""
         e = np.asarray(self.edges_us, dtype=float)
         c = np.asarray(self.counts, dtype=float)
         if e.ndim != 1 or c.ndim != 1 or e.size != c.size + 1 or not np.all(np.diff(e) > 0.0):
@@ -474,17 +475,17 @@ class BinnedModel:
         self.flags = model.flags
 
     def expected(self, p_full: np.ndarray) -> np.ndarray:
-        """Expected content of each bin for the full parameter vector ``p_full``."""
+        """Return the expected content of each bin for the full parameter vector ``p_full``."""
         mu, _ = _binned(self.nodes, self.weights, p_full, self.omega_ref_rad_per_us, self.flags, self.loss_at_nodes, np.zeros(0, dtype=np.int64), False, self.uniform)
         return mu
 
     def expected_and_jacobian(self, p_full: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected contents and their derivatives (bins × len(active)) w.r.t. the ``active`` full indices."""
+        """Return the expected contents and their derivatives (bins × len(active)) w.r.t. the ``active`` full indices."""
         return _binned(self.nodes, self.weights, p_full, self.omega_ref_rad_per_us, self.flags, self.loss_at_nodes, active, True, self.uniform)
 
 
 def rate(model: Model, t_us, values: Mapping[str, float], omega_ref_rad_per_us: float, loss: LossSpectrum | None = None) -> np.ndarray:
-    """The model's rate in counts per μs at the times ``t_us`` (μs)."""
+    """Return the model's rate in counts per μs at the times ``t_us`` (μs)."""
     if "loss" in model.terms and loss is None:
         raise ConfigError(f"model {model.name}: the loss term needs a lost-muon spectrum")
     t = np.ascontiguousarray(np.asarray(t_us, dtype=float).ravel())
@@ -493,7 +494,7 @@ def rate(model: Model, t_us, values: Mapping[str, float], omega_ref_rad_per_us: 
 
 
 def expected_counts(model: Model, edges_us, values: Mapping[str, float], omega_ref_rad_per_us: float, loss: LossSpectrum | None = None) -> np.ndarray:
-    """Expected counts per bin of ``edges_us`` (μs): the rate integrated over each bin."""
+    """Return the expected counts per bin of ``edges_us`` (μs): the rate integrated over each bin."""
     return BinnedModel(model, edges_us, omega_ref_rad_per_us, loss).expected(model.full_vector(values))
 
 
@@ -537,7 +538,7 @@ def five_parameter(t_us, n0, tau_us, asym, omega_rad_per_us, phi):
 
 
 def five_parameter_binned(edges_us, n0, tau_us, asym, omega_rad_per_us, phi):
-    """Expected counts per bin: the exact integral of :func:`five_parameter` over each bin.
+    """Return the expected counts per bin: the exact integral of :func:`five_parameter` over each bin.
 
     Uses ∫ e^{-t/τ} cos(ωt + φ) dt = e^{-t/τ}[ω sin(ωt + φ) − cos(ωt + φ)/τ] / (ω² + 1/τ²).
 

@@ -155,7 +155,7 @@ class PileupEstimate:
         return int(self.sign.size // 3)
 
     def select(self, keep: np.ndarray) -> PileupEstimate:
-        """The pseudo-hits of the pairs where ``keep`` (one flag per pseudo-hit, e.g. a calorimeter) holds."""
+        """Return the pseudo-hits of the pairs where ``keep`` (one flag per pseudo-hit, e.g. a calorimeter) holds."""
         return PileupEstimate(self.time_ns[keep], self.energy_mev[keep], self.sign[keep], self.pair[keep], None if self.calo is None else self.calo[keep], self.scale)
 
 

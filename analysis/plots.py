@@ -21,7 +21,7 @@ FFT_PADDING = 4  # zero padding of the residual FFT
 
 
 def _fit_window(counts, edges_us, fit: FitResult, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """The counts and edges (μs) of the bins inside the fit window."""
+    """Return the counts and edges (μs) of the bins inside the fit window."""
     n = np.asarray(counts, dtype=float)
     e = np.asarray(edges_us, dtype=float)
     if e.ndim != 1 or n.ndim != 1 or e.size != n.size + 1:
@@ -40,8 +40,10 @@ def _save(fig: Figure, path) -> None:
 
 
 def fit_pulls(counts, edges_us, fit: FitResult, variance=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres (μs) and pulls (data − fit)/σ of the fit window; σ² = fit (Poisson) or ``variance``
-    (the full histogram's variances of a least-squares fit)."""
+    """Return the bin centres (μs) and pulls (data − fit)/σ of the fit window.
+
+    σ² = fit (Poisson) or ``variance`` (the full histogram's variances of a least-squares fit).
+    """
     n, e = _fit_window(counts, edges_us, fit, "pulls")
     mu = np.asarray(fit.expected_counts, dtype=float)
     if mu.shape != n.shape:
@@ -132,7 +134,7 @@ def pulls_plot(pulls, path, *, title: str = "pulls") -> None:
 
 
 def correlation_plot(fit: FitResult, path) -> None:
-    """The fit's correlation matrix of the free parameters as a colour map with values."""
+    """Draw the fit's correlation matrix of the free parameters as a colour map with values."""
     names = list(fit.correlation)
     if not names:
         raise InputError("correlation_plot: the fit has no free parameters")

@@ -57,10 +57,12 @@ class Codata:
 
     @property
     def name(self) -> str:
+        """Label of the edition, e.g. "CODATA 2018"."""
         return f"CODATA {self.edition}"
 
     @property
     def electron_mass_mev(self) -> float:
+        """m_e c² in MeV, from m_μ and m_μ/m_e of this edition."""
         return self.muon_mass_mev / self.muon_electron_mass_ratio
 
     @property
@@ -107,7 +109,7 @@ CODATA_TABLES: dict[int, Codata] = {
 
 
 def codata(edition: int = 2018) -> Codata:
-    """The constants of one CODATA edition (2018 or 2022)."""
+    """Return the constants of one CODATA edition (2018 or 2022)."""
     try:
         return CODATA_TABLES[int(edition)]
     except (KeyError, ValueError, TypeError):

@@ -196,7 +196,7 @@ def _normal_pair(u1, u2):
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _beam(p, key, stride, n_muons, beam):
-    """The collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
+    """Return the collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
 
     Candidate c draws (x_β, x′R₀/ν), (y, y′R₀/ν) and (Δp/p, t₀) as Box–Muller pairs of draws 6c … 6c + 5;
     rows of ``beam`` (``_B_*``, n_muons columns) receive the accepted ones. Returns the number of candidates drawn.
@@ -226,8 +226,11 @@ def _beam(p, key, stride, n_muons, beam):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _michel_fraction(u1, u2, u3, u4, u_branch):
-    """x = 2E*/m_μ of the Michel spectrum, CDF 2x³ − x⁴ = ⅔·x³ + ⅓·(4x³ − 3x⁴): with probability ⅔ the
-    largest of three uniforms, else the second largest of four (exact, branch-free)."""
+    """Return x = 2E*/m_μ of the Michel spectrum from uniforms, exactly and without branches.
+
+    CDF 2x³ − x⁴ = ⅔·x³ + ⅓·(4x³ − 3x⁴): with probability ⅔ the largest of three uniforms, else the
+    second largest of four.
+    """
     largest3 = max(u1, max(u2, u3))
     second4 = max(min(max(u1, u2), max(u3, u4)), max(min(u1, u2), min(u3, u4)))
     return largest3 if u_branch < 2.0 / 3.0 else second4
@@ -412,9 +415,12 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
 
 @njit(cache=True, inline="always")
 def _truth_row(row, decay, muon, is_lost):
-    """Truth row of one muon from its decay and beam columns: injection time [ns], Δp/p, lost (1) or not (0),
-    decay or loss time [ns] and azimuth [rad], decay position x, y [m], spin angle, positron energy [MeV]
-    and vertical angle (NaN for a lost muon), station (−1 until the detector step sets it)."""
+    """Fill the truth row of one muon from its decay and beam columns.
+
+    Injection time [ns], Δp/p, lost (1) or not (0), decay or loss time [ns] and azimuth [rad], decay
+    position x, y [m], spin angle, positron energy [MeV] and vertical angle (NaN for a lost muon),
+    station (−1 until the detector step sets it).
+    """
     row[_TR_T0] = muon[_B_T0]
     row[_TR_DELTA] = muon[_B_DELTA]
     row[_TR_LOST] = 1.0 if is_lost else 0.0
@@ -449,7 +455,7 @@ def _hit_row(h, t_meas, e_meas, e_true, decay, muon, dispersion, x_hit, y_hit, a
 
 @njit(cache=True, error_model="numpy")
 def time_order(t_ns, tau_ns):
-    """Indices that sort ``t_ns`` (stable): bucket sort on 1 − e^{−t/τ}, then insertion sort (O(n) for decay times).
+    """Return the indices that sort ``t_ns`` (stable): bucket sort on 1 − e^{−t/τ}, then insertion sort (O(n) for decay times).
 
     The buckets only set the speed: the insertion sort puts any bucket order right.
     """
@@ -479,7 +485,7 @@ def time_order(t_ns, tau_ns):
 
 @njit(cache=True)
 def merged_order(fill_a, t_a, fill_b, t_b):
-    """Indices into the concatenation (a, b) of two (fill, time)-ordered samples that order it by (fill, time); ties keep a first."""
+    """Return the indices into the concatenation (a, b) of two (fill, time)-ordered samples that order it by (fill, time); ties keep a first."""
     n_a, n_b = fill_a.size, fill_b.size
     order = np.empty(n_a + n_b, dtype=np.int64)
     i = j = 0
@@ -542,8 +548,10 @@ def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau
 
 @njit(cache=True)
 def _order_fill(hits, n_hits, energy_min_mev, sort_tau_ns, clusters):
-    """One fill's hits as clusters without merging (vane tracks), in time order; rows of ``clusters`` and
-    the selection (energy ≥ ``energy_min_mev``, time ≥ 0) as in :func:`_merge_fill`; returns their number."""
+    """Order one fill's hits as clusters without merging (vane tracks), in time order; return their number.
+
+    Rows of ``clusters`` and the selection (energy ≥ ``energy_min_mev``, time ≥ 0) as in :func:`_merge_fill`.
+    """
     n_kept = 0
     for h in time_order(hits[:n_hits, _T_MEAS], sort_tau_ns):
         t, e = hits[h, _T_MEAS], hits[h, _E_MEAS]
@@ -556,7 +564,7 @@ def _order_fill(hits, n_hits, energy_min_mev, sort_tau_ns, clusters):
 
 @njit(cache=True, inline="always")
 def _write_clusters(hits, clusters, n_recorded, fill, row, events):
-    """The recorded clusters of one fill (rows of ``clusters`` → hits) into the event arrays from ``row`` on."""
+    """Write the recorded clusters of one fill (rows of ``clusters`` → hits) into the event arrays from ``row`` on."""
     time_ns, energy, calo, fill_no, n_merged, x_hit, y_hit, hemisphere, angle, e_true, decay_ns, delta, x_e, x, y, spin, t0 = events
     for j in range(n_recorded):
         i = row + j
@@ -592,7 +600,7 @@ def _close_gaps(a, start, count, out_start):
 
 @njit(cache=True, parallel=True)
 def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups, truth=False):
-    """Recorded clusters, lost muons and (if ``truth``) the truth of every muon of consecutive fills, fills in parallel.
+    """Simulate the recorded clusters, lost muons and (if ``truth``) the truth of every muon of consecutive fills, fills in parallel.
 
     ``streams`` (n_fills, 6) are the fills' random streams (:func:`fill_streams`), ``fill_muons`` the muons to follow in
     each fill, ``first_fill`` the number of the first, (``cos_az``, ``sin_az``) the radial directions

@@ -89,7 +89,7 @@ def _horner(x, c):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _sin_cos(x):
-    """sin x and cos x for |x| ≤ π/2: Taylor series of x/2, then the double angle (no libm call, so loops vectorise).
+    """Return sin x and cos x for |x| ≤ π/2: Taylor series of x/2, then the double angle (no libm call, so loops vectorise).
 
     Error below 2e-15 on [−π/2, π/2] and 4e-16 on [−π/4, π/4]; the tracker's angles (half a step
     rotation, ≤ :data:`MAX_STEP_RAD`/2) stay within ±π/5.
@@ -109,7 +109,7 @@ def _root(x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _q_axis(wx, wy, wz, h):
-    """Unit quaternion of the rotation about ω by the angle |ω|·h."""
+    """Return the unit quaternion of the rotation about ω by the angle |ω|·h."""
     w = _root(wx * wx + wy * wy + wz * wz)
     s, c = _sin_cos(0.5 * w * h)
     s = s / w if w > 0.0 else 0.5 * h  # sin(wh/2)/w → h/2 for w → 0
@@ -473,7 +473,7 @@ def _block_kick(w, electric, q_over_m, a_mu, eta):
 
 @njit(cache=True, error_model="numpy", fastmath=FUSED)
 def _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta):
-    """Synchronised u and spin (rows _SNAP…) of lanes waiting at a stop: a kick HP/2 that is not kept."""
+    """Store the synchronised u and spin (rows _SNAP…) of lanes waiting at a stop: a kick HP/2 that is not kept."""
     L = LANES
     kick_end_s = plan[4]
     for j in range(L):
@@ -606,7 +606,7 @@ def _collimator_azimuths(ring):
 
 
 def _plan(ring, dt_max_s):
-    """The argument ``plan`` of the kernels: :func:`step_plan`, the end of the kicker pulse [s] (−∞ without kicker), the step limit [s] and 1/ω_c [s].
+    """Return the argument ``plan`` of the kernels: :func:`step_plan`, the end of the kicker pulse [s] (−∞ without kicker), the step limit [s] and 1/ω_c [s].
 
     The step limit is ``dt_max_s``, or the time of an orbit angle :data:`MAX_STEP_RAD` if shorter.
     """

@@ -45,7 +45,7 @@ _TWO_M52 = 1.0 / 4503599627370496.0
 
 @intrinsic
 def _float_bits(typingctx, x):
-    """The IEEE-754 bits of a float64 as an int64."""
+    """Return the IEEE-754 bits of a float64 as an int64."""
     if not isinstance(x, types.Float):
         return None
 
@@ -57,7 +57,7 @@ def _float_bits(typingctx, x):
 
 @intrinsic
 def _bits_float(typingctx, x):
-    """The float64 whose IEEE-754 bits are the int64 ``x``."""
+    """Return the float64 whose IEEE-754 bits are the int64 ``x``."""
     if not isinstance(x, types.Integer):
         return None
 
@@ -69,7 +69,7 @@ def _bits_float(typingctx, x):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def log(x):
-    """ln x for a positive normal float64 (no checks: zero, subnormals, inf and NaN are not handled)."""
+    """Return ln x for a positive normal float64 (no checks: zero, subnormals, inf and NaN are not handled)."""
     bits = _float_bits(x)
     k = (bits >> 52) - 1023
     m = _bits_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # x = m 2^k, 1 ≤ m < 2
@@ -101,7 +101,7 @@ def exp(x):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def atan(x):
-    """arctan x for any x (fdlibm's reduction to |x| < 7/16 and kernel, with selects instead of branches)."""
+    """Return arctan x for any x (fdlibm's reduction to |x| < 7/16 and kernel, with selects instead of branches)."""
     a = abs(x)
     # reduced argument (p·a + q)/(r·a + t), or −1/a, and atan of the reduction point: fdlibm's five ranges
     r1, r2, r3, r4 = a >= 0.4375, a >= 0.6875, a >= 1.1875, a >= 2.4375
@@ -146,7 +146,7 @@ def _mix64(z):
 
 @njit(cache=True, inline="always")
 def unit_open(z):
-    """The uint64 ``z`` as a double in the open interval (0, 1): (⌊z/2¹²⌋ + ½)·2⁻⁵², exact."""
+    """Return the uint64 ``z`` as a double in the open interval (0, 1): (⌊z/2¹²⌋ + ½)·2⁻⁵², exact."""
     return (np.int64(z >> np.uint64(12)) + 0.5) * _TWO_M52
 
 
@@ -158,7 +158,7 @@ def uniform(key, stride, n):
 
 @intrinsic
 def trailing_zeros(typingctx, x):
-    """Number of trailing zero bits of an integer (its width for 0)."""
+    """Return the number of trailing zero bits of an integer (its width for 0)."""
     if not isinstance(x, types.Integer):
         return None
 

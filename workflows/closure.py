@@ -204,7 +204,7 @@ def simulated_run_budget(
     f_clock_err_ppb: float = 0.0,
     seed: int = 0,
 ) -> RunBudget:
-    """The full budget, R'_μ and a_μ of a simulated run, with the closure against its truth.
+    """Return the full budget, R'_μ and a_μ of a simulated run, with the closure against its truth.
 
     Parameters
     ----------

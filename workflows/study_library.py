@@ -63,7 +63,7 @@ STUDIES: dict[str, Study] = {
 
 
 def library_study(name: str) -> Study:
-    """The library study ``name``; ConfigError listing the names when it is unknown."""
+    """Return the library study ``name``; ConfigError listing the names when it is unknown."""
     try:
         return STUDIES[name]
     except KeyError:

@@ -52,6 +52,7 @@ class VaneGeometry:
     vertical_angle_resolution_rad: float = 1.0e-3
 
     def __post_init__(self):
+        """Check the geometry; ConfigError naming the first field out of range."""
         checks = [
             ("n_vanes", isinstance(self.n_vanes, int) and self.n_vanes >= 1, "an integer ≥ 1"),
             ("r_min_m", 0.0 <= self.r_min_m < self.r_max_m, "0 ≤ r_min_m < r_max_m"),
@@ -91,8 +92,11 @@ class VaneGeometry:
 
     @classmethod
     def from_config(cls, cfg: SimConfig) -> VaneGeometry:
-        """The tracker of a configuration with detector model "vanes": ``ring.n_detectors`` vanes in
-        ``ring.field_t``, per-crossing ``detector.efficiency``, momentum resolution ``detector.energy_resolution_constant``."""
+        """Return the tracker of a configuration with detector model "vanes".
+
+        ``ring.n_detectors`` vanes in ``ring.field_t``, per-crossing ``detector.efficiency``, momentum
+        resolution ``detector.energy_resolution_constant``.
+        """
         det = cfg.detector
         return cls(n_vanes=cfg.ring.n_detectors, field_t=cfg.ring.field_t, efficiency=det.efficiency, momentum_resolution=det.energy_resolution_constant)
 
@@ -143,7 +147,7 @@ class VaneTracks:
 
 @njit(cache=True, inline="always")
 def _pseudo_angle(cos_a, sin_a):
-    """A cheap increasing function of the angle a ∈ [0, 2π) from its cosine and sine, onto [0, 4)."""
+    """Return a cheap increasing function of the angle a ∈ [0, 2π) from its cosine and sine, onto [0, 4)."""
     return 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a
 
 
