@@ -19,6 +19,7 @@ from ringsim.config import SimConfig, load_config
 from ringsim.errors import ConfigError, InputError
 from ringsim.rings import ring_kinematics
 
+
 @dataclass(frozen=True)
 class WiggleSettings:
     """Histogram and fit settings of a T-method analysis (times in μs, energies in MeV)."""

@@ -33,10 +33,10 @@ import numba
 import numpy as np
 
 from ringsim.beam import Beam, initial_states, muon_charge_over_mass, sample_beam
-from ringsim.ring_fields import ring_parameters
 from ringsim.config import SimConfig, load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
-from ringsim.ring_fields import NIDX, R0 as R0_INDEX
+from ringsim.ring_fields import NIDX, ring_parameters
+from ringsim.ring_fields import R0 as R0_INDEX
 from ringsim.rings import RingKinematics, ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded, track_to_times, track_to_times_counted
 

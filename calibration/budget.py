@@ -20,7 +20,6 @@ import json
 import math
 from dataclasses import dataclass
 
-
 from ringsim.errors import ConfigError
 
 __all__ = ["Budget", "BudgetLine"]

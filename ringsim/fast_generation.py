@@ -30,8 +30,8 @@ from ringsim.decay import rest_frame_cos_theta
 from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, calorimeter_hits_batch
 from ringsim.detectors.vanes import VaneGeometry, _track_crossings, smeared_momentum, track_response
 from ringsim.errors import ConfigError
-from ringsim.random_streams import seed_sequence
 from ringsim.optics import model_tunes, smooth_tunes
+from ringsim.random_streams import seed_sequence
 from ringsim.rings import RingKinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
 

@@ -42,8 +42,8 @@ from ringsim.beam import Beam
 from ringsim.config import SimConfig
 from ringsim.constants import A_MU_DEFAULT, SPEED_OF_LIGHT_M_PER_S, codata
 from ringsim.errors import ConfigError
-from ringsim.rings import ring_kinematics
 from ringsim.jparc_solenoid import CoilGeometry, coil_set_jparc, field_index_at, field_solenoid, flux_solenoid, loop_field_rz
+from ringsim.rings import ring_kinematics
 from ringsim.tracker import N_STATE, kick
 
 C_LIGHT = SPEED_OF_LIGHT_M_PER_S

@@ -39,8 +39,8 @@ from numba import njit
 
 from ringsim.config import SimConfig
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S
-from ringsim.rings import RingKinematics
 from ringsim.jparc_solenoid import CoilGeometry, midplane_polynomial, offplane_expansion
+from ringsim.rings import RingKinematics
 
 FOCUSING_CODES = {"continuous": 0, "magnetic": 1, "discrete": 2, "none": 3, "solenoid": 4}
 

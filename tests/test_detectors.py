@@ -234,8 +234,9 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
 
 
 def test_fast_mode_calibrated_by_tracking_reproduces_the_cbo():
-    from ringsim.beam import muon_charge_over_mass, sample_beam
     from reference_fast_model import decay_states
+
+    from ringsim.beam import muon_charge_over_mass, sample_beam
     from ringsim.cbo_calibration import calibrate_from_tracking, centroid_versus_turn_angle, fit_coherent_oscillation
     from ringsim.rings import ring_kinematics
 

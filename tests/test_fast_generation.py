@@ -6,20 +6,19 @@ import math
 import numba
 import numpy as np
 import pytest
+from reference_fast_model import decay_states
 from scipy import stats
 from scipy.optimize import curve_fit
 
 from ringsim.beam import muon_charge_over_mass, sample_beam
-from ringsim.optics import smooth_tunes
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
+from ringsim.decay import boost_positron, decay_positrons, lab_fraction_and_asymmetry
 from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
-from ringsim.decay import decay_positrons
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError
 from ringsim.fast_generation import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, simulate_fills, time_order
-from reference_fast_model import decay_states
+from ringsim.optics import smooth_tunes
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
 

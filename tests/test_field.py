@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from calibration.omega_p import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
-from calibration.larmor import muon_weighted_field_t, omega_p_tilde_rad_per_s
 from calibration.field_maps import (
     analyze_field,
     evaluate_multipoles,
@@ -18,6 +16,8 @@ from calibration.field_maps import (
     save_field_dataset,
     synthetic_field_dataset,
 )
+from calibration.larmor import muon_weighted_field_t, omega_p_tilde_rad_per_s
+from calibration.omega_p import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
 from ringsim.config import load_config
 from ringsim.errors import InputError
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ringsim.beam import Beam, initial_states, muon_charge_over_mass
-from ringsim.ring_fields import ring_parameters
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
+from ringsim.ring_fields import ring_parameters
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded
 

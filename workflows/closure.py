@@ -264,8 +264,8 @@ def simulated_run_budget(
         pitch_correction,
         pitch_correction_from_tracker,
     )
-    from calibration.omega_p import BeamMoments, omega_p_tilde_from_field
     from calibration.field_maps import synthetic_field_dataset
+    from calibration.omega_p import BeamMoments, omega_p_tilde_from_field
     from calibration.transients import transient_correction
     from ringsim.constants import codata
     from ringsim.rings import ring_kinematics

@@ -258,9 +258,8 @@ def run_task(cfg: SimConfig, mode: str, n_positrons: int, seed: int, numba_threa
 
 
 def _warm_kernels(cfg: SimConfig, mode: str) -> None:
-    from ringsim.simulate import generate
-
     import analysis.wiggle  # noqa: F401  (iminuit and scipy imported once)
+    from ringsim.simulate import generate
 
     count = {"n_positrons": 256} if mode == "fast" else {"n_muons": 4}
     for _ in generate(cfg, mode, seed=0, progress=False, **count):

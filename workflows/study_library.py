@@ -30,8 +30,8 @@ it (``detector.resolving_time_ns`` or ``run.muons_per_fill``) once the fit subtr
 
 from __future__ import annotations
 
-from workflows.study import Study
 from ringsim.errors import ConfigError
+from workflows.study import Study
 
 # name, parameter, values, nominal, observable, degree, seeds, positrons, other Study fields
 _ROWS = (
