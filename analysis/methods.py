@@ -261,7 +261,18 @@ def fit_ratio(
     fixed = dict(fixed or {})
     start = dict(start or {})
     if not set(model.names) <= set(start) | set(fixed):
-        pre = fit_wiggle(v_all, e_all, model, start_us=start_us, end_us=end_us, omega_ref_rad_per_us=omega_ref_rad_per_us, tau_guess_us=tau_guess_us, loss=loss, frequencies_mhz=frequencies_mhz, fixed={k: x for k, x in fixed.items() if k != "N0"})
+        pre = fit_wiggle(
+            v_all,
+            e_all,
+            model,
+            start_us=start_us,
+            end_us=end_us,
+            omega_ref_rad_per_us=omega_ref_rad_per_us,
+            tau_guess_us=tau_guess_us,
+            loss=loss,
+            frequencies_mhz=frequencies_mhz,
+            fixed={k: x for k, x in fixed.items() if k != "N0"},
+        )
         start = pre.params | start
         slow = ["N0", "tau_us"] + (["k_loss"] if "k_loss" in model.names else [])
         for term in ("vw", "y"):
@@ -287,9 +298,21 @@ def fit_ratio(
     active = np.array([INDEX[k] for k in free_names], dtype=np.int64)
     ratio, _, _ = cost.response(model.full_vector(best), active)
     return result_from_minimum(
-        best, errors_from_covariance(model.names, free_names, covariance), free_names, covariance, fval, blinder, omega_ref_rad_per_us,
-        ndf=int(vv.size - len(free_names)), edges_us=e, n_entries=float(np.sum(vv + uu)), method="R", model=model,
-        expected_counts=ratio, chi2_definition=cost.definition, fixed=tuple(k for k in model.names if k in fixed),
+        best,
+        errors_from_covariance(model.names, free_names, covariance),
+        free_names,
+        covariance,
+        fval,
+        blinder,
+        omega_ref_rad_per_us,
+        ndf=int(vv.size - len(free_names)),
+        edges_us=e,
+        n_entries=float(np.sum(vv + uu)),
+        method="R",
+        model=model,
+        expected_counts=ratio,
+        chi2_definition=cost.definition,
+        fixed=tuple(k for k in model.names if k in fixed),
     )
 
 

@@ -152,10 +152,7 @@ def parse_model(text: str) -> Model:
         elif key in TERMS:
             terms.add(key)
         else:
-            raise ConfigError(
-                f"model: unknown term {tok!r} in {text!r}; presets {', '.join(PRESETS)}; "
-                f"terms {', '.join(t for t in TERMS if t != 'base')}"
-            )
+            raise ConfigError(f"model: unknown term {tok!r} in {text!r}; presets {', '.join(PRESETS)}; terms {', '.join(t for t in TERMS if t != 'base')}")
     if ({"cbo_c", "cbo_t"} & terms) and not (set(CBO_OSCILLATING) & terms):
         raise ConfigError(f"model: {text!r} modifies the CBO (cbo_c/cbo_t) but has no CBO term (cbo_n, cbo_a, cbo_phi, cbo2)")
     ordered = tuple(t for t in _TERM_ORDER if t in terms)

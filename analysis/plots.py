@@ -189,9 +189,7 @@ def wiggle_plot(
     else:
         mu = np.asarray(model_callable_or_expected_counts, dtype=float)
     if mu.shape != n.shape:
-        raise InputError(
-            f"wiggle_plot: expected counts have shape {mu.shape}, need one per bin of the fit window ({n.size})"
-        )
+        raise InputError(f"wiggle_plot: expected counts have shape {mu.shape}, need one per bin of the fit window ({n.size})")
     centre = 0.5 * (e_win[:-1] + e_win[1:])
 
     fig = Figure(figsize=(9.0, 7.5))
@@ -208,8 +206,7 @@ def wiggle_plot(
     ax_top.set_ylabel("counts per bin (segments scaled by 0.1^k)")
     state = "blinded " if fit.blinded else ""
     ax_top.set_title(
-        f"{fit.model}, {fit.method}-method: {state}ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs, "
-        f"χ²/ndf = {fit.chi2:.1f}/{fit.ndf}",
+        f"{fit.model}, {fit.method}-method: {state}ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs, χ²/ndf = {fit.chi2:.1f}/{fit.ndf}",
         fontsize=9,
     )
     with np.errstate(divide="ignore", invalid="ignore"):

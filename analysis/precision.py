@@ -28,9 +28,7 @@ def _check(n_positrons, asymmetry, polarization, omega_a_rad_per_us, gamma_tau_u
     return ap
 
 
-def simple_omega_precision(
-    n_positrons: float, asymmetry: float, polarization: float, omega_a_rad_per_us: float, gamma_tau_us: float
-) -> float:
+def simple_omega_precision(n_positrons: float, asymmetry: float, polarization: float, omega_a_rad_per_us: float, gamma_tau_us: float) -> float:
     """Large-ωγτ approximation δω/ω = √2/(ω γτ A P √N) of the relative precision (docs/physics.md §6).
 
     Parameters

@@ -100,9 +100,7 @@ def bin_integrals(edges_us, rate) -> np.ndarray:
     return np.sum(rate(t) * w, axis=(1, 2)) * 0.5 * piece
 
 
-def expected_time_energy(
-    time_edges_us, y_edges, truth: dict, omega_ref_rad_per_us: float, polarization: float = 1.0, acceptance_power: float = 0.0, shift_us: float = 0.0
-) -> np.ndarray:
+def expected_time_energy(time_edges_us, y_edges, truth: dict, omega_ref_rad_per_us: float, polarization: float = 1.0, acceptance_power: float = 0.0, shift_us: float = 0.0) -> np.ndarray:
     """Return the expected counts per (time bin, energy bin): fraction_E ∫f(A=0) + P·fraction_E·A_E ∫(f(A=1) − f(A=0)).
 
     ``shift_us`` evaluates the time bins at ``edges + shift`` (R-method subsets).

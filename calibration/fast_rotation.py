@@ -151,7 +151,7 @@ def fast_rotation_signal(time_ns, period_ns: float, start_us: float, end_us: flo
     c = counts[half:-half].astype(float)
     filled = average > 0.0  # a turn without hits carries no information: S = 0 there
     safe = np.where(filled, average, 1.0)
-    centres = 0.5 * (edges[half:-half - 1] + edges[half + 1 : -half])
+    centres = 0.5 * (edges[half : -half - 1] + edges[half + 1 : -half])
     return FastRotationSignal(centres, np.where(filled, c / safe - 1.0, 0.0), np.where(filled, np.sqrt(np.maximum(c, average)) / safe, 0.0), bin_ns)
 
 

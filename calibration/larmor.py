@@ -26,9 +26,7 @@ def _check_field(field_t: float) -> float:
     return field_t
 
 
-def omega_p_tilde_rad_per_s(
-    field_t: float, codata_edition: int = 2018, temperature_c: float = T_R_FNAL_C
-) -> float:
+def omega_p_tilde_rad_per_s(field_t: float, codata_edition: int = 2018, temperature_c: float = T_R_FNAL_C) -> float:
     """Shielded-proton Larmor frequency ω̃'_p(T) = γ'_p(T)·B, rad/s.
 
     Parameters

@@ -124,7 +124,9 @@ def _check_phase_range(cfg: SimConfig, kin: RingKinematics, q_over_m: float, tun
     omega_max = q_over_m * ring.field_t * (abs(a) + (abs(a) + 1.0 / (u_min * u_min)) * ring.field_index * x_max / ring.radius_m)
     spin_rad = abs(cfg.beam.spin_phase_rad) + omega_max * life_s
     if max(turn_rad, spin_rad) >= MAX_PHASE_RAD:
-        raise ConfigError(f"fast mode: the longest lifetime reaches a turn or spin phase of {max(turn_rad, spin_rad):.3g} rad, above the kernel's {MAX_PHASE_RAD:.0e} (ring radius, tunes or a_mu out of range)")
+        raise ConfigError(
+            f"fast mode: the longest lifetime reaches a turn or spin phase of {max(turn_rad, spin_rad):.3g} rad, above the kernel's {MAX_PHASE_RAD:.0e} (ring radius, tunes or a_mu out of range)"
+        )
 
 
 def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_mev: float) -> FastParams:
@@ -136,21 +138,61 @@ def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_
     vg = VaneGeometry.from_config(cfg) if det.model == "vanes" else VaneGeometry()
     _check_phase_range(cfg, kin, q_over_m, max(1.0, nu_x, nu_y))
     return FastParams(
-        radius_m=ring.radius_m, gamma_beta=kin.gamma * kin.beta, momentum_offset=b.momentum_offset, momentum_spread=b.momentum_spread,
-        x_width_m=b.radial_betatron_width_m, y_width_m=b.vertical_width_m, bunch_length_ns=b.bunch_length_ns, aperture_m=ring.aperture_radius_m,
-        dispersion=ring.radius_m / (1.0 - ring.field_index), nu_x_beam=nu_x_beam, nu_y_beam=nu_y_beam, nu_x=nu_x, nu_y=nu_y,
-        cbo_amplitude_m=fm.cbo_amplitude_m, cbo_tau_us=fm.cbo_tau_us, cbo_cos_phase=math.cos(fm.cbo_phase_rad), cbo_sin_phase=math.sin(fm.cbo_phase_rad),
-        loss_fraction=fm.loss_fraction, loss_tau_s=fm.loss_tau_us * 1e-6, lifetime_s=MUON_LIFETIME_S, spin_phase_rad=b.spin_phase_rad,
-        polarization=b.polarization, muon_mass_mev=muon_mass_mev, electric=ring.focusing == "electric", q_over_m=q_over_m, a_mu=cfg.muon.a_mu,
-        field_t=ring.field_t, field_index=ring.field_index, kappa=ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m,
-        detector=DETECTOR_CODES[det.model], n_stations=ring.n_detectors, face_inner_m=geo.inner_x_m, face_outer_m=geo.outer_x_m,
-        face_half_height_m=geo.half_height_m, chamber_outer_m=geo.chamber_outer_x_m, chamber_inner_m=geo.chamber_inner_x_m,
-        efficiency=det.efficiency, resolution_stochastic=det.energy_resolution_stochastic, resolution_constant=det.energy_resolution_constant,
-        time_resolution_ns=det.time_resolution_ns, resolving_time_ns=det.resolving_time_ns, gain_sag=det.gain_sag_amplitude,
-        gain_sag_tau_us=det.gain_sag_tau_us, gain_drift_per_kfill=det.gain_drift_per_kfill, energy_min_mev=det.energy_min_mev,
-        vane_r_min_m=vg.r_min_m, vane_r_max_m=vg.r_max_m, vane_half_height_m=vg.half_height_m, vane_radius_m_per_mev=vg.radius_m_per_mev,
-        vane_flight_ns_per_rad_per_mev=vg.flight_ns_per_rad_per_mev, vane_efficiency=vg.efficiency, vane_readout_window_ns=vg.readout_window_ns,
-        vane_min_vanes=vg.min_vanes, vane_time_bin_ns=vg.time_bin_ns, vane_momentum_resolution=vg.momentum_resolution,
+        radius_m=ring.radius_m,
+        gamma_beta=kin.gamma * kin.beta,
+        momentum_offset=b.momentum_offset,
+        momentum_spread=b.momentum_spread,
+        x_width_m=b.radial_betatron_width_m,
+        y_width_m=b.vertical_width_m,
+        bunch_length_ns=b.bunch_length_ns,
+        aperture_m=ring.aperture_radius_m,
+        dispersion=ring.radius_m / (1.0 - ring.field_index),
+        nu_x_beam=nu_x_beam,
+        nu_y_beam=nu_y_beam,
+        nu_x=nu_x,
+        nu_y=nu_y,
+        cbo_amplitude_m=fm.cbo_amplitude_m,
+        cbo_tau_us=fm.cbo_tau_us,
+        cbo_cos_phase=math.cos(fm.cbo_phase_rad),
+        cbo_sin_phase=math.sin(fm.cbo_phase_rad),
+        loss_fraction=fm.loss_fraction,
+        loss_tau_s=fm.loss_tau_us * 1e-6,
+        lifetime_s=MUON_LIFETIME_S,
+        spin_phase_rad=b.spin_phase_rad,
+        polarization=b.polarization,
+        muon_mass_mev=muon_mass_mev,
+        electric=ring.focusing == "electric",
+        q_over_m=q_over_m,
+        a_mu=cfg.muon.a_mu,
+        field_t=ring.field_t,
+        field_index=ring.field_index,
+        kappa=ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m,
+        detector=DETECTOR_CODES[det.model],
+        n_stations=ring.n_detectors,
+        face_inner_m=geo.inner_x_m,
+        face_outer_m=geo.outer_x_m,
+        face_half_height_m=geo.half_height_m,
+        chamber_outer_m=geo.chamber_outer_x_m,
+        chamber_inner_m=geo.chamber_inner_x_m,
+        efficiency=det.efficiency,
+        resolution_stochastic=det.energy_resolution_stochastic,
+        resolution_constant=det.energy_resolution_constant,
+        time_resolution_ns=det.time_resolution_ns,
+        resolving_time_ns=det.resolving_time_ns,
+        gain_sag=det.gain_sag_amplitude,
+        gain_sag_tau_us=det.gain_sag_tau_us,
+        gain_drift_per_kfill=det.gain_drift_per_kfill,
+        energy_min_mev=det.energy_min_mev,
+        vane_r_min_m=vg.r_min_m,
+        vane_r_max_m=vg.r_max_m,
+        vane_half_height_m=vg.half_height_m,
+        vane_radius_m_per_mev=vg.radius_m_per_mev,
+        vane_flight_ns_per_rad_per_mev=vg.flight_ns_per_rad_per_mev,
+        vane_efficiency=vg.efficiency,
+        vane_readout_window_ns=vg.readout_window_ns,
+        vane_min_vanes=vg.min_vanes,
+        vane_time_bin_ns=vg.time_bin_ns,
+        vane_momentum_resolution=vg.momentum_resolution,
         vane_angle_resolution_rad=vg.vertical_angle_resolution_rad,
     )
 
@@ -298,7 +340,13 @@ def _decays(p, key, stride, first, n, beam, out):
         spin = p.spin_phase_rad + omega * life_s
         ss, cs = sincos_reduced(spin)
         # Michel decay in the rest frame (ringsim.decay), boosted with u along (−sin a, 0, cos a)
-        xe = _michel_fraction(uniform(key, stride, d + _D_MICHEL), uniform(key, stride, d + _D_MICHEL + 1), uniform(key, stride, d + _D_MICHEL + 2), uniform(key, stride, d + _D_MICHEL + 3), uniform(key, stride, d + _D_BRANCH))
+        xe = _michel_fraction(
+            uniform(key, stride, d + _D_MICHEL),
+            uniform(key, stride, d + _D_MICHEL + 1),
+            uniform(key, stride, d + _D_MICHEL + 2),
+            uniform(key, stride, d + _D_MICHEL + 3),
+            uniform(key, stride, d + _D_BRANCH),
+        )
         cos_t = rest_frame_cos_theta(xe, p.polarization, uniform(key, stride, d + _D_COS))
         sin_phi, cos_phi = sincos_reduced(TWO_PI * uniform(key, stride, d + _D_PHI))
         energy[j], dx[j], dy[j], dz[j] = _lab_positron(gam, beta, sin_a, cos_a, ss, cs, xe, cos_t, cos_phi, sin_phi, p.muon_mass_mev)
@@ -345,8 +393,29 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
         _decays(p, streams[2], streams[3], first, n, beam, out)
         if p.detector == CALORIMETERS:
             calorimeter_hits_batch(
-                out[_PX], out[_PY], out[_PZ], out[_DX], out[_DY], out[_DZ], out[_ENERGY], n, p.field_t, p.radius_m, cos_az, sin_az, p.face_inner_m,
-                p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m, work, index, face_station, face_hit[0], face_hit[1], face_hit[2],
+                out[_PX],
+                out[_PY],
+                out[_PZ],
+                out[_DX],
+                out[_DY],
+                out[_DZ],
+                out[_ENERGY],
+                n,
+                p.field_t,
+                p.radius_m,
+                cos_az,
+                sin_az,
+                p.face_inner_m,
+                p.face_outer_m,
+                p.face_half_height_m,
+                p.chamber_outer_m,
+                p.chamber_inner_m,
+                work,
+                index,
+                face_station,
+                face_hit[0],
+                face_hit[1],
+                face_hit[2],
             )
         for j in range(n):
             i = first + j
@@ -372,8 +441,24 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
                     while n_angles < max_crossings and uniform(streams[4], streams[5], i * max_crossings + n_angles - 1) >= p.vane_efficiency:
                         n_angles += 1
                 m = _track_crossings(
-                    out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, cos_az, sin_az, p.vane_r_min_m, p.vane_r_max_m,
-                    p.vane_half_height_m, p.vane_radius_m_per_mev, alpha, vane, r_vane, y_vane, n_angles,
+                    out[_PX, j],
+                    out[_PY, j],
+                    out[_PZ, j],
+                    dx,
+                    dy,
+                    dz,
+                    e_true,
+                    cos_az,
+                    sin_az,
+                    p.vane_r_min_m,
+                    p.vane_r_max_m,
+                    p.vane_half_height_m,
+                    p.vane_radius_m_per_mev,
+                    alpha,
+                    vane,
+                    r_vane,
+                    y_vane,
+                    n_angles,
                 )
                 if with_truth and m > 0:
                     truth[i, _TR_STATION] = vane[0]
@@ -383,8 +468,20 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
                     t_vane[k] = decay_ns + alpha[k] * ns_per_rad if k < n_angles else decay_ns  # a time in the window
                     u_vane[k] = uniform(streams[4], streams[5], i * max_crossings + k)
                 n_detected, station, momentum, t_reco, angle_reco = track_response(
-                    t_vane[:m], vane[:m], u_vane[:m], decay_ns, e_true, out[_ANGLE_D, j], out[_G_E, j], out[_G_T, j], p.vane_efficiency,
-                    p.vane_readout_window_ns, p.vane_min_vanes, p.vane_time_bin_ns, p.vane_momentum_resolution, p.vane_angle_resolution_rad,
+                    t_vane[:m],
+                    vane[:m],
+                    u_vane[:m],
+                    decay_ns,
+                    e_true,
+                    out[_ANGLE_D, j],
+                    out[_G_E, j],
+                    out[_G_T, j],
+                    p.vane_efficiency,
+                    p.vane_readout_window_ns,
+                    p.vane_min_vanes,
+                    p.vane_time_bin_ns,
+                    p.vane_momentum_resolution,
+                    p.vane_angle_resolution_rad,
                 )
                 if n_detected < p.vane_min_vanes:
                     continue
@@ -620,10 +717,23 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
     total = start[n_fills]
     f4 = np.float32
     events = (
-        np.empty(total), np.empty(total, dtype=f4), np.empty(total, dtype=np.int16), np.empty(total, dtype=np.int64),
-        np.empty(total, dtype=np.int8), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=np.int8),
-        np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
-        np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
+        np.empty(total),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=np.int16),
+        np.empty(total, dtype=np.int64),
+        np.empty(total, dtype=np.int8),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=np.int8),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
     )
     lost = np.empty((total, 3))
     truth_rows = np.empty((total if truth else 0, N_TRUTH_COLUMNS))
@@ -658,14 +768,22 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
     for f in range(n_fills):
         lost_start[f + 1] = lost_start[f] + n_lost[f]
     packed = (
-        _close_gaps(events[0], group_start, group_recorded, out_start), _close_gaps(events[1], group_start, group_recorded, out_start),
-        _close_gaps(events[2], group_start, group_recorded, out_start), _close_gaps(events[3], group_start, group_recorded, out_start),
-        _close_gaps(events[4], group_start, group_recorded, out_start), _close_gaps(events[5], group_start, group_recorded, out_start),
-        _close_gaps(events[6], group_start, group_recorded, out_start), _close_gaps(events[7], group_start, group_recorded, out_start),
-        _close_gaps(events[8], group_start, group_recorded, out_start), _close_gaps(events[9], group_start, group_recorded, out_start),
-        _close_gaps(events[10], group_start, group_recorded, out_start), _close_gaps(events[11], group_start, group_recorded, out_start),
-        _close_gaps(events[12], group_start, group_recorded, out_start), _close_gaps(events[13], group_start, group_recorded, out_start),
-        _close_gaps(events[14], group_start, group_recorded, out_start), _close_gaps(events[15], group_start, group_recorded, out_start),
+        _close_gaps(events[0], group_start, group_recorded, out_start),
+        _close_gaps(events[1], group_start, group_recorded, out_start),
+        _close_gaps(events[2], group_start, group_recorded, out_start),
+        _close_gaps(events[3], group_start, group_recorded, out_start),
+        _close_gaps(events[4], group_start, group_recorded, out_start),
+        _close_gaps(events[5], group_start, group_recorded, out_start),
+        _close_gaps(events[6], group_start, group_recorded, out_start),
+        _close_gaps(events[7], group_start, group_recorded, out_start),
+        _close_gaps(events[8], group_start, group_recorded, out_start),
+        _close_gaps(events[9], group_start, group_recorded, out_start),
+        _close_gaps(events[10], group_start, group_recorded, out_start),
+        _close_gaps(events[11], group_start, group_recorded, out_start),
+        _close_gaps(events[12], group_start, group_recorded, out_start),
+        _close_gaps(events[13], group_start, group_recorded, out_start),
+        _close_gaps(events[14], group_start, group_recorded, out_start),
+        _close_gaps(events[15], group_start, group_recorded, out_start),
         _close_gaps(events[16], group_start, group_recorded, out_start),
     )
     m = lost_start[n_fills]

@@ -242,8 +242,21 @@ def _steps(duration_s: float, setup: _Setup) -> int:
 def _run(states, n_steps, params, setup, kick_peak_t, kick_start_s, n_records=0, rec_every=1, dt_sign=1.0):
     kick_r, kick_y, kick_i = kicker_coils(params.kicker, params.coils.radius_m)
     return track_in_solenoid(
-        states, n_steps, dt_sign * setup.dt_s, *coil_set_jparc(params.coils), kick_r, kick_y, kick_peak_t * kick_i, kick_start_s, params.kicker_duration_ns * 1e-9,
-        setup.q_over_m, params.a_mu, params.edm_eta, params.storage_half_height_m, n_records, rec_every,
+        states,
+        n_steps,
+        dt_sign * setup.dt_s,
+        *coil_set_jparc(params.coils),
+        kick_r,
+        kick_y,
+        kick_peak_t * kick_i,
+        kick_start_s,
+        params.kicker_duration_ns * 1e-9,
+        setup.q_over_m,
+        params.a_mu,
+        params.edm_eta,
+        params.storage_half_height_m,
+        n_records,
+        rec_every,
     )
 
 
@@ -266,9 +279,7 @@ def _reference(params: InjectionParams) -> tuple[np.ndarray, float]:
         if st[0, 1] >= params.entry_height_m:
             break
         if st[0, 1] < prev[0, 1] - 1e-12:
-            raise ConfigError(
-                f"InjectionParams.storage_pitch_rad={th}: the design muon is reflected by the mirror field before y = {params.entry_height_m} m; expected a larger pitch"
-            )
+            raise ConfigError(f"InjectionParams.storage_pitch_rad={th}: the design muon is reflected by the mirror field before y = {params.entry_height_m} m; expected a larger pitch")
     else:  # pragma: no cover - guarded by the reflection check
         raise ConfigError("InjectionParams.entry_height_m: the design muon never reaches the entry height")
     # refine: step back to the chunk start and go to the first step beyond the entry height
@@ -445,8 +456,13 @@ def config_params(cfg: SimConfig, codata_edition: int = 2018) -> InjectionParams
     ring = cfg.ring
     coils = CoilGeometry(field_t=ring.field_t, radius_m=ring.radius_m, field_index=ring.field_index)
     return InjectionParams(
-        coils=coils, momentum_mev=ring_kinematics(cfg, codata_edition).momentum_mev, momentum_spread=cfg.beam.momentum_spread,
-        bunch_length_ns=cfg.beam.bunch_length_ns, a_mu=cfg.muon.a_mu, edm_eta=cfg.muon.edm_eta, codata_edition=codata_edition,
+        coils=coils,
+        momentum_mev=ring_kinematics(cfg, codata_edition).momentum_mev,
+        momentum_spread=cfg.beam.momentum_spread,
+        bunch_length_ns=cfg.beam.bunch_length_ns,
+        a_mu=cfg.muon.a_mu,
+        edm_eta=cfg.muon.edm_eta,
+        codata_edition=codata_edition,
     )
 
 

@@ -451,13 +451,38 @@ def _lane_kick(w, j, electric, q_over_m, a_mu, eta):
     L = LANES
     if electric:
         return _kick_at(
-            w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
-            w[_E * L + j], w[(_E + 1) * L + j], w[(_E + 2) * L + j], w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j],
-            w[_KH * L + j], w[_F * L + j], q_over_m, a_mu, eta,
+            w[3 * L + j],
+            w[4 * L + j],
+            w[5 * L + j],
+            w[6 * L + j],
+            w[7 * L + j],
+            w[8 * L + j],
+            w[_E * L + j],
+            w[(_E + 1) * L + j],
+            w[(_E + 2) * L + j],
+            w[(_E + 3) * L + j],
+            w[(_E + 4) * L + j],
+            w[(_E + 5) * L + j],
+            w[_KH * L + j],
+            w[_F * L + j],
+            q_over_m,
+            a_mu,
+            eta,
         )
     return _kick_magnetic(
-        w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
-        w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j], w[_KH * L + j], q_over_m, a_mu, eta,
+        w[3 * L + j],
+        w[4 * L + j],
+        w[5 * L + j],
+        w[6 * L + j],
+        w[7 * L + j],
+        w[8 * L + j],
+        w[(_E + 3) * L + j],
+        w[(_E + 4) * L + j],
+        w[(_E + 5) * L + j],
+        w[_KH * L + j],
+        q_over_m,
+        a_mu,
+        eta,
     )
 
 

@@ -13,7 +13,6 @@ parameters :func:`calibrate_from_tracking` measures on a tracked sample; a fract
 lost before decaying, at times ∝ e^{−t/τ_loss}.
 """
 
-
 from __future__ import annotations
 
 import math

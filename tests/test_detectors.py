@@ -145,7 +145,17 @@ def test_a_damaged_block_file_is_recognised(tmp_path):
 
 
 def test_gain_sag_shifts_the_energy_scale_as_configured():
-    det = load_config("fnal", overrides=["detector.gain_sag_amplitude=0.05", "detector.gain_sag_tau_us=30", "detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", "detector.time_resolution_ns=0", "detector.resolving_time_ns=0"]).detector
+    det = load_config(
+        "fnal",
+        overrides=[
+            "detector.gain_sag_amplitude=0.05",
+            "detector.gain_sag_tau_us=30",
+            "detector.energy_resolution_stochastic=0",
+            "detector.energy_resolution_constant=0",
+            "detector.time_resolution_ns=0",
+            "detector.resolving_time_ns=0",
+        ],
+    ).detector
     n = 100_000
     rng = np.random.default_rng(4)
     t = rng.uniform(0.0, 300_000.0, n)

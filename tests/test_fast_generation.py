@@ -50,7 +50,19 @@ def _reference_hits(cfg, n, seed):
     """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits."""
     beam, decay_ns, st, energy, direction = reference_decays(cfg, n, seed)
     geo = CalorimeterGeometry()
-    station, flight_ns, x_hit, _ = calorimeter_hits(np.ascontiguousarray(st.position_m), direction, energy, cfg.ring.field_t, cfg.ring.radius_m, geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m)
+    station, flight_ns, x_hit, _ = calorimeter_hits(
+        np.ascontiguousarray(st.position_m),
+        direction,
+        energy,
+        cfg.ring.field_t,
+        cfg.ring.radius_m,
+        geo.azimuths_rad(),
+        geo.inner_x_m,
+        geo.outer_x_m,
+        geo.half_height_m,
+        geo.chamber_outer_x_m,
+        geo.chamber_inner_x_m,
+    )
     hit = (station >= 0) & (decay_ns + flight_ns >= 0.0)
     x_rel = np.hypot(st.position_m[:, 0], st.position_m[:, 2]) - cfg.ring.radius_m
     return {"truth_energy_mev": energy[hit], "x_hit_m": x_hit[hit], "truth_x_m": x_rel[hit], "truth_delta_p": beam.delta_p[hit], "calo": station[hit]}
@@ -63,8 +75,13 @@ def _reference_vane_tracks(cfg, n, seed):
     tracks = reconstruct(vane_hits(st.position_m, direction, energy, decay_ns, geometry), geometry, seed)
     keep = tracks.accepted & (tracks.momentum_mev >= cfg.detector.energy_min_mev) & (tracks.time_ns >= 0.0)
     return {
-        "energy_mev": tracks.momentum_mev[keep], "time_ns": tracks.time_ns[keep], "calo": tracks.first_vane[keep], "hemisphere": tracks.hemisphere[keep],
-        "vertical_angle_rad": tracks.vertical_angle_rad[keep], "truth_energy_mev": energy[keep], "truth_decay_time_ns": decay_ns[keep],
+        "energy_mev": tracks.momentum_mev[keep],
+        "time_ns": tracks.time_ns[keep],
+        "calo": tracks.first_vane[keep],
+        "hemisphere": tracks.hemisphere[keep],
+        "vertical_angle_rad": tracks.vertical_angle_rad[keep],
+        "truth_energy_mev": energy[keep],
+        "truth_decay_time_ns": decay_ns[keep],
     }
 
 

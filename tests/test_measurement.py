@@ -40,9 +40,7 @@ def _omega_file(tmp_path, omega_a_rad_per_us, omega_p_rad_per_us, extra="") -> P
     text = (
         "codata = 2018\ntemperature_c = 34.7\n"
         f"[omega_a]\nvalue_rad_per_us = {omega_a_rad_per_us!r}\nstat_ppb = 434\nsyst_ppb = 56\n"
-        f"[omega_p]\nvalue_rad_per_us = {omega_p_rad_per_us!r}\nsyst_ppb = 56\n"
-        + _corrections_toml({**RUN1_C, **RUN1_B})
-        + extra
+        f"[omega_p]\nvalue_rad_per_us = {omega_p_rad_per_us!r}\nsyst_ppb = 56\n" + _corrections_toml({**RUN1_C, **RUN1_B}) + extra
     )
     path = tmp_path / "omega.toml"
     path.write_text(text, encoding="utf-8")
@@ -97,8 +95,8 @@ def test_measured_frequencies_are_corrected_as_published(tmp_path):
 
 def test_lines_of_one_correlation_label_add_linearly(tmp_path):
     path = _omega_file(tmp_path, 1.0, 250.0, "")
-    text = path.read_text().replace("[corrections.B_k]\nvalue_ppb = -27.0\nerror_ppb = 37.0\n", "[corrections.B_k]\nvalue_ppb = -27.0\nerror_ppb = 37.0\ncorrelation = \"transient\"\n")
-    text = text.replace("[corrections.B_q]\nvalue_ppb = -17.0\nerror_ppb = 92.0\n", "[corrections.B_q]\nvalue_ppb = -17.0\nerror_ppb = 92.0\ncorrelation = \"transient\"\n")
+    text = path.read_text().replace("[corrections.B_k]\nvalue_ppb = -27.0\nerror_ppb = 37.0\n", '[corrections.B_k]\nvalue_ppb = -27.0\nerror_ppb = 37.0\ncorrelation = "transient"\n')
+    text = text.replace("[corrections.B_q]\nvalue_ppb = -17.0\nerror_ppb = 92.0\n", '[corrections.B_q]\nvalue_ppb = -17.0\nerror_ppb = 92.0\ncorrelation = "transient"\n')
     path.write_text(text)
     result = evaluate_measurement(path)
     others = [e for _, e in RUN1_C.values()] + list(RUN1_UNCERTAINTIES.values())
@@ -146,7 +144,22 @@ def test_json_keys_and_table_outputs(tmp_path, capsys):
         ("temperature_c = 34.7\n[ratio]\nvalue = 0.0037\nerror = 1e-6\n[omega_a]\nstat_ppb = 434\nsyst_ppb = 56\n", "ratio.error"),
         ("this is = = not TOML\n", "invalid TOML"),
     ],
-    ids=["missing-key", "wrong-type", "negative-uncertainty", "unknown-correction", "unknown-field", "negative-ratio", "no-ratio-error", "no-temperature", "unknown-codata", "unknown-top-key", "no-omega-p", "missing-omega-a-syst", "ratio-error-disagrees", "not-toml"],
+    ids=[
+        "missing-key",
+        "wrong-type",
+        "negative-uncertainty",
+        "unknown-correction",
+        "unknown-field",
+        "negative-ratio",
+        "no-ratio-error",
+        "no-temperature",
+        "unknown-codata",
+        "unknown-top-key",
+        "no-omega-p",
+        "missing-omega-a-syst",
+        "ratio-error-disagrees",
+        "not-toml",
+    ],
 )
 def test_malformed_files_exit_2_with_one_line(tmp_path, capsys, text, key):
     path = tmp_path / "bad.toml"

@@ -76,7 +76,16 @@ def test_betatron_tunes_match_smooth_focusing(ring, n_turns):
     kin = ring_kinematics(cfg)
     period, _ = _period_s(ring)
     steps, every = 64, 4
-    rec = track_recorded(initial_states(cfg, kin, _single(x_beta=1e-3 * cfg.ring.radius_m / 7.112, y=1e-3 * cfg.ring.radius_m / 7.112)), n_turns * steps, period / steps, every, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+    rec = track_recorded(
+        initial_states(cfg, kin, _single(x_beta=1e-3 * cfg.ring.radius_m / 7.112, y=1e-3 * cfg.ring.radius_m / 7.112)),
+        n_turns * steps,
+        period / steps,
+        every,
+        ring_parameters(cfg, kin),
+        Q_OVER_M,
+        cfg.muon.a_mu,
+        0.0,
+    )
     x, y = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
     n = cfg.ring.field_index
     assert _tune(x, steps // every) == pytest.approx(math.sqrt(1 - n), abs=1e-3)

@@ -646,7 +646,7 @@ def study_from_toml(path: str | os.PathLike, changes: dict | None = None) -> Stu
         raise ConfigError(f"{path}: unknown key study.{unknown[0]}; expected one of {', '.join(sorted(known))}")
     overrides = table.get("overrides", [])
     if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
-        raise ConfigError(f"{path}: study.overrides must be a list of \"section.key=value\" strings")
+        raise ConfigError(f'{path}: study.overrides must be a list of "section.key=value" strings')
     for section, items in data.items():
         if not isinstance(items, dict):
             raise ConfigError(f"{path}: {section} must be a table of configuration keys")

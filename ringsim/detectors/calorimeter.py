@@ -274,8 +274,9 @@ def _wall_before(rc, c2, rho2, r_cross_c, r_dot_c, best):
 
 
 @njit(cache=True, error_model="numpy")
-def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
-                           work, index, station, flight_ns, x_hit, y_hit):
+def calorimeter_hits_batch(
+    px, py, pz, dx, dy, dz, energy_mev, n, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x, work, index, station, flight_ns, x_hit, y_hit
+):
     """:func:`calorimeter_hit` of positrons 0 … ``n`` − 1 of the rows ``px`` … ``energy_mev``, same results.
 
     Writes (station or −1, flight time [ns], x − R₀ [m], y [m]) to ``station``, ``flight_ns``,
@@ -297,7 +298,8 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     if n_st > VECTOR_STATIONS or s_lo <= 0.0:
         for j in range(n):
             station[j], flight_ns[j], x_hit[j], y_hit[j] = calorimeter_hit(
-                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
+                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x
+            )
         return
     rho_r, slope_r, rise_r, cx_r, cz_r, rx_r, rz_r = work[_W_RHO], work[_W_SLOPE], work[_W_RISE], work[_W_CX], work[_W_CZ], work[_W_RX], work[_W_RZ]
     c2_r, rho2_r, best, s_r, cross_r, dot_r, travel_r = work[_W_C2], work[_W_RHO2], work[_W_BEST], work[_W_S], work[_W_CROSS], work[_W_DOT], work[_W_TRAVEL]
@@ -378,7 +380,8 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     for j in range(n):
         if fallback[j]:
             station[j], flight_ns[j], x_hit[j], y_hit[j] = calorimeter_hit(
-                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
+                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x
+            )
 
 
 @njit(cache=True)
@@ -402,8 +405,22 @@ def calorimeter_hits(pos, direction, energy_mev, field_t, radius_m, azimuths, in
     cos_az, sin_az = face_directions(azimuths)
     for i in prange(n):
         station[i], flight_ns[i], x_hit[i], y_hit[i] = calorimeter_hit(
-            pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i],
-            field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
+            pos[i, 0],
+            pos[i, 1],
+            pos[i, 2],
+            direction[i, 0],
+            direction[i, 1],
+            direction[i, 2],
+            energy_mev[i],
+            field_t,
+            radius_m,
+            cos_az,
+            sin_az,
+            inner_x,
+            outer_x,
+            half_height,
+            chamber_x,
+            chamber_inner_x,
         )
     return station, flight_ns, x_hit, y_hit
 

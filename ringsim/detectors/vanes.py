@@ -242,7 +242,26 @@ def _count_kernel(xyz, direction, energy_mev, vane_cos, vane_sin, r_min, r_max, 
     for b in prange(n_blocks):
         alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
         for i in range(b * block, min(n, (b + 1) * block)):
-            counts[i] = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, 0)
+            counts[i] = _track_crossings(
+                xyz[i, 0],
+                xyz[i, 1],
+                xyz[i, 2],
+                direction[i, 0],
+                direction[i, 1],
+                direction[i, 2],
+                energy_mev[i],
+                vane_cos,
+                vane_sin,
+                r_min,
+                r_max,
+                half_height,
+                radius_m_per_mev,
+                alpha,
+                vane,
+                r_hit,
+                y_hit,
+                0,
+            )
     return counts
 
 
@@ -258,7 +277,26 @@ def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, 
     for b in prange(n_blocks):
         alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
         for i in range(b * block, min(n, (b + 1) * block)):
-            m = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, alpha.size)
+            m = _track_crossings(
+                xyz[i, 0],
+                xyz[i, 1],
+                xyz[i, 2],
+                direction[i, 0],
+                direction[i, 1],
+                direction[i, 2],
+                energy_mev[i],
+                vane_cos,
+                vane_sin,
+                r_min,
+                r_max,
+                half_height,
+                radius_m_per_mev,
+                alpha,
+                vane,
+                r_hit,
+                y_hit,
+                alpha.size,
+            )
             ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
             for j in range(m):
                 o = offsets[i] + j
@@ -336,7 +374,22 @@ def smeared_momentum(energy_mev, momentum_resolution, z_momentum):
 
 
 @njit(cache=True, error_model="numpy")
-def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
+def track_response(
+    hit_time_ns,
+    hit_vane,
+    u_detect,
+    decay_time_ns,
+    energy_mev,
+    vertical_angle_rad,
+    z_momentum,
+    z_angle,
+    efficiency,
+    readout_window_ns,
+    min_vanes,
+    time_bin_ns,
+    momentum_resolution,
+    angle_resolution_rad,
+):
     """Response and reconstruction of one track (the model of :func:`reconstruct`).
 
     Crossing k (times ``hit_time_ns`` [ns] in path order, vanes ``hit_vane``) is detected if
@@ -364,7 +417,23 @@ def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, v
 
 
 @njit(cache=True)
-def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
+def _reconstruct_kernel(
+    offsets,
+    hit_time_ns,
+    hit_vane,
+    u_detect,
+    decay_time_ns,
+    energy_mev,
+    vertical_angle_rad,
+    z_momentum,
+    z_angle,
+    efficiency,
+    readout_window_ns,
+    min_vanes,
+    time_bin_ns,
+    momentum_resolution,
+    angle_resolution_rad,
+):
     n = energy_mev.size
     n_detected = np.empty(n, dtype=np.int32)
     first_vane = np.empty(n, dtype=np.int32)
@@ -372,8 +441,20 @@ def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns,
     for i in range(n):
         a, b = offsets[i], offsets[i + 1]
         n_detected[i], first_vane[i], momentum[i], time_ns[i], angle[i] = track_response(
-            hit_time_ns[a:b], hit_vane[a:b], u_detect[a:b], decay_time_ns[i], energy_mev[i], vertical_angle_rad[i], z_momentum[i], z_angle[i],
-            efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad,
+            hit_time_ns[a:b],
+            hit_vane[a:b],
+            u_detect[a:b],
+            decay_time_ns[i],
+            energy_mev[i],
+            vertical_angle_rad[i],
+            z_momentum[i],
+            z_angle[i],
+            efficiency,
+            readout_window_ns,
+            min_vanes,
+            time_bin_ns,
+            momentum_resolution,
+            angle_resolution_rad,
         )
     return n_detected, first_vane, momentum, time_ns, angle
 
@@ -396,8 +477,21 @@ def reconstruct(hits: VaneHits, geometry: VaneGeometry, seed) -> VaneTracks:
     z_momentum = rng.standard_normal(n)
     z_angle = rng.standard_normal(n)
     n_detected, first_vane, momentum, time_ns, angle = _reconstruct_kernel(
-        hits.hit_offsets, hits.hit_time_ns, hits.hit_vane, u_detect, hits.decay_time_ns, hits.energy_mev, hits.vertical_angle_rad, z_momentum, z_angle,
-        g.efficiency, g.readout_window_ns, g.min_vanes, g.time_bin_ns, g.momentum_resolution, g.vertical_angle_resolution_rad,
+        hits.hit_offsets,
+        hits.hit_time_ns,
+        hits.hit_vane,
+        u_detect,
+        hits.decay_time_ns,
+        hits.energy_mev,
+        hits.vertical_angle_rad,
+        z_momentum,
+        z_angle,
+        g.efficiency,
+        g.readout_window_ns,
+        g.min_vanes,
+        g.time_bin_ns,
+        g.momentum_resolution,
+        g.vertical_angle_resolution_rad,
     )
     accepted = n_detected >= g.min_vanes
     return VaneTracks(
