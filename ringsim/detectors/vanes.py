@@ -235,40 +235,14 @@ def _crossing_buffers(n_vanes):
 
 
 @njit(cache=True, parallel=True)
-def _count_kernel(xyz, direction, energy_mev, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, block):
+def _crossings_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, ns_per_rad_per_mev, offsets, block, fill):
+    """Count the vane crossings of each positron, and with ``fill`` record them from ``offsets`` on.
+
+    Returns the counts and the hits' vane, time [ns], radius [m] and height [m] (empty without ``fill``).
+    """
     n = energy_mev.size
     counts = np.zeros(n, dtype=np.int64)
-    n_blocks = (n + block - 1) // block
-    for b in prange(n_blocks):
-        alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
-        for i in range(b * block, min(n, (b + 1) * block)):
-            counts[i] = _track_crossings(
-                xyz[i, 0],
-                xyz[i, 1],
-                xyz[i, 2],
-                direction[i, 0],
-                direction[i, 1],
-                direction[i, 2],
-                energy_mev[i],
-                vane_cos,
-                vane_sin,
-                r_min,
-                r_max,
-                half_height,
-                radius_m_per_mev,
-                alpha,
-                vane,
-                r_hit,
-                y_hit,
-                0,
-            )
-    return counts
-
-
-@njit(cache=True, parallel=True)
-def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, ns_per_rad_per_mev, offsets, block):
-    n = energy_mev.size
-    total = offsets[n]
+    total = offsets[n] if fill else 0
     hit_vane = np.empty(total, dtype=np.int32)
     hit_time = np.empty(total)
     hit_r = np.empty(total)
@@ -276,6 +250,7 @@ def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, 
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
         alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
+        n_angles = alpha.size if fill else 0
         for i in range(b * block, min(n, (b + 1) * block)):
             m = _track_crossings(
                 xyz[i, 0],
@@ -295,16 +270,18 @@ def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, 
                 vane,
                 r_hit,
                 y_hit,
-                alpha.size,
+                n_angles,
             )
-            ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
-            for j in range(m):
-                o = offsets[i] + j
-                hit_vane[o] = vane[j]
-                hit_time[o] = decay_time_ns[i] + alpha[j] * ns_per_rad
-                hit_r[o] = r_hit[j]
-                hit_y[o] = y_hit[j]
-    return hit_vane, hit_time, hit_r, hit_y
+            counts[i] = m
+            if fill:
+                ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
+                for j in range(m):
+                    o = offsets[i] + j
+                    hit_vane[o] = vane[j]
+                    hit_time[o] = decay_time_ns[i] + alpha[j] * ns_per_rad
+                    hit_r[o] = r_hit[j]
+                    hit_y[o] = y_hit[j]
+    return counts, hit_vane, hit_time, hit_r, hit_y
 
 
 def _as_array(name, value, shape_tail, n=None):
@@ -341,11 +318,11 @@ def vane_hits(decay_xyz_m, direction, energy_mev, decay_time_ns, geometry: VaneG
     if np.any(energy <= 0.0):
         raise InputError("vane_hits: energy_mev expected positive values")
     g = geometry
-    args = (*g.unit_vectors(), g.r_min_m, g.r_max_m, g.half_height_m, g.radius_m_per_mev)
-    counts = _count_kernel(xyz, dirs, energy, *args, _BLOCK)
+    args = (xyz, dirs, energy, t0, *g.unit_vectors(), g.r_min_m, g.r_max_m, g.half_height_m, g.radius_m_per_mev, g.flight_ns_per_rad_per_mev)
     offsets = np.zeros(n + 1, dtype=np.int64)
+    counts = _crossings_kernel(*args, offsets, _BLOCK, False)[0]
     np.cumsum(counts, out=offsets[1:])
-    hit_vane, hit_time, hit_r, hit_y = _fill_kernel(xyz, dirs, energy, t0, *args, g.flight_ns_per_rad_per_mev, offsets, _BLOCK)
+    _, hit_vane, hit_time, hit_r, hit_y = _crossings_kernel(*args, offsets, _BLOCK, True)
     has = counts > 0
     first_time = np.full(n, np.nan)
     first_time[has] = hit_time[offsets[:-1][has]]
@@ -417,23 +394,8 @@ def track_response(
 
 
 @njit(cache=True)
-def _reconstruct_kernel(
-    offsets,
-    hit_time_ns,
-    hit_vane,
-    u_detect,
-    decay_time_ns,
-    energy_mev,
-    vertical_angle_rad,
-    z_momentum,
-    z_angle,
-    efficiency,
-    readout_window_ns,
-    min_vanes,
-    time_bin_ns,
-    momentum_resolution,
-    angle_resolution_rad,
-):
+def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, settings):
+    """Apply :func:`track_response` to every track; ``settings`` are its arguments from ``efficiency`` on."""
     n = energy_mev.size
     n_detected = np.empty(n, dtype=np.int32)
     first_vane = np.empty(n, dtype=np.int32)
@@ -441,20 +403,7 @@ def _reconstruct_kernel(
     for i in range(n):
         a, b = offsets[i], offsets[i + 1]
         n_detected[i], first_vane[i], momentum[i], time_ns[i], angle[i] = track_response(
-            hit_time_ns[a:b],
-            hit_vane[a:b],
-            u_detect[a:b],
-            decay_time_ns[i],
-            energy_mev[i],
-            vertical_angle_rad[i],
-            z_momentum[i],
-            z_angle[i],
-            efficiency,
-            readout_window_ns,
-            min_vanes,
-            time_bin_ns,
-            momentum_resolution,
-            angle_resolution_rad,
+            hit_time_ns[a:b], hit_vane[a:b], u_detect[a:b], decay_time_ns[i], energy_mev[i], vertical_angle_rad[i], z_momentum[i], z_angle[i], *settings
         )
     return n_detected, first_vane, momentum, time_ns, angle
 
@@ -486,12 +435,7 @@ def reconstruct(hits: VaneHits, geometry: VaneGeometry, seed) -> VaneTracks:
         hits.vertical_angle_rad,
         z_momentum,
         z_angle,
-        g.efficiency,
-        g.readout_window_ns,
-        g.min_vanes,
-        g.time_bin_ns,
-        g.momentum_resolution,
-        g.vertical_angle_resolution_rad,
+        (g.efficiency, g.readout_window_ns, g.min_vanes, g.time_bin_ns, g.momentum_resolution, g.vertical_angle_resolution_rad),
     )
     accepted = n_detected >= g.min_vanes
     return VaneTracks(
