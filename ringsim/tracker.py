@@ -450,40 +450,12 @@ def _lane_kick(w, j, electric, q_over_m, a_mu, eta):
     """Kick of duration KH of lane j with the fields of rows _E…: :func:`_kick_at`, or :func:`_kick_magnetic` in a ring without E."""
     L = LANES
     if electric:
-        return _kick_at(
-            w[3 * L + j],
-            w[4 * L + j],
-            w[5 * L + j],
-            w[6 * L + j],
-            w[7 * L + j],
-            w[8 * L + j],
-            w[_E * L + j],
-            w[(_E + 1) * L + j],
-            w[(_E + 2) * L + j],
-            w[(_E + 3) * L + j],
-            w[(_E + 4) * L + j],
-            w[(_E + 5) * L + j],
-            w[_KH * L + j],
-            w[_F * L + j],
-            q_over_m,
-            a_mu,
-            eta,
-        )
-    return _kick_magnetic(
-        w[3 * L + j],
-        w[4 * L + j],
-        w[5 * L + j],
-        w[6 * L + j],
-        w[7 * L + j],
-        w[8 * L + j],
-        w[(_E + 3) * L + j],
-        w[(_E + 4) * L + j],
-        w[(_E + 5) * L + j],
-        w[_KH * L + j],
-        q_over_m,
-        a_mu,
-        eta,
-    )
+        ux, uy, uz, sx, sy, sz = w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j]
+        ex, ey, ez, bx, by, bz = w[_E * L + j], w[(_E + 1) * L + j], w[(_E + 2) * L + j], w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j]
+        return _kick_at(ux, uy, uz, sx, sy, sz, ex, ey, ez, bx, by, bz, w[_KH * L + j], w[_F * L + j], q_over_m, a_mu, eta)
+    ux, uy, uz, sx, sy, sz = w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j]
+    bx, by, bz = w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j]
+    return _kick_magnetic(ux, uy, uz, sx, sy, sz, bx, by, bz, w[_KH * L + j], q_over_m, a_mu, eta)
 
 
 @njit(cache=True, error_model="numpy", fastmath=FUSED)
