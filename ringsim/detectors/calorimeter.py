@@ -404,24 +404,9 @@ def calorimeter_hits(pos, direction, energy_mev, field_t, radius_m, azimuths, in
     y_hit = np.zeros(n)
     cos_az, sin_az = face_directions(azimuths)
     for i in prange(n):
-        station[i], flight_ns[i], x_hit[i], y_hit[i] = calorimeter_hit(
-            pos[i, 0],
-            pos[i, 1],
-            pos[i, 2],
-            direction[i, 0],
-            direction[i, 1],
-            direction[i, 2],
-            energy_mev[i],
-            field_t,
-            radius_m,
-            cos_az,
-            sin_az,
-            inner_x,
-            outer_x,
-            half_height,
-            chamber_x,
-            chamber_inner_x,
-        )
+        x, y, z = pos[i, 0], pos[i, 1], pos[i, 2]
+        dx, dy, dz = direction[i, 0], direction[i, 1], direction[i, 2]
+        station[i], flight_ns[i], x_hit[i], y_hit[i] = calorimeter_hit(x, y, z, dx, dy, dz, energy_mev[i], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
     return station, flight_ns, x_hit, y_hit
 
 
