@@ -360,6 +360,36 @@ def _decays(p, key, stride, first, n, beam, out):
         u_eff[j] = uniform(key, stride, d + _D_EFF)
 
 
+@njit(cache=True, inline="always")
+def _face_hits(p, out, n, cos_az, sin_az, work, index, station, face):
+    """Find the calorimeter faces the first ``n`` decays of ``out`` reach: ``station`` and ``face`` (flight time [ns], x, y [m]) as :func:`calorimeter_hits_batch` fills them."""
+    calorimeter_hits_batch(
+        out[_PX],
+        out[_PY],
+        out[_PZ],
+        out[_DX],
+        out[_DY],
+        out[_DZ],
+        out[_ENERGY],
+        n,
+        p.field_t,
+        p.radius_m,
+        cos_az,
+        sin_az,
+        p.face_inner_m,
+        p.face_outer_m,
+        p.face_half_height_m,
+        p.chamber_outer_m,
+        p.chamber_inner_m,
+        work,
+        index,
+        station,
+        face[0],
+        face[1],
+        face[2],
+    )
+
+
 @njit(cache=True, error_model="numpy")
 def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth):
     """Follow ``n_muons`` muons of one fill; returns the number of hits and of lost muons.
@@ -392,31 +422,7 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
         n = min(BATCH, n_muons - first)
         _decays(p, streams[2], streams[3], first, n, beam, out)
         if p.detector == CALORIMETERS:
-            calorimeter_hits_batch(
-                out[_PX],
-                out[_PY],
-                out[_PZ],
-                out[_DX],
-                out[_DY],
-                out[_DZ],
-                out[_ENERGY],
-                n,
-                p.field_t,
-                p.radius_m,
-                cos_az,
-                sin_az,
-                p.face_inner_m,
-                p.face_outer_m,
-                p.face_half_height_m,
-                p.chamber_outer_m,
-                p.chamber_inner_m,
-                work,
-                index,
-                face_station,
-                face_hit[0],
-                face_hit[1],
-                face_hit[2],
-            )
+            _face_hits(p, out, n, cos_az, sin_az, work, index, face_station, face_hit)
         for j in range(n):
             i = first + j
             is_lost = out[_LOSS_NS, j] < np.inf
