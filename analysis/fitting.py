@@ -122,14 +122,14 @@ class FitResult:
         }
 
 
-def validated_histogram(counts, edges_us) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and edges (μs) as float arrays; InputError unless 1-D, one more edge, finite, counts ≥ 0, edges increasing."""
+def validated_histogram(counts, edges_us, allow_negative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and edges (μs) as float arrays; InputError unless 1-D, one more edge, finite, counts ≥ 0 (unless ``allow_negative``), edges increasing."""
     n = np.asarray(counts, dtype=float)
     e = np.asarray(edges_us, dtype=float)
     if n.ndim != 1 or e.ndim != 1 or e.size != n.size + 1:
         raise InputError(f"fit: need 1-D counts and one more edge than counts, got shapes {n.shape} and {e.shape}")
-    if not (np.all(np.isfinite(n)) and np.all(n >= 0.0)):
-        raise InputError("fit: counts must be finite and non-negative")
+    if not (np.all(np.isfinite(n)) and (allow_negative or np.all(n >= 0.0))):
+        raise InputError("fit: counts must be finite and non-negative" + (" (negative bins need their variances)" if not allow_negative else ""))
     if not (np.all(np.isfinite(e)) and np.all(np.diff(e) > 0.0)):
         raise InputError("fit: edges_us must be finite and strictly increasing")
     return n, e
@@ -435,7 +435,7 @@ def run_minuit(cost, model: Model, values: dict, stages: Sequence[set[str]], lab
     errors = np.sqrt(np.diag(covariance))
     low = [k for k, err in zip(free_names, errors) if (k in LIFETIMES or k == "N0") and best[k] < 0.5 * err]
     if low:
-        raise FitError(f"{label}: parameter(s) {', '.join(low)} ended within half an error of zero")
+        raise FitError(f"{label}: parameter(s) {', '.join(low)} ended within half an error of zero: the data do not show that term (e.g. no CBO in a fast-mode run with fastmodel.cbo_amplitude_m = 0); fix it with --fix NAME=VALUE or fit a smaller model")
     return best, free_names, covariance, float(m.fval)
 
 
@@ -637,7 +637,7 @@ def fit_wiggle(
     """
     model = parse_model(model) if isinstance(model, str) else model
     label = f"{method}-method fit (model {model.name})"
-    n_all, e_all = validated_histogram(counts, edges_us)
+    n_all, e_all = validated_histogram(counts, edges_us, allow_negative=variance is not None)
     var_all = None if variance is None else _validated_variance(variance, n_all.shape)
     if not (math.isfinite(omega_ref_rad_per_us) and omega_ref_rad_per_us > 0.0):
         raise ConfigError(f"{label}: omega_ref_rad_per_us must be finite and > 0, got {omega_ref_rad_per_us!r}")
@@ -645,7 +645,8 @@ def fit_wiggle(
         raise ConfigError(f"{label}: tau_guess_us must be finite and > 0, got {tau_guess_us!r}")
     if blinder is not None and not math.isclose(blinder.omega_ref_rad_per_us, omega_ref_rad_per_us, rel_tol=1e-12):
         raise ConfigError(f"{label}: blinder omega_ref {blinder.omega_ref_rad_per_us!r} differs from omega_ref_rad_per_us {omega_ref_rad_per_us!r}")
-    cost_name = cost or ("poisson" if variance is None else "scaled_poisson")
+    # a weighted histogram with negative bins (e.g. after pileup subtraction) is fitted by least squares
+    cost_name = cost or ("poisson" if variance is None else "scaled_poisson" if np.all(n_all >= 0.0) else "least_squares")
     if cost_name not in COSTS:
         raise ConfigError(f"{label}: unknown cost {cost_name!r}; costs: {', '.join(COSTS)}")
     if (cost_name == "poisson") != (variance is None):
@@ -673,8 +674,8 @@ def fit_wiggle(
         if np.any((var <= 0.0) & ~empty):
             raise FitError(f"{label}: {np.count_nonzero((var <= 0.0) & ~empty)} bins of the window have content but zero variance")
         if np.any(empty):
-            filled = var > 0.0
-            var = np.where(empty, float(np.median(var[filled] / np.abs(n[filled]))), var)  # one typical entry
+            filled = (var > 0.0) & (n != 0.0)
+            var = np.where(empty, float(np.median(var[filled] / np.abs(n[filled]))) if np.any(filled) else 1.0, var)  # one typical entry
     fit_var = var if var is not None else np.maximum(n, 1.0)
 
     def cost_for(m: Model, edges, values_, variance_):

@@ -1,9 +1,12 @@
-"""Read decay-positron events and histograms from any ROOT file into ns and MeV arrays.
+"""Read decay-positron hits from any ROOT file into ns and MeV arrays.
 
-The tree (possibly in sub-directories), branch names and units are options, so files written by
-other programs can be analysed as they are; ``ringsim simulate`` output is read with the
-defaults. Trees are read in chunks (``step_size``) and only the needed branches are kept. Every
-problem with a file is an ``InputError`` whose one-line message names the file (and tree/branch).
+The tree (possibly in sub-directories), branch names, units and the fill key are options, so files
+written by other programs can be analysed as they are; ``ringsim simulate`` output is read with the
+defaults. A tree is a TTree or an RNTuple, read alike, with one row per hit or one entry per fill
+whose vector branches hold the fill's hits (flattened; the entry's scalar branches are repeated for
+each of its hits). Trees are read in chunks (``step_size``) and only the needed branches are kept.
+Every problem with a file is an ``InputError`` whose one-line message names the file (and
+tree/branch); files simulated for different rings are refused.
 """
 
 from __future__ import annotations
@@ -12,41 +15,25 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
+import awkward as ak
 import numpy as np
 import uproot
 
+from analysis.fills import ENTRY_KEY, FillKey, fill_numbers
+from analysis.selection import evaluate_selection, selection_branches
+from analysis.units import mev_per_energy_unit, ns_per_time_unit
 from ringsim.errors import ConfigError, InputError
 from ringsim.io import open_root, provenance_of
 
-NS_PER_TIME_UNIT = {"ns": 1.0, "us": 1.0e3, "s": 1.0e9}
-MEV_PER_ENERGY_UNIT = {"mev": 1.0, "gev": 1.0e3}
 DEFAULT_ENERGY_BRANCH = "energy_mev"
 DEFAULT_CALO_BRANCH = "calo"
 DEFAULT_FILL_BRANCH = "fill"
+DEFAULT_TREE = "events"
 
-_TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD")
-_TH1 = re.compile(r"TH1[CSILFD]")
-_TH2 = re.compile(r"TH2[CSILFD]")
+TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple")
 _MEMORY_SIZE = re.compile(r"\s*(\d+(\.\d*)?|\.\d+)\s*(B|[kMGT]B|[KMGT]iB)\s*", re.IGNORECASE)
 _MAX_LISTED = 20
-
-
-def ns_per_time_unit(unit: str) -> float:
-    """Nanoseconds in one ``unit`` (ns, us or s, case-insensitive); ConfigError otherwise."""
-    factor = NS_PER_TIME_UNIT.get(str(unit).lower())
-    if factor is None:
-        raise ConfigError(f"time unit {unit!r} is not one of ns, us, s")
-    return factor
-
-
-def mev_per_energy_unit(unit: str) -> float:
-    """MeV in one ``unit`` (MeV or GeV, case-insensitive); ConfigError otherwise."""
-    factor = MEV_PER_ENERGY_UNIT.get(str(unit).lower())
-    if factor is None:
-        raise ConfigError(f"energy unit {unit!r} is not one of MeV, GeV")
-    return factor
 
 
 @dataclass(frozen=True)
@@ -66,10 +53,12 @@ class EventData:
     n_entries
         Number of hits (after the selection).
     provenance
-        Provenance dict of the first file, ``{}`` if it has none.
+        Provenance dict of the first file that has one, ``{}`` if none has.
     fill
-        Fill number per hit (int64, read from a ``fill`` branch when the tree has one), or None.
+        Fill number per hit (int64, dense, see :mod:`analysis.fills`), or None without a fill key.
         Times restart at every fill; pileup pairs hits of one fill only.
+    fill_key
+        Where the fill numbers come from (:meth:`analysis.fills.FillKey.describe`), or None.
     """
 
     time_ns: np.ndarray
@@ -79,28 +68,19 @@ class EventData:
     n_entries: int
     provenance: dict = field(default_factory=dict)
     fill: np.ndarray | None = None
+    fill_key: str | None = None
+
+    def require_fills(self, what: str) -> np.ndarray:
+        """Return the fill numbers; ConfigError saying that ``what`` needs a fill key if there are none."""
+        if self.fill is None:
+            raise ConfigError(
+                f"{what}: needs the fill of every hit, and {self.source} has no branch '{DEFAULT_FILL_BRANCH}'; "
+                "name the fill's branches with --fill-branch NAME[,NAME…] (e.g. runNum,subRunNum,eventNum)"
+            )
+        return self.fill
 
 
-class Histogram(NamedTuple):
-    """A time (TH1) or time × energy (TH2) histogram in ns and MeV.
-
-    Attributes
-    ----------
-    counts
-        Bin contents without under/overflow, float64; shape (n_time,) or (n_time, n_energy).
-    edges
-        TH1: time edges in ns, shape (n_time + 1,). TH2: tuple (time edges in ns, energy edges
-        in MeV).
-    unit_note
-        How the axes were interpreted, with their titles in the file, e.g. for a plot caption.
-    """
-
-    counts: np.ndarray
-    edges: np.ndarray | tuple[np.ndarray, np.ndarray]
-    unit_note: str
-
-
-def _listing(names: Sequence[str]) -> str:
+def listing(names: Sequence[str]) -> str:
     """Comma-separated names, shortened after ``_MAX_LISTED``; ``(none)`` when empty."""
     if not names:
         return "(none)"
@@ -108,114 +88,150 @@ def _listing(names: Sequence[str]) -> str:
     return shown if len(names) <= _MAX_LISTED else f"{shown}, … ({len(names)} in all)"
 
 
-DEFAULT_TREE = "events"
+def provenance_ring(provenance: dict) -> str | None:
+    """Return the ring named in a ringsim provenance, or None."""
+    return provenance.get("config", {}).get("ring", {}).get("name") if isinstance(provenance.get("config"), dict) else None
+
+
+def check_same_ring(rings: dict[str, str | None]) -> None:
+    """InputError if the provenances of the files (path → ring or None) name different rings."""
+    named = [(path, ring) for path, ring in rings.items() if ring is not None]
+    for path, ring in named[1:]:
+        if ring != named[0][1]:
+            raise InputError(f"{path}: simulated for the {ring} ring but {named[0][0]} for the {named[0][1]} ring; fit the files of each ring separately")
 
 
 def _find_tree(root_file: uproot.ReadOnlyDirectory, path: str, tree: str | None) -> str:
-    """The tree's path in the file: ``tree`` checked; if ``tree`` is None, the file's only TTree, or
-    its tree ``events`` (the positron tree of ringsim run files) when it holds several."""
+    """Find the tree's path in the file.
+
+    ``tree`` is checked; if it is None, the file's only tree, or its tree ``events`` (the positron
+    tree of ringsim run files) when it holds several.
+    """
     classnames = root_file.classnames(cycle=False)
-    trees = sorted(name for name, classname in classnames.items() if classname in _TREE_CLASSES)
+    trees = sorted(name for name, classname in classnames.items() if classname in TREE_CLASSES)
     if tree is None:
         if not trees:
             objects = [f"{name} ({classname})" for name, classname in sorted(classnames.items())]
-            raise InputError(f"{path}: holds no TTree; objects in the file: {_listing(objects)}")
+            raise InputError(f"{path}: holds no TTree or RNTuple; objects in the file: {listing(objects)}")
         if len(trees) > 1 and DEFAULT_TREE in trees:
             return DEFAULT_TREE
         if len(trees) > 1:
-            raise InputError(f"{path}: holds {len(trees)} TTrees ({_listing(trees)}); name one with --tree")
+            raise InputError(f"{path}: holds {len(trees)} trees ({listing(trees)}); name one with --tree")
         return trees[0]
     key = tree.strip("/")
     if key not in classnames:
-        raise InputError(f"{path}: no tree '{tree}'; TTrees in the file: {_listing(trees)}")
-    if classnames[key] not in _TREE_CLASSES:
-        raise InputError(f"{path}: '{tree}' is a {classnames[key]}, not a TTree")
+        raise InputError(f"{path}: no tree '{tree}'; trees in the file: {listing(trees)}")
+    if classnames[key] not in TREE_CLASSES:
+        raise InputError(f"{path}: '{tree}' is a {classnames[key]}, not a TTree or RNTuple")
     return key
 
 
-def _check_branch(ttree: uproot.TTree, source: str, branch: str) -> None:
-    """InputError unless ``branch`` exists and holds one number per entry."""
-    names = ttree.keys()
-    if branch not in names:
-        raise InputError(f"{source}: no branch '{branch}'; branches: {_listing(names)}")
-    interpretation = ttree[branch].interpretation
-    numeric = isinstance(
-        interpretation,
-        (uproot.interpretation.numerical.AsDtype, uproot.interpretation.numerical.TruncatedNumerical),
-    )
-    if not numeric or interpretation.to_dtype.shape != () or interpretation.to_dtype.kind not in "iuf":
-        raise InputError(
-            f"{source}: branch '{branch}' holds {ttree[branch].typename}; expected one number per entry"
-        )
-
-
-def _branch_roles(
-    ttree: uproot.TTree, source: str, time_branch: str, energy_branch: str | None, calo_branch: str | None
-) -> dict[str, str]:
-    """Branch to read for each of ``time``, ``energy``, ``calo`` (optional ones only if present)."""
+def _roles(tree, source: str, time_branch: str, energy_branch: str | None, calo_branch: str | None, fill_branches: Sequence[str] | None) -> tuple[dict[str, str], list[str] | None]:
+    """Branch of each of ``time``, ``energy``, ``calo`` (optional ones only if present), and the fill key's branches."""
+    names = tree.keys()
     roles = {"time": time_branch}
-    for role, named, default in (
-        ("energy", energy_branch, DEFAULT_ENERGY_BRANCH),
-        ("calo", calo_branch, DEFAULT_CALO_BRANCH),
-        ("fill", None, DEFAULT_FILL_BRANCH),
-    ):
+    for role, named, default in (("energy", energy_branch, DEFAULT_ENERGY_BRANCH), ("calo", calo_branch, DEFAULT_CALO_BRANCH)):
         if named is not None:
             roles[role] = named
-        elif default in ttree.keys():
+        elif default in names:
             roles[role] = default
-    for branch in roles.values():
-        _check_branch(ttree, source, branch)
-    return roles
+    key = list(fill_branches) if fill_branches else ([DEFAULT_FILL_BRANCH] if DEFAULT_FILL_BRANCH in names else None)
+    for branch in [*roles.values(), *(key or [])]:
+        if branch not in names:
+            raise InputError(f"{source}: no branch '{branch}'; branches: {listing(names)}")
+    return roles, key
 
 
-def _check_selection(ttree: uproot.TTree, source: str, branch: str, selection: str) -> None:
-    """ConfigError if ``selection`` cannot be evaluated on the first entries of the tree."""
-    try:
-        ttree.arrays([branch], cut=selection, entry_stop=2, library="np")
-    except (SyntaxError, NameError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"selection {selection!r} cannot be evaluated on {source} ({reason})") from None
+def _jagged_branches(tree, source: str, branches: Sequence[str]) -> dict[str, bool]:
+    """For each branch True if it holds a vector of numbers per entry, False for one number; else InputError."""
+    sample = tree.arrays(list(branches), entry_stop=1)
+    kinds = {}
+    for branch in branches:
+        content = sample[branch].type.content
+        jagged = isinstance(content, ak.types.ListType | ak.types.RegularType)
+        number = content.content if jagged else content
+        text = content.parameter("__array__") in ("string", "bytestring")
+        if text or not (isinstance(number, ak.types.NumpyType) and np.dtype(number.primitive).kind in "iuf"):
+            raise InputError(f"{source}: branch '{branch}' holds {tree[branch].typename}; expected numbers (one per entry, or one vector per fill)")
+        kinds[branch] = jagged
+    return kinds
 
 
-def _as_calo(values: np.ndarray, source: str, branch: str) -> np.ndarray:
-    """Calorimeter (or fill) indices as int64; floats are accepted if they are whole numbers."""
+def _flat_hits(chunk, start: int, kinds: dict[str, bool], time_branch: str, source: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Flatten one chunk's branches to one value per hit.
+
+    The chunk holds numpy arrays, or awkward ones for a tree of vectors; returns the hits and each
+    hit's entry number (None for one row per hit).
+    """
+    if not kinds[time_branch]:
+        return {branch: chunk[branch] for branch in kinds}, None
+    counts = ak.to_numpy(ak.num(chunk[time_branch]))
+    hits = {}
+    for branch, jagged in kinds.items():
+        if not jagged:
+            hits[branch] = np.repeat(ak.to_numpy(chunk[branch]), counts)
+        elif np.array_equal(ak.to_numpy(ak.num(chunk[branch])), counts):
+            hits[branch] = ak.to_numpy(ak.flatten(chunk[branch]))
+        else:
+            raise InputError(f"{source}: branch '{branch}' holds another number of values per entry than the time branch '{time_branch}'")
+    return hits, np.repeat(np.arange(start, start + len(chunk)), counts)
+
+
+def _read_tree(tree, source: str, branches: list[str], time_branch: str, selection: str | None, step_size) -> tuple[dict[str, np.ndarray], bool]:
+    """Read every needed branch of one tree as one array per hit, the selection applied.
+
+    ``ENTRY_KEY`` holds the entry of each hit in a tree of vectors; the flag says whether the tree
+    holds one entry per fill (a vector time branch).
+    """
+    used = selection_branches(selection, source, tree.keys()) if selection is not None else []
+    kinds = _jagged_branches(tree, source, sorted(set(branches) | set(used)))
+    vectors = sorted(branch for branch, jagged in kinds.items() if jagged)
+    if vectors and not kinds[time_branch]:
+        raise InputError(
+            f"{source}: branch '{vectors[0]}' holds {tree[vectors[0]].typename} but the time branch '{time_branch}' one number per entry; a tree of vectors needs its times in a vector branch too"
+        )
+    parts: dict[str, list[np.ndarray]] = {branch: [] for branch in [*branches, *([ENTRY_KEY] if vectors else [])]}
+    library = "ak" if vectors else "np"
+    for chunk, report in tree.iterate(list(kinds), step_size=step_size, report=True, library=library):
+        hits, entry = _flat_hits(chunk, report.start, kinds, time_branch, source)
+        if entry is not None:
+            hits[ENTRY_KEY] = entry
+        if selection is not None:
+            keep = evaluate_selection(selection, source, {b: hits[b] for b in used}, hits[time_branch].size)
+            hits = {name: values[keep] for name, values in hits.items()}
+        for name in parts:
+            parts[name].append(hits[name])
+    return {name: _joined(values) for name, values in parts.items()}, kinds[time_branch]
+
+
+def _joined(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Join the parts into one array (the part itself, without a copy, when there is one)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _as_index(values: np.ndarray, source: str, branch: str) -> np.ndarray:
+    """Calorimeter or fill-key values as int64; floats are accepted if they are whole numbers."""
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
     if not np.all(np.isfinite(values) & (values == np.round(values))):
-        raise InputError(
-            f"{source}: branch '{branch}' holds non-integer values; expected integer indices"
-        )
+        raise InputError(f"{source}: branch '{branch}' holds non-integer values; expected integer indices")
     return values.astype(np.int64)
 
 
-def _concatenate_scaled(parts: list[np.ndarray], factor: float) -> np.ndarray:
-    """Chunks joined into one float64 array and multiplied by ``factor`` (unit conversion)."""
-    values = np.concatenate(parts, dtype=np.float64)
-    values *= factor
-    return values
-
-
-def _converted(
-    parts: dict[str, list[np.ndarray]],
-    roles: dict[str, str],
-    source: str,
-    ns_per_unit: float,
-    mev_per_unit: float,
-) -> dict[str, np.ndarray]:
-    """One tree's chunks joined per role, converted to ns / MeV / int64 and checked."""
-    time_ns = _concatenate_scaled(parts["time"], ns_per_unit)
+def _converted(hits: dict[str, np.ndarray], roles: dict[str, str], source: str, ns_per_unit: float, mev_per_unit: float) -> dict[str, np.ndarray]:
+    """One tree's roles converted to ns / MeV / int64 and checked."""
+    time_ns = hits[roles["time"]].astype(np.float64) * ns_per_unit
     n_bad = np.count_nonzero(~(np.isfinite(time_ns) & (time_ns >= 0.0)))
     if n_bad:
         raise InputError(f"{source}: {n_bad} entries have negative or non-finite times")
     columns = {"time": time_ns}
-    if "energy" in parts:
-        columns["energy"] = _concatenate_scaled(parts["energy"], mev_per_unit)
+    if "energy" in roles:
+        columns["energy"] = hits[roles["energy"]].astype(np.float64) * mev_per_unit
         n_bad = np.count_nonzero(~np.isfinite(columns["energy"]))
         if n_bad:
             raise InputError(f"{source}: {n_bad} entries have non-finite energies")
-    for role in ("calo", "fill"):
-        if role in parts:
-            columns[role] = _as_calo(np.concatenate(parts[role]), source, roles[role])
+    if "calo" in roles:
+        columns["calo"] = _as_index(hits[roles["calo"]], source, roles["calo"])
     return columns
 
 
@@ -227,9 +243,17 @@ def _check_step_size(step_size: int | str) -> None:
             return
     elif isinstance(step_size, int | np.integer) and not isinstance(step_size, bool) and step_size > 0:
         return
-    raise ConfigError(
-        f"step_size {step_size!r} must be a positive number of entries or a size like '100 MB'"
-    )
+    raise ConfigError(f"step_size {step_size!r} must be a positive number of entries or a size like '100 MB'")
+
+
+def fill_branch_names(text: str | Sequence[str] | None) -> list[str] | None:
+    """``"runNum,subRunNum,eventNum"`` (or a list) → branch names; ConfigError for an empty name."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")] if isinstance(text, str) else [str(name).strip() for name in text]
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise ConfigError(f"fill-branch: expected NAME[,NAME…] with distinct names, got {text!r}")
+    return names
 
 
 def read_events(
@@ -242,28 +266,35 @@ def read_events(
     energy_unit: str = "MeV",
     selection: str | None = None,
     step_size: int | str = "100 MB",
+    fill_branch: str | Sequence[str] | None = None,
 ) -> EventData:
-    """Read hit times (and energies, calorimeter indices) from one or several ROOT files.
+    """Read hit times (and energies, calorimeter indices, fills) from one or several ROOT files.
 
     Parameters
     ----------
     paths
         A ROOT file or a list of them; their entries are concatenated in order.
     tree
-        Tree path, possibly in sub-directories (``"run1/calo/hits"``). None: the file's only
-        TTree (InputError listing them if there are several); the first file decides, and every
-        file must hold that tree.
+        Tree (TTree or RNTuple) path, possibly in sub-directories (``"clusterTree/clusters"``).
+        None: the file's only tree (InputError listing them if there are several); the first file
+        decides, and every file must hold that tree.
     time_branch
-        Branch of hit times, in ``time_unit``.
+        Branch of hit times, in ``time_unit``: one per entry, or a vector per entry (one entry
+        per fill; the other branches are then vectors of the same lengths or one value per fill).
     energy_branch, calo_branch
         Branches of energies (in ``energy_unit``) and calorimeter indices. None: ``"energy_mev"``
         and ``"calo"`` if the tree has them, else the field is None. A named branch must exist.
     time_unit, energy_unit
-        Units in the file: ns, us or s; MeV or GeV (case-insensitive).
+        Units in the file (:mod:`analysis.units`): e.g. ns, us, ct, 1.25ns; MeV, GeV, keV.
     selection
-        uproot cut expression on the file's branches, in file units (``"(E > 1.7) & (t > 30)"``).
+        Cut on the file's branches, in file units, per hit (``"(E > 1.7) & (t > 30)"``,
+        :mod:`analysis.selection`).
     step_size
         Chunk size for reading: entries (int) or memory (``"100 MB"``).
+    fill_branch
+        Integer branch(es) naming the fill, ``"runNum,subRunNum,eventNum"`` or a list. None: the
+        branch ``fill`` if present, else the entry of a one-entry-per-fill tree, else no fills.
+        How keys of different files combine: :mod:`analysis.fills`.
 
     Returns
     -------
@@ -273,20 +304,23 @@ def read_events(
     Raises
     ------
     InputError
-        Unreadable file, missing or ambiguous tree, missing or non-scalar branch, no entries,
-        negative or non-finite times, non-finite energies.
+        Unreadable file, missing or ambiguous tree, missing or non-numeric branch, vectors of
+        unequal lengths, no entries, negative or non-finite times, non-finite energies, files
+        simulated for different rings.
     ConfigError
-        Unknown unit, bad ``step_size`` or a selection that cannot be evaluated.
+        Unknown unit, bad ``step_size`` or fill key, or a selection that cannot be evaluated.
     """
     ns_per_unit = ns_per_time_unit(time_unit)
     mev_per_unit = mev_per_energy_unit(energy_unit)
     _check_step_size(step_size)
+    fill_names = fill_branch_names(fill_branch)
     files = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     if not files:
         raise ConfigError("read_events: no input files given")
 
     columns: dict[str, list[np.ndarray]] = {}
-    sources, provenance, first_roles, tree_name = [], {}, None, tree
+    key_columns: list[list[np.ndarray]] = []
+    sources, rings, provenance, first, tree_name = [], {}, {}, None, tree
     for path in files:
         with open_root(path) as root_file:
             tree_name = _find_tree(root_file, str(path), tree_name)
@@ -294,94 +328,38 @@ def read_events(
             ttree = root_file[tree_name]
             if ttree.num_entries == 0:
                 raise InputError(f"{source}: tree has no entries")
-            roles = _branch_roles(ttree, source, time_branch, energy_branch, calo_branch)
-            if first_roles is None:
-                first_roles, provenance = roles, provenance_of(root_file, path) or {}
-            elif roles.keys() != first_roles.keys():
-                raise InputError(
-                    f"{source}: has branches {sorted(roles.values())} but {sources[0]} has "
-                    f"{sorted(first_roles.values())}; all files must have the same branches"
-                )
-            if selection is not None:
-                _check_selection(ttree, source, time_branch, selection)
-            parts = {role: [] for role in roles}
-            for chunk in ttree.iterate(
-                sorted(set(roles.values())), cut=selection, step_size=step_size, library="np"
-            ):
-                for role, branch in roles.items():
-                    parts[role].append(chunk[branch])
-        for role, values in _converted(parts, roles, source, ns_per_unit, mev_per_unit).items():
+            roles, key = _roles(ttree, source, time_branch, energy_branch, calo_branch, fill_names)
+            file_provenance = provenance_of(root_file, path) or {}
+            hits, per_fill = _read_tree(ttree, source, sorted(set(roles.values()) | set(key or [])), time_branch, selection, step_size)
+        if key is None and per_fill:
+            key = [ENTRY_KEY]
+        if first is None:
+            first = (roles, key)
+        elif (roles.keys(), key) != (first[0].keys(), first[1]):
+            raise InputError(
+                f"{source}: has branches {sorted(roles.values())} and fill key {key} but {sources[0]} has {sorted(first[0].values())} and {first[1]}; all files must have the same branches"
+            )
+        rings[str(path)] = provenance_ring(file_provenance)
+        provenance = provenance or file_provenance
+        for role, values in _converted(hits, roles, source, ns_per_unit, mev_per_unit).items():
             columns.setdefault(role, []).append(values)
+        if key is not None:
+            key_columns.append([_as_index(hits[branch], source, branch) for branch in key])
         sources.append(source)
 
-    joined = {role: np.concatenate(values) for role, values in columns.items()}
+    check_same_ring(rings)
+    hits = {role: _joined(values) for role, values in columns.items()}
     source = ", ".join(sources)
-    if joined["time"].size == 0:
+    if hits["time"].size == 0:
         raise InputError(f"{source}: no entries pass the selection {selection!r}")
+    fill_key = None if first[1] is None else FillKey.of(first[1])
     return EventData(
-        time_ns=joined["time"],
-        energy_mev=joined.get("energy"),
-        calo=joined.get("calo"),
+        time_ns=hits["time"],
+        energy_mev=hits.get("energy"),
+        calo=hits.get("calo"),
         source=source,
-        n_entries=int(joined["time"].size),
+        n_entries=int(hits["time"].size),
         provenance=provenance,
-        fill=joined.get("fill"),
+        fill=None if fill_key is None else fill_numbers(fill_key, key_columns),
+        fill_key=None if fill_key is None else fill_key.describe(),
     )
-
-
-def _axis(
-    hist: uproot.behaviors.TH1.Histogram, index: int, quantity: str, unit: str, factor: float, target: str
-) -> tuple[np.ndarray, str]:
-    """Bin edges of axis ``index`` multiplied by ``factor``, and a note naming the axis and units."""
-    edges = np.asarray(hist.axis(index).edges(flow=False), dtype=np.float64) * factor
-    title = hist.member("fXaxis" if index == 0 else "fYaxis").member("fTitle")
-    return edges, f"{quantity} axis{f' {title!r}' if title else ''} read in {unit}, edges in {target}"
-
-
-def read_histogram(
-    path: str | os.PathLike, name: str, time_unit: str = "ns", energy_unit: str = "MeV"
-) -> Histogram:
-    """Read a time histogram (TH1) or time × energy histogram (TH2, time on x) from a ROOT file.
-
-    Parameters
-    ----------
-    path
-        ROOT file.
-    name
-        Histogram path in the file, possibly in sub-directories.
-    time_unit, energy_unit
-        Units of the x (time) and y (energy) axes in the file: ns, us or s; MeV or GeV.
-
-    Returns
-    -------
-    Histogram
-        ``(counts, edges, unit_note)`` with edges in ns (and MeV).
-
-    Raises
-    ------
-    InputError
-        Unreadable file, missing object, an object that is not a TH1/TH2, non-finite counts.
-    """
-    ns_per_unit = ns_per_time_unit(time_unit)
-    mev_per_unit = mev_per_energy_unit(energy_unit)
-    with open_root(path) as root_file:
-        classnames = root_file.classnames(cycle=False)
-        histograms = sorted(
-            key for key, cls in classnames.items() if _TH1.fullmatch(cls) or _TH2.fullmatch(cls)
-        )
-        key = name.strip("/")
-        if key not in classnames:
-            raise InputError(f"{path}: no histogram '{name}'; histograms in the file: {_listing(histograms)}")
-        if key not in histograms:
-            raise InputError(f"{path}: '{name}' is a {classnames[key]}, expected a TH1 or TH2 histogram")
-        hist = root_file[key]
-        counts = np.asarray(hist.values(flow=False), dtype=np.float64)
-        time_edges_ns, note = _axis(hist, 0, "time", time_unit, ns_per_unit, "ns")
-        if counts.ndim == 2:
-            energy_edges_mev, energy_note = _axis(hist, 1, "energy", energy_unit, mev_per_unit, "MeV")
-            note += f"; {energy_note}"
-    n_bad = np.count_nonzero(~np.isfinite(counts))
-    if n_bad:
-        raise InputError(f"{path}:{name}: {n_bad} bins have non-finite counts")
-    edges = (time_edges_ns, energy_edges_mev) if counts.ndim == 2 else time_edges_ns
-    return Histogram(counts=counts, edges=edges, unit_note=note)

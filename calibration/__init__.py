@@ -8,4 +8,4 @@ and E821 forms), ``theory`` (SM predictions and measurements), ``bsm``, ``plots`
 It imports ``ringsim`` and ``analysis`` only (docs/physics.md §4, §7).
 """
 
-__all__ = ["amu", "beam_corrections", "bsm", "budget", "fast_rotation", "field_maps", "larmor", "omega_p", "plots", "theory", "transients"]
+__all__ = ["amu", "beam_corrections", "bsm", "budget", "fast_rotation", "field_maps", "larmor", "measurement", "omega_p", "plots", "theory", "transients"]

@@ -245,7 +245,7 @@ def confidence_level_percent(n_sigma: float) -> float:
 
 
 def verdict(delta: float, delta_err: float, n_sigma: float, lower: float, upper: float) -> str:
-    """What the edges (``lower``, ``upper``) of a band at one grid point mean.
+    """Return what the edges (``lower``, ``upper``) of a band at one grid point mean.
 
     Returns
     -------
@@ -312,10 +312,20 @@ class Interpretation:
 
     def to_dict(self) -> dict:
         """JSON-able form (non-finite edges as None)."""
+
         def edge(v: float) -> float | None:
             return v if math.isfinite(v) else None
 
-        return {"model": self.model, "benchmark": self.benchmark, "parameter": self.parameter, "unit": self.unit, "lower": edge(self.lower), "upper": edge(self.upper), "verdict": self.verdict, "text": self.text()}
+        return {
+            "model": self.model,
+            "benchmark": self.benchmark,
+            "parameter": self.parameter,
+            "unit": self.unit,
+            "lower": edge(self.lower),
+            "upper": edge(self.upper),
+            "verdict": self.verdict,
+            "text": self.text(),
+        }
 
 
 # model, benchmark, parameter, unit, band at that benchmark (a function of Δa, error, n_σ)

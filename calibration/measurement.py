@@ -99,15 +99,11 @@ class MeasurementResult:
 
     @property
     def a_mu_error_ppb(self) -> float:
-        """Relative error of a_μ in ppb."""
+        """Relative uncertainty of a_μ, ppb."""
         return self.amu.a_mu_err / self.amu.a_mu * 1e9
 
     def to_dict(self) -> dict:
-        """Return the JSON-able form.
-
-        The ``ringsim amu`` keys (``a_mu``, ``a_mu_err``, ``form``, ``codata``, ``ratio``,
-        ``ratio_err``), ``budget``, the totals in ppb and the inputs' description.
-        """
+        """JSON-able form: the ``ringsim amu`` keys (``a_mu``, ``a_mu_err``, ``form``, ``codata``, ``ratio``, ``ratio_err``), ``budget``, the totals in ppb and the inputs' description."""
         return {
             **self.amu.to_dict(),
             "budget": self.budget.to_dict(),

@@ -1,7 +1,4 @@
-"""Figures of the calibration layer: a_μ against the SM and other experiments, the new-physics bands
-of a Δa_μ (preferred, or excluded where Δa_μ is compatible with zero; docs/physics.md §7), the
-world average against each SM prediction, and the fast-rotation x_e distribution (matplotlib, Agg,
-written atomically as PNG)."""
+"""Figures of the calibration layer: a_μ against the SM and other experiments, the new-physics bands of a Δa_μ (preferred, or excluded where Δa_μ is compatible with zero; docs/physics.md §7), the world average against each SM prediction, and the fast-rotation x_e distribution (matplotlib, Agg, written atomically as PNG)."""
 
 from __future__ import annotations
 
@@ -90,7 +87,14 @@ PANELS = (
     (lambda d, e, n: bsm.dark_photon_band(d, e, LIGHT_GEV, n), "log", "log", "dark photon A′ (kinetic mixing with the photon)", "dark-photon mass m_X [GeV]", "kinetic mixing ε [dimensionless]"),
     (lambda d, e, n: bsm.lmu_ltau_band(d, e, LIGHT_GEV, n), "log", "log", "L_μ − L_τ gauge boson Z′", "Z′ mass m_Z′ [GeV]", "gauge coupling g′ [dimensionless]"),
     (lambda d, e, n: bsm.leptoquark_band(d, e, np.logspace(3, 4.5, 40), n), "log", "log", "scalar leptoquark S₁ (top-quark loop)", "leptoquark mass m_LQ [GeV]", "Re(λ_L λ_R*) [dimensionless]"),
-    (lambda d, e, n: bsm.alp_band(d, e, np.linspace(-100.0, -12.0, 60), n_sigma=n), "linear", "log", "axion-like particle (c_μμ = 1, Λ = 1 TeV)", "ALP–photon coupling c_γγ [dimensionless]", "ALP decay constant f [GeV]"),
+    (
+        lambda d, e, n: bsm.alp_band(d, e, np.linspace(-100.0, -12.0, 60), n_sigma=n),
+        "linear",
+        "log",
+        "axion-like particle (c_μμ = 1, Λ = 1 TeV)",
+        "ALP–photon coupling c_γγ [dimensionless]",
+        "ALP decay constant f [GeV]",
+    ),
     (lambda d, e, n: bsm.mssm_band(d, e, np.linspace(5.0, 60.0, 40), n), "linear", "linear", "MSSM, universal SUSY masses", "tan β [dimensionless]", "universal SUSY mass m_SUSY [GeV]"),
     (lambda d, e, n: bsm.dipole_scale_band_gev(d, e, np.logspace(-6, 0, 40), n), "log", "log", "generic dipole operator C/Λ²", "Wilson coefficient C [dimensionless]", "new-physics scale Λ [GeV]"),
 )
@@ -122,8 +126,7 @@ def _legend_handles(comparisons, n_sigma: float) -> list:
 
 
 def _model_panel(ax, panel, comparisons, n_sigma: float) -> None:
-    """One model: for each (label, Δa, error) the preferred band, or the excluded region where Δa_μ
-    is compatible with zero, shaded to the axis edge with a line at its limit."""
+    """One model: for each (label, Δa, error) the preferred band, or the excluded region where Δa_μ is compatible with zero, shaded to the axis edge with a line at its limit."""
     band_of, xscale, yscale, title, xlabel, ylabel = panel
     bands = [(label, delta, err, band_of(delta, err, n_sigma)) for label, delta, err in comparisons]
     ymin, ymax = _y_limits(np.concatenate([np.concatenate([b.lower, b.upper]) for *_, b in bands]), yscale)
@@ -157,8 +160,7 @@ def _delta_text(delta: float, err: float) -> str:
 
 
 def bsm_plot(path, delta: float, delta_err: float, n_sigma: float = 2.0, label: str = "") -> Figure:
-    """The docs/physics.md §7 models for one Δa_μ = ``delta`` ± ``delta_err``: preferred bands, or excluded regions
-    where Δa_μ is compatible with zero at ``n_sigma`` (docs/physics.md §7); ``label`` names its origin.
+    """Draw the docs/physics.md §7 models for one Δa_μ = ``delta`` ± ``delta_err``: preferred bands, or excluded regions where Δa_μ is compatible with zero at ``n_sigma`` (docs/physics.md §7); ``label`` names its origin.
 
     Returns
     -------
@@ -180,7 +182,7 @@ SHORT_NAMES = {"TI2020": "WP20", "TI2025": "WP25"}
 
 
 def world_average_bsm_figure(path, experiment: str = "WA2025", predictions: tuple[str, ...] = tuple(SM_PREDICTIONS), n_sigma: float = 2.0) -> Figure:
-    """The experimental value against each SM prediction, and what each Δa_μ means for the docs/physics.md §7 models.
+    """Draw the experimental value against each SM prediction, and what each Δa_μ means for the docs/physics.md §7 models.
 
     Left: a_μ of the experiments and the SM bands; right: six model panels, each with the preferred
     band (Δa_μ ≠ 0 beyond ``n_sigma``) or the excluded region (Δa_μ compatible with zero) of every
@@ -222,7 +224,7 @@ def world_average_bsm_figure(path, experiment: str = "WA2025", predictions: tupl
 
 
 def fast_rotation_plot(path, result) -> None:
-    """The x_e distribution of a :class:`calibration.fast_rotation.FastRotationResult`, with its moments."""
+    """Draw the x_e distribution of a :class:`calibration.fast_rotation.FastRotationResult`, with its moments."""
     fig = Figure(figsize=(7.0, 4.5))
     ax = fig.subplots()
     ax.plot(result.x_e_m * 1e3, result.density_per_m * 1e-3, "-", color="black")
@@ -230,8 +232,7 @@ def fast_rotation_plot(path, result) -> None:
     ax.set_xlabel("x_e [mm]")
     ax.set_ylabel("density [1/mm]")
     ax.set_title(
-        f"fast rotation: ⟨x_e⟩ = {result.mean_m * 1e3:.2f} ± {result.mean_err_m * 1e3:.2f} mm, "
-        f"σ = {result.width_m * 1e3:.2f} ± {result.width_err_m * 1e3:.2f} mm",
+        f"fast rotation: ⟨x_e⟩ = {result.mean_m * 1e3:.2f} ± {result.mean_err_m * 1e3:.2f} mm, σ = {result.width_m * 1e3:.2f} ± {result.width_err_m * 1e3:.2f} mm",
         fontsize=9,
     )
     _save(fig, path)

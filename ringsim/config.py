@@ -116,7 +116,7 @@ class FastModelConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """Default ω_a analysis of the ring: histogram, fit window, energy selection, blinding reference."""
+    """Default ω_a analysis of the ring: histogram, fit window, energy selection, blinding reference, pileup."""
 
     bin_width_ns: float = _num("positive")
     fit_start_us: float = _num("nonnegative")
@@ -124,6 +124,7 @@ class AnalysisConfig:
     energy_min_mev: float = _num("nonnegative")
     energy_max_mev: float = _num("positive")
     blinding_reference_mhz: float = _num("positive")
+    pileup_correction: bool = field(metadata={"bool": True})  # shadow-window subtraction in the default fit
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import numpy as np
 from ringsim.config import SimConfig
 from ringsim.errors import ConfigError
 from ringsim.rings import ring_kinematics
-from ringsim.simulate import fill_station_histograms, generate, histogram_edges
+from ringsim.simulate import generate
+from ringsim.station_histograms import fill_station_histograms, histogram_edges
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def small_run(tmp_path_factory):
 
     from analysis.wiggle import histogram_and_fit, ring_settings, select_energy
     from ringsim.config import load_config
-    from ringsim.simulate import simulate_to_file
+    from ringsim.run_file import simulate_to_file
 
     cfg = load_config("fnal")
     path = tmp_path_factory.mktemp("run") / "events.root"

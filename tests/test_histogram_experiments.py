@@ -7,7 +7,8 @@ import pytest
 
 from ringsim.config import load_config
 from ringsim.histogram_experiments import build_model, pseudo_experiment
-from ringsim.simulate import fill_station_histograms, generate, histogram_edges
+from ringsim.simulate import generate
+from ringsim.station_histograms import fill_station_histograms, histogram_edges
 
 
 def test_station_histograms_count_as_numpy_histogramdd():

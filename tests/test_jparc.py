@@ -311,7 +311,7 @@ def test_spiral_injected_muons_stay_in_the_storage_region_in_the_main_tracker():
 def test_reported_spiral_injection_efficiency_is_the_stored_fraction(tmp_path):
     from ringsim.config import load_config
     from ringsim.injection import EFFICIENCY_MUONS, config_params
-    from ringsim.simulate import simulate_to_file
+    from ringsim.run_file import simulate_to_file
     from ringsim.tracker import radial_vertical_offsets_m, track_recorded
 
     cfg = load_config("jparc", overrides=["run.muons_per_fill=500"])

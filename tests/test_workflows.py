@@ -68,3 +68,12 @@ def test_streams_follow_one_rule():
     # stages, seeds and simulation blocks give different streams
     draws = [stream(11, FAST_ROTATION).random(4), stream(11, PILEUP_SHIFT).random(4), stream(12, FAST_ROTATION).random(4), np.random.default_rng(seed_sequence(11, 0)).random(4)]
     assert len({tuple(d) for d in draws}) == len(draws)
+
+
+def test_the_loss_term_names_the_options_it_needs(late_start_file, capsys):
+    assert main(["fit", str(late_start_file), "--model", "18"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--loss-tree" in err and "--loss-coincidences" in err
+    # the run lost no muons (fast mode without fastmodel.loss_fraction): the message says so
+    assert main(["fit", str(late_start_file), "--model", "18", "--loss-tree", "lost_muons"]) == 2
+    assert "recorded no lost muons" in capsys.readouterr().err

@@ -18,7 +18,8 @@ import numpy as np
 from analysis.blinding import Blinder
 from analysis.fitting import FitResult, fit_wiggle
 from analysis.histograms import time_energy_histogram, weighted_time_histogram
-from analysis.ingest import EventData, read_events, read_histogram
+from analysis.ingest import EventData, read_events
+from analysis.ingest_histograms import read_histogram
 from analysis.methods import (
     collapse_energy,
     energy_bin_weights,
@@ -29,15 +30,17 @@ from analysis.methods import (
     ratio_histograms,
 )
 from analysis.models import LossSpectrum, beam_frequencies_mhz, parse_model
+from analysis.units import time_scale_check
 from analysis.wiggle import WiggleSettings, ring_settings
 from ringsim.config import SimConfig, config_from_dict, load_config
 from ringsim.constants import codata
-from ringsim.errors import ConfigError
+from ringsim.errors import ConfigError, FitError, InputError
 from ringsim.random_streams import FAST_ROTATION, PILEUP_SHIFT, RATIO_SPLIT, stream
 from ringsim.rings import RingKinematics, ring_kinematics
 
 __all__ = ["FileFit", "FitOptions", "fit_file", "write_fit_plots"]
 
+MIN_FIT_P_VALUE = 1e-3  # below it a fit is reported as not describing the data (issue 15: p < 10⁻³)
 ENERGY_BINS = 48  # energy bins of the A-method asymmetry measurement, over [0, 1.2 E_max]
 LOSS_BIN_US = 1.0  # bin width of the lost-muon spectrum
 
@@ -48,7 +51,8 @@ class FitOptions:
 
     Times are in μs (window, scans), energies in MeV, pileup windows in ns; ``None`` takes the
     ring's analysis default. ``ring`` and ``overrides`` replace or amend the configuration stored in
-    a ringsim file's provenance.
+    a ringsim file's provenance. ``pileup=None`` follows ``analysis.pileup_correction`` of the
+    configuration where the file allows it (hits with fill identity, not the R method).
     """
 
     files: tuple[str, ...]
@@ -59,6 +63,7 @@ class FitOptions:
     energy_branch: str | None = None
     calo_branch: str | None = None
     time_unit: str = "ns"
+    fill_branch: str | None = None
     energy_unit: str = "MeV"
     selection: str | None = None
     hist: str | None = None
@@ -73,7 +78,7 @@ class FitOptions:
     start_us: float | None = None
     end_us: float | None = None
     seed: int = 0
-    pileup: bool = False
+    pileup: bool | None = None
     dead_time_ns: float = 5.0
     shadow_gap_ns: float = 10.0
     shadow_window_ns: float = 5.0
@@ -100,14 +105,15 @@ class FileFit:
     frequencies_mhz: dict[str, float]
     scans: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """The fit's JSON keys and the extras (ring, configuration source, stations, scans, pileup, weights)."""
+        """Return the fit's JSON keys and the extras (ring, configuration source, stations, scans, pileup, weights)."""
         return self.fit.to_dict() | self.extra
 
 
 def analysis_config(options: FitOptions, provenance: dict) -> tuple[SimConfig, str]:
-    """The configuration of the analysis and where it came from.
+    """Return the configuration of the analysis and where it came from.
 
     A ringsim file's provenance holds the full configuration it was simulated with; ``--ring``
     replaces it by a preset, ``--set`` values amend either. A foreign file takes the preset of
@@ -138,7 +144,15 @@ class _Analysis:
 
     def fit_kwargs(self) -> dict:
         s, o = self.settings, self.options
-        return {"model": o.model, "omega_ref_rad_per_us": s.omega_ref_rad_per_us, "tau_guess_us": s.gamma_tau_us, "loss": self.loss, "frequencies_mhz": self.freqs, "fixed": o.fixed, "method": o.method}
+        return {
+            "model": o.model,
+            "omega_ref_rad_per_us": s.omega_ref_rad_per_us,
+            "tau_guess_us": s.gamma_tau_us,
+            "loss": self.loss,
+            "frequencies_mhz": self.freqs,
+            "fixed": o.fixed,
+            "method": o.method,
+        }
 
     def fit(self, values: np.ndarray, variance: np.ndarray | None) -> FitResult:
         s = self.settings
@@ -151,7 +165,7 @@ class _Analysis:
         return 0.0, math.inf
 
     def randomized(self, t_us: np.ndarray, seed: int) -> np.ndarray:
-        """Times shifted uniformly by ±T_c/2 (fast-rotation randomisation)."""
+        """Return times shifted uniformly by ±T_c/2 (fast-rotation randomisation)."""
         half = 0.5 * self.settings.randomize_us
         return t_us + stream(seed, FAST_ROTATION).uniform(-half, half, size=t_us.size)
 
@@ -168,7 +182,12 @@ class _Analysis:
         """A-method weights from all hits, recorded in the JSON extras."""
         energy_edges = np.linspace(0.0, 1.2 * self.kin.e_max_mev, ENERGY_BINS + 1)
         asym = self.asymmetry(time_energy_histogram(self.randomized(t_us, seed), energy_mev, self.edges, energy_edges), energy_edges)
-        self.extra["asymmetry_weights"] = {"source": asym.source, "energy_edges_mev": energy_edges.tolist(), "asymmetry": asym.asymmetry.tolist(), "error": [e if math.isfinite(e) else None for e in asym.error]}
+        self.extra["asymmetry_weights"] = {
+            "source": asym.source,
+            "energy_edges_mev": energy_edges.tolist(),
+            "asymmetry": asym.asymmetry.tolist(),
+            "error": [e if math.isfinite(e) else None for e in asym.error],
+        }
         return asym
 
     def fit_events(self, t_us: np.ndarray, energy_mev: np.ndarray, pileup, seed: int, asym=None) -> tuple[FitResult, np.ndarray, np.ndarray | None]:
@@ -198,37 +217,72 @@ class _Analysis:
         return self.fit(values, None if poisson else variance), values, None if poisson else variance
 
     def fit_histogram(self, hist) -> tuple[FitResult, np.ndarray, np.ndarray | None]:
-        """T/A/Q fit of a TH1 (T only) or TH2 read with ``hist``."""
+        """T/A/Q fit of a TH1 (T only), TH2 or TH3 read with ``hist``.
+
+        Weighted histograms are fitted with their Sumw2 variances; a TH3's calorimeter bins are
+        summed, and fitted one by one with ``per_station``.
+        """
         o = self.options
-        for option in ("pileup", "gain", "per_station"):
+        for option in ("pileup", "gain"):
             if getattr(o, option):
-                raise ConfigError(f"{option.replace('_', '-')}: needs hits, not a histogram (--hist)")
+                raise ConfigError(f"{option}: needs hits, not a histogram (--hist)")
+        if o.per_station and hist.stations is None:
+            raise ConfigError("per-station: needs hits or a TH3 (time × energy × calorimeter) histogram")
         if o.method == "R":
             raise ConfigError("method: the R method needs hits (the subsets are shifted by T_a/2), not a histogram")
+        counts, sumw2 = hist.counts, hist.variance
+        if hist.stations is not None:
+            counts, sumw2 = counts.sum(axis=2), None if sumw2 is None else sumw2.sum(axis=2)
         if isinstance(hist.edges, tuple):
             time_edges_ns, energy_edges = hist.edges
             self.edges = time_edges_ns * 1e-3
             lo, hi = self.energy_cut()
-            asym = self.asymmetry(hist.counts, energy_edges) if o.method == "A" else None
-            values, variance = collapse_energy(hist.counts, energy_bin_weights(o.method, energy_edges, threshold_mev=lo, energy_max_mev=hi, asymmetry=asym))
-            variance = None if o.method == "T" else variance
+            asym = self.asymmetry(counts, energy_edges) if o.method == "A" else None
+            weights = energy_bin_weights(o.method, energy_edges, threshold_mev=lo, energy_max_mev=hi, asymmetry=asym)
+
+            def collapse(n, v):
+                values, variance = collapse_energy(n, weights)
+                if v is not None:
+                    return values, v @ (weights * weights)
+                return values, None if o.method == "T" else variance
         else:
             if o.method != "T":
                 raise ConfigError(f"method: the {o.method} method needs energies; give a TH2 (time × energy) or a tree")
             self.edges = hist.edges * 1e-3
-            values, variance = hist.counts, None
+
+            def collapse(n, v):
+                return n, v
+
+        if o.per_station:
+            stations = {}
+            for index, station in enumerate(hist.stations.tolist()):
+                n, v = hist.counts[:, :, index], None if hist.variance is None else hist.variance[:, :, index]
+                if n.any():
+                    try:
+                        stations[str(station)] = self.fit(*collapse(n, v)).to_dict()
+                    except FitError as exc:
+                        raise FitError(f"station {station}: {exc}") from None
+            self.extra["stations"] = stations
+        values, variance = collapse(counts, sumw2)
         return self.fit(values, variance), values, variance
 
 
 def _loss_spectrum(options: FitOptions, events: EventData | None, cfg: SimConfig, settings: WiggleSettings, kin: RingKinematics) -> LossSpectrum:
     """Lost-muon spectrum ℓ(t) from the loss-tree times or from the triple coincidences among the clusters."""
     if options.loss_tree:
-        times_ns = read_events(list(options.files), tree=options.loss_tree, time_branch=options.time_branch, time_unit=options.time_unit, energy_branch=None).time_ns
+        try:
+            times_ns = read_events(list(options.files), tree=options.loss_tree, time_branch=options.time_branch, time_unit=options.time_unit, energy_branch=None).time_ns
+        except InputError as exc:
+            if "has no entries" not in str(exc):
+                raise
+            raise InputError(f"{exc}: the run recorded no lost muons (a fast-mode run loses muons only with fastmodel.loss_fraction > 0); fit a model without the loss term (5, 9, 13)") from None
     else:
         from analysis.lost_muons import station_window_ns, triple_coincidences
 
         if cfg.detector.model != "calorimeters":
             raise ConfigError(f"loss-coincidences: needs calorimeter stations, the {cfg.ring.name} detector is {cfg.detector.model!r}")
+        if events is not None:
+            events.require_fills("loss-coincidences")
         if events is None or events.energy_mev is None or events.calo is None or events.fill is None:
             raise ConfigError("loss-coincidences: needs a tree with energy, calo and fill branches")
         window_ns = station_window_ns(cfg.ring.radius_m, cfg.ring.n_detectors, kin.beta)
@@ -238,11 +292,23 @@ def _loss_spectrum(options: FitOptions, events: EventData | None, cfg: SimConfig
 
 
 def _check_options(options: FitOptions) -> None:
-    parse_model(options.model)
+    if "loss" in parse_model(options.model).terms and not (options.loss_tree or options.loss_coincidences):
+        raise ConfigError(
+            f"model: {options.model!r} has the lost-muon term, which needs a lost-muon spectrum: give --loss-tree TREE (e.g. lost_muons of a ringsim file) or --loss-coincidences, or fit a model without it (5, 9, 13)"
+        )
     if options.method == "R" and (options.scan_start_us is not None or options.scan_end_us is not None):
         raise ConfigError("scan: start/end-time scans are available for the T, A and Q methods")
-    if options.hist and len(options.files) != 1:
-        raise ConfigError("hist: --hist reads one file")
+
+
+def _time_scale_warning(options: FitOptions, settings: WiggleSettings, events: EventData | None, hist) -> str | None:
+    """ConfigError for times that miss the fit window by orders of magnitude; a warning if their lifetime is off (:mod:`analysis.units`)."""
+    if hist is None:
+        keep = slice(None) if events.energy_mev is None else (events.energy_mev >= settings.energy_min_mev) & (events.energy_mev < settings.energy_max_mev)
+        times_ns, weights, source = events.time_ns[keep], None, events.source
+    else:
+        edges = hist.edges[0] if isinstance(hist.edges, tuple) else hist.edges
+        times_ns, weights, source = 0.5 * (edges[:-1] + edges[1:]), hist.counts.reshape(len(edges) - 1, -1).sum(axis=1), hist.source
+    return time_scale_check(times_ns, (settings.start_us * 1e3, settings.end_us * 1e3), settings.gamma_tau_us * 1e3, options.time_unit, source, weights=weights)
 
 
 def fit_file(options: FitOptions) -> FileFit:
@@ -258,25 +324,46 @@ def fit_file(options: FitOptions) -> FileFit:
     _check_options(options)
     events = hist = None
     if options.hist:
-        hist = read_histogram(options.files[0], options.hist, time_unit=options.time_unit, energy_unit=options.energy_unit)
-        provenance: dict = {}
+        hist = read_histogram(list(options.files), options.hist, time_unit=options.time_unit, energy_unit=options.energy_unit)
+        provenance = hist.provenance
     else:
-        events = read_events(list(options.files), tree=options.tree, time_branch=options.time_branch, energy_branch=options.energy_branch, calo_branch=options.calo_branch, time_unit=options.time_unit, energy_unit=options.energy_unit, selection=options.selection)
+        events = read_events(
+            list(options.files),
+            tree=options.tree,
+            time_branch=options.time_branch,
+            energy_branch=options.energy_branch,
+            calo_branch=options.calo_branch,
+            time_unit=options.time_unit,
+            energy_unit=options.energy_unit,
+            selection=options.selection,
+            fill_branch=options.fill_branch,
+        )
         provenance = events.provenance
     cfg, config_source = analysis_config(options, provenance)
     kin = ring_kinematics(cfg)
     settings = ring_settings(cfg, options.start_us, options.end_us, options.threshold_mev)
+    warning = _time_scale_warning(options, settings, events, hist)
     freqs = beam_frequencies_mhz(kin.omega_c_rad_per_s / (2.0 * math.pi) * 1e-6, kin.field_index) | options.frequencies_mhz
     loss = _loss_spectrum(options, events, cfg, settings, kin) if options.loss_tree or options.loss_coincidences else None
     blinder = Blinder(options.blind, settings.omega_ref_rad_per_us) if options.blind is not None else None
     analysis = _Analysis(options, settings, kin, blinder, freqs, loss)
     extra: dict = {"ring": cfg.ring.name, "config_source": config_source}
 
+    warnings: list[str] = [warning] if warning else []
     if hist is not None:
+        if options.pileup is None and cfg.analysis.pileup_correction:
+            warnings.append("pileup: not corrected in a histogram (--hist); a pileup-subtracted histogram is fitted as it is")
         fit, values, variance = analysis.fit_histogram(hist)
     else:
-        fit, values, variance = _fit_hits(options, analysis, events, extra)
+        fit, values, variance = _fit_hits(options, analysis, events, extra, _pileup_wanted(options, cfg, events, warnings))
     extra |= analysis.extra
+    quality = fit_quality(fit)
+    extra["fit_p_value"] = quality
+    if quality < MIN_FIT_P_VALUE:
+        warnings.append(
+            f"fit quality: χ²/ndf = {fit.chi2:.1f}/{fit.ndf} = {fit.chi2 / max(fit.ndf, 1):.2f} (p = {quality:.1e}): the model does not describe the data; "
+            "check the time and energy units (--time-unit, --energy-unit), the model (--model) and the fit window"
+        )
     scans = {}
     for kind, times in (("start", options.scan_start_us), ("end", options.scan_end_us)):
         if times is None:
@@ -284,12 +371,40 @@ def fit_file(options: FitOptions) -> FileFit:
         from analysis.scans import end_time_scan, start_time_scan
 
         kw = analysis.fit_kwargs() | {"variance": variance, "blinder": blinder}
-        scans[kind] = start_time_scan(values, analysis.edges, times, end_us=settings.end_us, **kw) if kind == "start" else end_time_scan(values, analysis.edges, times, start_us=settings.start_us, **kw)
+        scans[kind] = (
+            start_time_scan(values, analysis.edges, times, end_us=settings.end_us, **kw) if kind == "start" else end_time_scan(values, analysis.edges, times, start_us=settings.start_us, **kw)
+        )
         extra[f"scan_{kind}"] = scans[kind].to_dict()
-    return FileFit(fit, values, variance, analysis.edges, cfg, settings, freqs, scans, extra)
+    if warnings:
+        extra["warnings"] = warnings
+    return FileFit(fit, values, variance, analysis.edges, cfg, settings, freqs, scans, extra, warnings)
 
 
-def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra: dict):
+def fit_quality(fit: FitResult) -> float:
+    """P-value of the fit's χ² (Poisson or binomial deviance, or least squares) for its ndf."""
+    from scipy.stats import chi2
+
+    return float(chi2.sf(fit.chi2, fit.ndf)) if fit.ndf > 0 else 1.0
+
+
+def _pileup_wanted(options: FitOptions, cfg: SimConfig, events: EventData, warnings: list[str]) -> bool:
+    """Whether to subtract pileup: as asked, else as the configuration says where the data allow it."""
+    if options.pileup is not None:
+        return options.pileup
+    if not cfg.analysis.pileup_correction:
+        return False
+    reason = None
+    if options.method == "R":
+        reason = "the R method has no shadow-window subtraction"
+    elif events.fill is None or events.calo is None:
+        reason = "the hits have no fill and calorimeter identity (name them with --fill-branch and --calo-branch)"
+    if reason is not None:
+        warnings.append(f"pileup: not corrected, {reason}; pass --no-pileup to fit without it knowingly")
+        return False
+    return True
+
+
+def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra: dict, subtract_pileup: bool):
     """Gain correction, pileup, method histogram and fit of the hits; per-station fits when asked."""
     if events.energy_mev is None:
         raise ConfigError("energy branch: the fit methods need positron energies; name the branch with --energy-branch")
@@ -299,15 +414,23 @@ def _fit_hits(options: FitOptions, analysis: _Analysis, events: EventData, extra
 
         energy = correct_gain(t_ns, energy, exponential_gain(*options.gain))
     pileup = None
-    if options.pileup:
+    if subtract_pileup:
         from analysis.pileup import apply_dead_time, shadow_pileup
 
         if options.method == "R":
             raise ConfigError("pileup: shadow-window subtraction is not available with the R method")
+        events.require_fills("pileup")
         merged = apply_dead_time(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns)
         t_ns, energy, calo, fill = merged["time_ns"], merged["energy_mev"], merged["calo"], merged["fill"]
         pileup = shadow_pileup(t_ns, energy, calo, fill, dead_time_ns=options.dead_time_ns, gap_ns=options.shadow_gap_ns, window_ns=options.shadow_window_ns)
-        extra["pileup"] = {"shadow_pairs": pileup.n_pairs, "dead_time_ns": options.dead_time_ns, "gap_ns": options.shadow_gap_ns, "window_ns": options.shadow_window_ns}
+        extra["pileup"] = {
+            "corrected": True,
+            "shadow_pairs": pileup.n_pairs,
+            "dead_time_ns": options.dead_time_ns,
+            "gap_ns": options.shadow_gap_ns,
+            "window_ns": options.shadow_window_ns,
+            "fill_key": events.fill_key,
+        }
     t_us = t_ns * 1e-3
     asym = analysis.measured_weights(t_us, energy, options.seed) if options.method == "A" else None
     fit, values, variance = analysis.fit_events(t_us, energy, pileup, options.seed, asym)

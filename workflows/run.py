@@ -21,17 +21,30 @@ __all__ = ["RunOutcome", "run_experiment"]
 
 
 def _prepare_folder(target: Path, force: bool) -> Path:
-    """A fresh temporary folder beside ``target`` (checked to be replaceable before any work)."""
+    """Return the working folder ``.NAME.partial`` beside ``target`` (checked to be replaceable before any work).
+
+    An interrupted run leaves its finished simulation blocks there (``.events.root.parts``): the
+    same command resumes from them; anything else in it is made again.
+    """
     if not target.parent.is_dir():
         raise InputError(f"{target}: parent folder {target.parent} does not exist")
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: exists and is not a folder")
     if target.exists() and any(target.iterdir()) and not force:
         raise InputError(f"{target}: folder exists and is not empty; pass --force to replace it")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    return tmp
+    work = _work_folder(target)
+    work.mkdir(exist_ok=True)
+    for item in work.iterdir():
+        if item.name != _PARTS:
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    return work
+
+
+def _work_folder(target: Path) -> Path:
+    return target.with_name(f".{target.name}.partial")
+
+
+_PARTS = ".events.root.parts"  # the resume folder of events.root (ringsim.run_parts.parts_folder)
 
 
 def _commit_folder(tmp: Path, target: Path) -> None:
@@ -64,8 +77,13 @@ class RunOutcome:
     report: str
 
 
-def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fast", n_positrons: int = 2_000_000, seed: int = 1, codata_edition: int = 2018, force: bool = False, run_bsm: bool = False) -> RunOutcome:
+def run_experiment(
+    cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fast", n_positrons: int = 2_000_000, seed: int = 1, codata_edition: int = 2018, force: bool = False, run_bsm: bool = False
+) -> RunOutcome:
     """Simulate, fit and correct one run into the folder ``output`` (replaced only with ``force``).
+
+    An interrupted run keeps its finished simulation blocks in ``.OUTPUT.partial/``; the same call
+    resumes from them and gives the same result as an uninterrupted run.
 
     Writes ``events.root``, ``fit.json``, ``wiggle.png``, the budget (``budget.txt/.json/.tex``),
     ``comparison.png`` (the run among the experiments), ``bsm.png`` (what the experimental world
@@ -78,7 +96,7 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
     from calibration.theory import SM_PREDICTIONS, AmuValue, delta_amu, significance
     from ringsim.io import write_json_atomic
     from ringsim.progress import announce
-    from ringsim.simulate import simulate_to_file
+    from ringsim.run_file import simulate_to_file
     from workflows.closure import simulated_run_budget
     from workflows.fit_file import FitOptions, fit_file
 
@@ -91,7 +109,7 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
         fitted = fit_file(FitOptions(files=(str(events_path),), seed=seed))
         fit = fitted.fit
         wiggle_plot(fitted.values, fitted.edges_us, fit, fit.expected_counts, tmp / "wiggle.png")
-        write_json_atomic(tmp / "fit.json", fit.to_dict())
+        write_json_atomic(tmp / "fit.json", fitted.to_dict())
 
         announce("run: corrections, field data and the closure against the truth…")
         truth, lost, n_muons = _trees(events_path)
@@ -132,24 +150,35 @@ def run_experiment(cfg: SimConfig, output: str | os.PathLike, *, mode: str = "fa
             result |= {"delta_a_mu_vs_sm2025": delta, "delta_a_mu_err": delta_err, "significance_vs_sm2025": significance(measured, sm)}
             rows = [("Δa_mu vs SM (TI 2025)", f"{delta:.3e} ± {delta_err:.3e} ({result['significance_vs_sm2025']:+.1f} σ)")]
         write_json_atomic(tmp / "result.json", result)
+        pileup = fitted.extra.get("pileup", {})
+        left_out = [f"{line.name} ({line.note})" if line.note else line.name for line in run.budget.lines if line.role != "uncertainty" and line.value_ppb == 0.0 and line.error_ppb == 0.0]
         report = _report(
             [
                 ("ring / mode / seed", f"{cfg.ring.name} / {mode} / {seed}"),
-                ("positrons (recorded / fitted)", f"{n_recorded} / {fit.n_entries:.0f}"),
+                (
+                    "positrons (recorded / fitted)",
+                    f"{result['n_positrons']} / {fit.n_entries:.0f}" + (f" (and {n_recorded - result['n_positrons']} lost-muon clusters)" if n_recorded > result["n_positrons"] else ""),
+                ),
                 ("fit window, energies", f"{fit.start_us:.1f}–{fit.end_us:.1f} μs, {settings.energy_min_mev:g}–{settings.energy_max_mev:g} MeV"),
-                ("chi2/ndf (Poisson deviance)", f"{fit.chi2:.1f}/{fit.ndf}"),
+                (f"chi2/ndf ({fit.chi2_definition.replace('_', ' ')})", f"{fit.chi2:.1f}/{fit.ndf} (p = {fitted.extra['fit_p_value']:.2g})"),
+                ("pileup", f"shadow-window subtraction per calorimeter and fill, {pileup['shadow_pairs']} pairs" if pileup.get("corrected") else "not corrected"),
                 ("omega_a [rad/μs]", f"{fit.omega_a:.8f} ± {fit.omega_a_err:.8f} ({fit.omega_a_err / fit.omega_a * 1e9:.0f} ppb)"),
                 ("R'_mu", f"{run.ratio:.10f} ± {run.ratio_err:.10f}"),
                 ("a_mu (measured)", f"{run.amu.a_mu:.10e} ± {run.amu.a_mu_err:.2e} ({run.amu.codata})"),
                 ("a_mu (truth)", f"{a_true:.10e}"),
                 ("pull", f"{result['pull']:+.2f}"),
                 *rows,
+                ("not simulated, not corrected", ", ".join(left_out) or "none"),
                 ("written to", str(target)),
             ]
         )
         report += "\n" + run.budget.to_text()
         (tmp / "report.txt").write_text(report, encoding="utf-8")
         _commit_folder(tmp, target)
+    except KeyboardInterrupt:
+        if not (tmp / _PARTS).is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,6 +7,7 @@ line ``error: …`` on stderr and exit status 2; nothing is written on error (ou
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from ringsim.errors import RingsimError
@@ -124,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="systematic study: ω_a (or C_e, C_p) shift versus one parameter, on dask")
     add_scan_arguments(scan)
 
+    ins = sub.add_parser("inspect", help="list a ROOT file's trees, RNTuples and histograms and propose the ringsim fit options that read them", description="List the trees, RNTuples and histograms of ROOT files with their entries and branch types, and propose the `ringsim fit` options for each (time, energy, calorimeter and fill branches, the time unit judged from the hits' decay, the ring). The proposals are guesses to check.", epilog="example:\n  ringsim inspect run15921_subrun001.root", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ins.add_argument("files", nargs="+", metavar="FILE.root")
+    ins.add_argument("--json", help="also write the survey to this JSON file")
+    ins.add_argument("--force", action="store_true", help="replace an existing --json file")
+
     val = sub.add_parser("validate", help="physics self-checks (tunes, spin advance, C_e, C_p, EDM tilt, Michel asymmetry)")
     val.add_argument("--json", help="write the checks to this JSON file")
     val.add_argument("--force", action="store_true")
@@ -139,6 +145,9 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ringsim`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    from ringsim.interrupts import install_handlers, restore_handlers
+
+    previous = install_handlers()
     try:
         if args.command == "run":
             from ringsim.cli.run import cmd_run as handler
@@ -159,9 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; finished outputs are kept, nothing partial was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = "terminated (SIGTERM)" if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM else "interrupted"
+        print(f"error: {name}; finished outputs are kept, nothing partial was written; the same command resumes a simulation", file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    finally:
+        restore_handlers(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,7 +30,7 @@ def _emit(args: argparse.Namespace, result: dict) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ringsim.config import load_config
-    from ringsim.simulate import simulate_to_file
+    from ringsim.run_file import simulate_to_file
 
     _check_outputs(args, "output")
     cfg = load_config(args.ring, args.config, args.overrides)
@@ -135,4 +135,26 @@ def cmd_precision(args: argparse.Namespace) -> int:
             "ring": args.ring,
         },
     )
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the survey of each file, with a ready ``ringsim fit`` line per object."""
+    from analysis.survey import survey_file
+    from ringsim.io import write_json_atomic
+
+    _check_outputs(args, "json")
+    surveys = {path: survey_file(path) for path in args.files}
+    for path, objects in surveys.items():
+        print(f"{path}:")
+        for obj in objects:
+            print(f"  {obj.path} ({obj.classname}, {obj.entries} entries)")
+            for name, kind in obj.branches.items():
+                print(f"      {name}: {kind}")
+            if obj.options:
+                print(f"    ringsim fit {path} {' '.join(obj.options)}")
+            for note in obj.notes:
+                print(f"    note: {note}")
+    if args.json:
+        write_json_atomic(args.json, {path: [o.to_dict() for o in objects] for path, objects in surveys.items()}, overwrite=args.force)
     return 0

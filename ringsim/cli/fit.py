@@ -38,10 +38,11 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-branch", default="time_ns")
     parser.add_argument("--energy-branch")
     parser.add_argument("--calo-branch")
-    parser.add_argument("--time-unit", default="ns", help="ns, us or s")
-    parser.add_argument("--energy-unit", default="MeV", help="MeV or GeV")
-    parser.add_argument("--selection", help="uproot cut on the tree's branches, in file units")
-    parser.add_argument("--hist", help="fit this TH1 (time) or TH2 (time × energy) histogram instead of a tree")
+    parser.add_argument("--time-unit", default="ns", help="unit of the file's times: ns, us (μs), ms, s, ct (clock ticks of 1.25 ns) or a scaled unit such as 1.25ns (default ns)")
+    parser.add_argument("--energy-unit", default="MeV", help="unit of the file's energies: keV, MeV, GeV or a scaled unit such as 0.5GeV (default MeV)")
+    parser.add_argument("--fill-branch", metavar="NAME[,NAME…]", help="integer branch(es) naming the fill, e.g. runNum,subRunNum,eventNum (default: branch 'fill' if present, else the entry of a tree with one entry per fill); a single branch counts within its file")
+    parser.add_argument("--selection", help="cut on the tree's branches per hit, in file units, e.g. '(energy > 1700) & (caloNum != 3)': numbers, arithmetic, comparisons, & | ~ and abs, sqrt, exp, log, sin, cos, floor, ceil")
+    parser.add_argument("--hist", metavar="NAME|PATTERN", help="fit this TH1 (time), TH2 (time × energy) or TH3 (time × energy × calorimeter) histogram instead of a tree; a pattern such as 'clusters/calo*/hTimeEnergy' sums every match of every file")
     parser.add_argument("--method", default="T", choices=("T", "A", "Q", "R"), help="T threshold, A asymmetry-weighted, Q energy-weighted, R ratio")
     parser.add_argument("--model", default="5", help="preset 5, 9, 13, 18, 22, 28 or a combination such as 5+cbo_n+cbo_a+vw+loss")
     parser.add_argument("--fix", metavar="NAME=VALUE,...", help="hold model parameters fixed, e.g. cbo_tau_A_us=80,cbo_tau_B_us=8")
@@ -54,7 +55,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=float, help="fit start in μs")
     parser.add_argument("--end", type=float, help="fit end in μs")
     parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fast-rotation randomisation and the R-method split")
-    parser.add_argument("--pileup", action="store_true", help="subtract pileup by the shadow-window method, per calorimeter")
+    parser.add_argument("--pileup", action=argparse.BooleanOptionalAction, default=None, help="subtract pileup by the shadow-window method, per calorimeter and fill (default: as the configuration's analysis.pileup_correction says: on for fnal, off for jparc)")
     parser.add_argument("--dead-time", type=float, default=5.0, help="artificial dead time in ns (default 5)")
     parser.add_argument("--shadow-gap", type=float, default=10.0, help="shadow-window gap in ns (default 10)")
     parser.add_argument("--shadow-window", type=float, default=5.0, help="shadow-window width in ns (default 5)")
@@ -134,6 +135,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         energy_branch=args.energy_branch,
         calo_branch=args.calo_branch,
         time_unit=args.time_unit,
+        fill_branch=args.fill_branch,
         energy_unit=args.energy_unit,
         selection=args.selection,
         hist=args.hist,
@@ -173,6 +175,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     result = fit_file(options)
     if args.ring is not None or args.overrides:
         print(f"note: analysis configuration from {result.extra['config_source']}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     write_fit_plots(result, **{name: getattr(args, name) for name in PLOT_OPTIONS})
     _emit(args, result.to_dict())
     return 0

@@ -80,9 +80,9 @@ def _changes(args: argparse.Namespace) -> dict:
 
 def resolve_study(args: argparse.Namespace):
     """The :class:`~workflows.study.Study` named by CONFIG with the command-line changes applied."""
+    from ringsim.config import RINGS
     from workflows.study import Study, study_from_toml
     from workflows.study_library import STUDIES
-    from ringsim.config import RINGS
 
     name = args.study
     changes = _changes(args)
@@ -102,8 +102,8 @@ def resolve_study(args: argparse.Namespace):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from workflows.study import prepare, run_study, summary_table
     from ringsim.io import check_output_path, write_json_atomic
+    from workflows.study import prepare, run_study, summary_table
 
     prepared = prepare(resolve_study(args))
     if args.json:

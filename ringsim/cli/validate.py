@@ -5,7 +5,6 @@ formulas, the EDM tilt atan(ηβ/2a), the integrated Michel asymmetry)."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import numpy as np
