@@ -14,13 +14,14 @@ from ringsim.beam import muon_charge_over_mass, sample_beam
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
 from ringsim.decay import boost_positron, decay_positrons, lab_fraction_and_asymmetry
-from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
+from ringsim.detectors.calorimeter import CalorimeterGeometry, face_directions
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError
 from ringsim.fast_generation import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, simulate_fills, time_order
 from ringsim.optics import smooth_tunes
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
+from ringsim.track_mode import _stations
 
 # an ideal detector: every hit is one recorded cluster carrying its true energy and time
 IDEAL = ["detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", "detector.time_resolution_ns=0", "detector.resolving_time_ns=0", "detector.energy_min_mev=0"]
@@ -47,22 +48,9 @@ def reference_decays(cfg, n, seed):
 
 
 def _reference_hits(cfg, n, seed):
-    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits."""
+    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits (track mode's stage)."""
     beam, decay_ns, st, energy, direction = reference_decays(cfg, n, seed)
-    geo = CalorimeterGeometry()
-    station, flight_ns, x_hit, _ = calorimeter_hits(
-        np.ascontiguousarray(st.position_m),
-        direction,
-        energy,
-        cfg.ring.field_t,
-        cfg.ring.radius_m,
-        geo.azimuths_rad(),
-        geo.inner_x_m,
-        geo.outer_x_m,
-        geo.half_height_m,
-        geo.chamber_outer_x_m,
-        geo.chamber_inner_x_m,
-    )
+    station, flight_ns, x_hit, _ = _stations(cfg, st, energy, direction)  # the calorimeter stage of track mode
     hit = (station >= 0) & (decay_ns + flight_ns >= 0.0)
     x_rel = np.hypot(st.position_m[:, 0], st.position_m[:, 2]) - cfg.ring.radius_m
     return {"truth_energy_mev": energy[hit], "x_hit_m": x_hit[hit], "truth_x_m": x_rel[hit], "truth_delta_p": beam.delta_p[hit], "calo": station[hit]}
