@@ -5,6 +5,12 @@ deterministically from a secret string. The fitters work in the true parameteris
 ω = ω_ref(1 + R_true·1e-6) and report R_blind = R_true + ΔR, so blinding never changes the fit
 itself and unblinding with the secret restores the unblinded ω exactly (up to rounding).
 ΔR is kept in a private attribute and never appears in a repr, a str or a result dictionary.
+The offset is one frequency shift ω_B·ΔR_B·1e-6 per secret (ω_B = 2π × 0.2291 MHz, ΔR_B drawn
+from the secret), expressed for a fit's own reference as ΔR = ΔR_B·ω_B/ω_ref: fits of one file
+with two references (two ring presets) then report the same blinded ω, and comparing them
+reveals nothing. For ω_ref = ω_B, ΔR = ΔR_B (docs/physics.md §3).
+Values a user gives for R (fixed or start values) are blinded R too: :meth:`Blinder.true_r`
+carries them into the true parameterisation, so fixing R = 0 fits at R_blind = 0, not at ΔR.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 
 from ringsim.errors import ConfigError
 
+BLINDING_OMEGA_RAD_PER_US = 2.0 * math.pi * 0.2291  # ω_ref of the Blinders algorithm, docs/physics.md §3
 BOX_HALF_WIDTH_PPM = 24.0
 TAIL_SIGMA_PPM = 1.0
 # probability of the uniform box, 48/(48 + √(2π)): the density is continuous at |ΔR| = 24 ppm
@@ -49,13 +56,12 @@ class Blinder:
         if not isinstance(secret, str) or not secret:
             raise ConfigError("blinding: the blinding secret must be a non-empty string")
         if not (math.isfinite(omega_ref_rad_per_us) and omega_ref_rad_per_us > 0.0):
-            raise ConfigError(
-                f"blinding: omega_ref_rad_per_us must be a finite number > 0, got {omega_ref_rad_per_us!r}"
-            )
+            raise ConfigError(f"blinding: omega_ref_rad_per_us must be a finite number > 0, got {omega_ref_rad_per_us!r}")
         self._omega_ref_rad_per_us = float(omega_ref_rad_per_us)
-        self.__delta_r_ppm = _delta_r_ppm(secret)
+        self.__delta_r_ppm = _delta_r_ppm(secret) * BLINDING_OMEGA_RAD_PER_US / self._omega_ref_rad_per_us
 
     def __repr__(self) -> str:
+        """Show the blinding without its secret or offset."""
         return f"Blinder(secret=<hidden>, omega_ref_rad_per_us={self._omega_ref_rad_per_us!r})"
 
     @property
@@ -67,8 +73,12 @@ class Blinder:
         """Blinded R in ppm, R_true + ΔR, for a true R_true = (ω/ω_ref − 1)·1e6."""
         return r_true_ppm + self.__delta_r_ppm
 
+    def true_r(self, r_ppm_blinded: float) -> float:
+        """Return true R in ppm, R_blind − ΔR, of a blinded R (a value fixed or started in blinded space)."""
+        return r_ppm_blinded - self.__delta_r_ppm
+
     def omega_from_r(self, r_ppm: float) -> float:
-        """True frequency ω = ω_ref[1 + (R − ΔR)·1e-6] in rad/μs for a blinded R in ppm."""
+        """Return true frequency ω = ω_ref[1 + (R − ΔR)·1e-6] in rad/μs for a blinded R in ppm."""
         return self._omega_ref_rad_per_us * (1.0 + (r_ppm - self.__delta_r_ppm) * 1e-6)
 
     def r_from_omega(self, omega_rad_per_us: float) -> float:

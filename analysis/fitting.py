@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,7 +123,7 @@ class FitResult:
 
 
 def validated_histogram(counts, edges_us, allow_negative: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and edges (μs) as float arrays; InputError unless 1-D, one more edge, finite, counts ≥ 0 (unless ``allow_negative``), edges increasing."""
+    """Return counts and edges (μs) as float arrays; InputError unless 1-D, one more edge, finite, counts ≥ 0 (unless ``allow_negative``), edges increasing."""
     n = np.asarray(counts, dtype=float)
     e = np.asarray(edges_us, dtype=float)
     if n.ndim != 1 or e.ndim != 1 or e.size != n.size + 1:
@@ -145,9 +145,7 @@ def window_slice(e: np.ndarray, start_us: float, end_us: float) -> slice:
     return slice(i0, max(i0, i1))
 
 
-def _five_parameter_start(
-    n: np.ndarray, e: np.ndarray, omega_ref_rad_per_us: float, tau_guess_us: float
-) -> dict:
+def _five_parameter_start(n: np.ndarray, e: np.ndarray, omega_ref_rad_per_us: float, tau_guess_us: float) -> dict:
     """Start values: τ from a weighted fit of log rates, N0 from the sum, A and φ by projection."""
     width = np.diff(e)
     centre = 0.5 * (e[:-1] + e[1:])
@@ -209,15 +207,7 @@ def fit_five_parameter(
     Returns
     -------
     FitResult
-
-    Raises
-    ------
-    InputError
-        Malformed histogram or window.
-    ConfigError
-        Non-positive ω_ref or τ guess, or a blinder built for another ω_ref.
-    FitError
-        Too few entries or non-empty bins in the window, no convergence, or an inaccurate covariance.
+        The result and the errors of :func:`fit_wiggle` with model ``"5"``.
     """
     return fit_wiggle(counts, edges_us, "5", start_us=start_us, end_us=end_us, omega_ref_rad_per_us=omega_ref_rad_per_us, tau_guess_us=tau_guess_us, blinder=blinder, method=method)
 
@@ -255,16 +245,18 @@ class PoissonCost:
         return 2.0 * float(np.sum(m - n + xlogy(n, n / m)))
 
     def value(self, p: np.ndarray) -> float:
+        """Return the cost at the full parameter vector ``p``."""
         return self._deviance(self.binned.expected(p))
 
     def value_and_gradient(self, p: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray]:
+        """Return the cost and its gradient in the ``active`` parameters."""
         mu, jac = self.binned.expected_and_jacobian(p, active)
         if not np.all(mu > 0.0):
             return PENALTY, np.zeros(active.size)
         return self._deviance(mu), 2.0 * (jac.T @ ((1.0 - self.counts * self.scale / mu) / self.scale))
 
     def response(self, p: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(expected, Jacobian, inverse variance per bin) at ``p``; information = J^T diag(w) J."""
+        """Return (expected, Jacobian, inverse variance per bin) at ``p``; information = J^T diag(w) J."""
         mu, jac = self.binned.expected_and_jacobian(p, active)
         return mu, jac, 1.0 / (self.scale * mu)
 
@@ -280,15 +272,18 @@ class LeastSquaresCost:
         self.binned = binned
 
     def value(self, p: np.ndarray) -> float:
+        """Return the cost at the full parameter vector ``p``."""
         r = self.values - self.binned.expected(p)
         return float(np.sum(r * r * self.inverse_variance))
 
     def value_and_gradient(self, p: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray]:
+        """Return the cost and its gradient in the ``active`` parameters."""
         mu, jac = self.binned.expected_and_jacobian(p, active)
         r = (self.values - mu) * self.inverse_variance
         return float(np.sum(r * (self.values - mu))), -2.0 * (jac.T @ r)
 
     def response(self, p: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (expected, Jacobian, inverse variance per bin) at ``p`` for the ``active`` parameters."""
         mu, jac = self.binned.expected_and_jacobian(p, active)
         return mu, jac, self.inverse_variance
 
@@ -360,7 +355,7 @@ def _covariance(information: np.ndarray, names: Sequence[str], label: str) -> np
 
 
 def _steps(cost, objective: _Objective, x: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Initial step sizes: Fisher errors at ``x`` where the information allows, else 1 % (or 0.01)."""
+    """Return initial step sizes: Fisher errors at ``x`` where the information allows, else 1 % (or 0.01)."""
     fallback = np.where(x != 0.0, 1e-2 * np.abs(x), 1e-2)
     _, jac, w = cost.response(objective.full(x), objective.index[free])
     info = (jac.T * w) @ jac
@@ -435,7 +430,9 @@ def run_minuit(cost, model: Model, values: dict, stages: Sequence[set[str]], lab
     errors = np.sqrt(np.diag(covariance))
     low = [k for k, err in zip(free_names, errors) if (k in LIFETIMES or k == "N0") and best[k] < 0.5 * err]
     if low:
-        raise FitError(f"{label}: parameter(s) {', '.join(low)} ended within half an error of zero: the data do not show that term (e.g. no CBO in a fast-mode run with fastmodel.cbo_amplitude_m = 0); fix it with --fix NAME=VALUE or fit a smaller model")
+        raise FitError(
+            f"{label}: parameter(s) {', '.join(low)} ended within half an error of zero: the data do not show that term (e.g. no CBO in a fast-mode run with fastmodel.cbo_amplitude_m = 0); fix it with --fix NAME=VALUE or fit a smaller model"
+        )
     return best, free_names, covariance, float(m.fval)
 
 
@@ -448,13 +445,12 @@ def _linear_seed(residual: np.ndarray, weight: np.ndarray, columns: list[np.ndar
 
 
 def _amplitude_phase(a: float, b: float) -> tuple[float, float]:
-    """(A, φ) with A cos(x + φ) = a cos x + b sin x."""
+    """Return (A, φ) with A cos(x + φ) = a cos x + b sin x."""
     return math.hypot(a, b), math.atan2(-b, a)
 
 
 def _peak_frequency_mhz(pulls: np.ndarray, step_us: float, lo_mhz: float, hi_mhz: float) -> float | None:
-    """Frequency (MHz) of the largest FFT magnitude of ``pulls`` in [lo, hi], parabolically refined;
-    None if there is no peak above PEAK_POWER_OVER_MEDIAN × the median power."""
+    """Frequency (MHz) of the largest FFT magnitude of ``pulls`` in [lo, hi], parabolically refined; None if there is no peak above PEAK_POWER_OVER_MEDIAN × the median power."""
     n_pad = FFT_PADDING * pulls.size
     spectrum = np.abs(np.fft.rfft(pulls - pulls.mean(), n=n_pad))
     freq = np.fft.rfftfreq(n_pad, d=step_us)
@@ -484,9 +480,7 @@ def _search_bands(hints: dict[str, float]) -> dict[str, tuple[float, float]]:
     return bands
 
 
-def seed_beam_terms(
-    counts: np.ndarray, edges_us: np.ndarray, variance: np.ndarray, base: dict, model: Model, omega_ref_rad_per_us: float, frequencies_mhz: dict
-) -> dict:
+def seed_beam_terms(counts: np.ndarray, edges_us: np.ndarray, variance: np.ndarray, base: dict, model: Model, omega_ref_rad_per_us: float, frequencies_mhz: dict) -> dict:
     """Start values of the beam terms from the residuals of a five-parameter fit.
 
     The FFT of the pulls (n − μ5)/σ locates the CBO, vertical-waist and vertical-betatron
@@ -543,7 +537,14 @@ def seed_beam_terms(
         tried = [(tau, *_linear_seed(residual, weight, columns(tau))) for tau in ENVELOPE_GRID_US]
         tau, coef, _ = max(tried, key=lambda item: item[2])
         residual = residual - np.stack(columns(tau), axis=1) @ coef
-        names = {"cbo_n": ("A_cbo_N", "phi_cbo_N"), "cbo_a": ("A_cbo_A", "phi_cbo_A"), "cbo_phi": ("A_cbo_phi", "phi_cbo_phi"), "cbo2": ("A_2cbo", "phi_2cbo"), "vw": ("A_vw", "phi_vw"), "y": ("A_y", "phi_y")}
+        names = {
+            "cbo_n": ("A_cbo_N", "phi_cbo_N"),
+            "cbo_a": ("A_cbo_A", "phi_cbo_A"),
+            "cbo_phi": ("A_cbo_phi", "phi_cbo_phi"),
+            "cbo2": ("A_2cbo", "phi_2cbo"),
+            "vw": ("A_vw", "phi_vw"),
+            "y": ("A_y", "phi_y"),
+        }
         for j, part in enumerate(parts):
             amp, phase = _amplitude_phase(coef[2 * j], coef[2 * j + 1])
             seeds[names[part][0]], seeds[names[part][1]] = amp, phase
@@ -553,6 +554,14 @@ def seed_beam_terms(
             seeds[f"omega_{group}"], seeds[f"tau_{group}_us"] = omega, tau
     seeds |= {"c_cbo": 0.0, "k_loss": 0.0} | CBO_T_START
     return {k: seeds[k] for k in model.names if k not in base}
+
+
+def true_space(values: dict | None, blinder: Blinder | None) -> dict:
+    """Return fixed or start values in the fit's true parameterisation: a given R_ppm is a blinded R when ``blinder`` is set."""
+    values = dict(values or {})
+    if blinder is not None and "R_ppm" in values:
+        values["R_ppm"] = blinder.true_r(values["R_ppm"])
+    return values
 
 
 def _validated_variance(variance, shape: tuple[int, ...]) -> np.ndarray:
@@ -613,10 +622,11 @@ def fit_wiggle(
         Expected beam frequencies (keys ``cbo``, ``vw``, ``y``) for the automatic start values, e.g.
         from :func:`analysis.models.beam_frequencies_mhz`.
     start : dict, optional
-        Start values (true-space R_ppm); parameters not given are found automatically. When all are
-        given the fit is a single MIGRAD with every non-fixed parameter free.
+        Start values; parameters not given are found automatically. When all are given the fit is
+        a single MIGRAD with every non-fixed parameter free.
     fixed : dict, optional
-        Parameters held at the given values.
+        Parameters held at the given values. In ``start`` and ``fixed`` R_ppm is the reported R:
+        a blinded R when ``blinder`` is given (see :func:`true_space`).
     cost : str, optional
         ``"poisson"`` (the default without ``variance``), ``"scaled_poisson"`` (the default with
         it, see :class:`ScaledPoissonCost`) or ``"least_squares"`` (χ² with the given variances).
@@ -651,8 +661,8 @@ def fit_wiggle(
         raise ConfigError(f"{label}: unknown cost {cost_name!r}; costs: {', '.join(COSTS)}")
     if (cost_name == "poisson") != (variance is None):
         raise ConfigError(f"{label}: cost {cost_name!r} needs {'no variance' if cost_name == 'poisson' else 'a variance'}")
-    fixed = dict(fixed or {})
-    start = dict(start or {})
+    fixed = true_space(fixed, blinder)
+    start = true_space(start, blinder)
     unknown = sorted(set(fixed) - set(model.names)) + sorted(set(start) - set(model.names))
     if unknown:
         raise ConfigError(f"{label}: model has no parameter(s) {', '.join(unknown)}; it has {', '.join(model.names)}")
@@ -708,9 +718,22 @@ def fit_wiggle(
     i_r = free_names.index("R_ppm") if "R_ppm" in free_names else None
     sensitivity = None if i_r is None else omega_ref_rad_per_us * 1e-6 * (covariance[i_r] @ (jac.T * w))
     return result_from_minimum(
-        best, errors, free_names, covariance, fval, blinder, omega_ref_rad_per_us,
-        ndf=int(n.size - len(free_names)), edges_us=e, n_entries=float(np.sum(n)), method=method, model=model,
-        expected_counts=mu, chi2_definition=cost.definition, fixed=tuple(k for k in model.names if k in user_fixed), omega_sensitivity=sensitivity,
+        best,
+        errors,
+        free_names,
+        covariance,
+        fval,
+        blinder,
+        omega_ref_rad_per_us,
+        ndf=int(n.size - len(free_names)),
+        edges_us=e,
+        n_entries=float(np.sum(n)),
+        method=method,
+        model=model,
+        expected_counts=mu,
+        chi2_definition=cost.definition,
+        fixed=tuple(k for k in model.names if k in user_fixed),
+        omega_sensitivity=sensitivity,
     )
 
 
@@ -719,8 +742,10 @@ def errors_from_covariance(names, free_names, covariance) -> dict:
     return dict.fromkeys(names, 0.0) | {k: float(x) for k, x in zip(free_names, np.sqrt(np.diag(covariance)))}
 
 
-def result_from_minimum(best, errors, free_names, covariance, fval, blinder, omega_ref_rad_per_us, *, ndf, edges_us, n_entries, method, model, expected_counts, chi2_definition, fixed, omega_sensitivity=None) -> FitResult:
-    """The FitResult of a minimum found in the true parameterisation; blinding applied to what is reported."""
+def result_from_minimum(
+    best, errors, free_names, covariance, fval, blinder, omega_ref_rad_per_us, *, ndf, edges_us, n_entries, method, model, expected_counts, chi2_definition, fixed, omega_sensitivity=None
+) -> FitResult:
+    """Return the FitResult of a minimum found in the true parameterisation; blinding applied to what is reported."""
     reported = dict(best)
     if blinder is not None:
         reported["R_ppm"] = blinder.blind_r(best["R_ppm"])

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from analysis.blinding import Blinder
-from analysis.fitting import PENALTY, FitResult, errors_from_covariance, fit_wiggle, result_from_minimum, run_minuit, validated_histogram, window_slice
+from analysis.fitting import PENALTY, FitResult, errors_from_covariance, fit_wiggle, result_from_minimum, run_minuit, true_space, validated_histogram, window_slice
 from analysis.models import INDEX, TERMS, BinnedModel, LossSpectrum, Model, five_parameter_binned, parse_model
 from ringsim.errors import ConfigError, FitError, InputError
 
@@ -258,8 +258,8 @@ def fit_ratio(
     u_all, _ = validated_histogram(u, edges_us)
     if not (math.isfinite(half_period_us) and half_period_us > 0.0 and math.isfinite(weighting_tau_us) and weighting_tau_us > 0.0):
         raise ConfigError(f"{label}: need half period and weighting lifetime > 0, got {half_period_us!r}, {weighting_tau_us!r}")
-    fixed = dict(fixed or {})
-    start = dict(start or {})
+    fixed = true_space(fixed, blinder)  # a given R_ppm is blinded when blinder is set
+    start = true_space(start, blinder)
     if not set(model.names) <= set(start) | set(fixed):
         pre = fit_wiggle(
             v_all,

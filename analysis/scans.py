@@ -74,13 +74,11 @@ def _scan(kind: str, counts, edges_us, times_us, fixed_edge_us: float, blinder: 
     start_values = fit_kwargs.pop("start", None)
     for t in times:
         window = {"start_us": t, "end_us": fixed_edge_us} if kind == "start" else {"start_us": fixed_edge_us, "end_us": t}
-        fit = fit_wiggle(counts, edges_us, start=start_values, **window, **fit_kwargs)
+        fit = fit_wiggle(counts, edges_us, start=start_values, blinder=blinder, **window, **fit_kwargs)
         fits.append(fit)
         start_values = {k: v for k, v in fit.params.items() if k not in fit.fixed}
     omega = np.array([f.omega_a for f in fits])
     err = np.array([f.omega_a_err for f in fits])
-    if blinder is not None:
-        omega = np.array([blinder.blinded_omega(w) for w in omega])
     return ScanResult(
         kind=kind,
         times_us=times,
@@ -97,8 +95,8 @@ def start_time_scan(counts, edges_us, starts_us, *, end_us: float, blinder: Blin
     """Fit with each start time of ``starts_us`` (the first is the reference) and a fixed end.
 
     ``fit_kwargs`` go to :func:`analysis.fitting.fit_wiggle` (model, omega_ref_rad_per_us,
-    tau_guess_us, variance, loss, frequencies_mhz, fixed, method, start); the fits themselves are
-    unblinded and ``blinder`` only shifts the reported ω_a.
+    tau_guess_us, variance, loss, frequencies_mhz, fixed, method, start); with ``blinder`` every
+    fit is blinded (a fixed or start R_ppm is a blinded R) and the reported ω_a are blinded.
     """
     return _scan("start", counts, edges_us, starts_us, end_us, blinder, dict(fit_kwargs))
 

@@ -18,10 +18,13 @@ from typing import Any
 from ringsim.errors import ConfigError
 
 RINGS = ("fnal", "jparc")
+# presets: the rings, and calibrated presets laid over their ring (the beam of one published data set)
+PRESETS = {"fnal": "fnal", "jparc": "jparc", "fnal-run1": "fnal", "fnal-run23": "fnal"}
 MAX_MUONS_PER_FILL = 1 << 20  # a fill is simulated in memory at once
 HISTOGRAM_ENERGY_BINS = 16  # energy bins of a run file's per-station histograms
 MAX_HISTOGRAM_CELLS = 1 << 25  # stations × time bins × energy bins of those histograms (256 MiB of counts)
 
+MAX_FIT_BINS = 1 << 20  # time bins of a fit histogram (the A method keeps 48 energy bins of each: 400 MB)
 # Checks named in each field's metadata: predicate and the phrase used in the error message.
 _CHECKS = {
     "positive": (lambda v: v > 0, "a number > 0"),
@@ -32,13 +35,66 @@ _CHECKS = {
     "any": (lambda v: True, "a finite number"),
 }
 
+# Bounds that keep the ring physical (and the numbers far from overflow): key → (lowest, highest, what it means).
+PHYSICAL_LIMITS = {
+    "ring.radius_m": (0.01, 1000.0, "a ring of 1 cm to 1 km"),
+    "ring.field_t": (1e-3, 100.0, "1 mT to 100 T"),
+    "ring.n_detectors": (1, 1000, "1 to 1000 stations"),
+    "muon.a_mu": (0.0, 0.1, "an anomaly below 0.1"),
+    "muon.edm_eta": (-1.0, 1.0, "|η| ≤ 1"),
+    "beam.momentum_offset": (-0.1, 0.1, "|Δp/p| ≤ 10 %"),
+    "beam.momentum_spread": (0.0, 0.1, "an rms Δp/p ≤ 10 %"),
+    "beam.spin_phase_rad": (-1e3, 1e3, "|angle| ≤ 1000 rad"),
+    "detector.energy_resolution_stochastic": (0.0, 10.0, "σ_E/E terms ≤ 10"),
+    "detector.energy_resolution_constant": (0.0, 10.0, "σ_E/E terms ≤ 10"),
+    "detector.energy_min_mev": (0.0, 1e9, "at most 1e9 MeV"),
+    "detector.time_resolution_ns": (0.0, 1e6, "at most 1 ms"),
+    "detector.resolving_time_ns": (0.0, 1e6, "at most 1 ms"),
+    "detector.gain_sag_amplitude": (-1.0, 1.0, "|C| ≤ 1 (a gain that stays ≥ 0)"),
+    "detector.gain_drift_per_kfill": (-1.0, 1.0, "|drift| ≤ 1 per 1000 fills"),
+    "analysis.energy_max_mev": (0.0, 1e9, "at most 1e9 MeV"),
+    "analysis.fit_start_us": (0.0, 1e6, "at most 1 s"),
+    "analysis.fit_end_us": (0.0, 1e6, "at most 1 s"),
+    "tracking.steps_per_turn": (1, 100_000, "1 to 1e5 steps per turn"),
+    "tracking.temperature_c": (-273.15, 1000.0, "-273.15 to 1000 °C"),
+    "esq.station_start_deg": (0.0, 360.0, "an azimuth in [0, 360] degrees"),
+    "esq.short_deg": (0.0, 360.0, "at most 360 degrees"),
+    "esq.gap_deg": (0.0, 360.0, "at most 360 degrees"),
+    "esq.long_deg": (0.0, 360.0, "at most 360 degrees"),
+    "esq.rc_fraction": (-1.0, 1.0, "|f| ≤ 1"),
+    "esq.scrape_us": (0.0, 1e6, "at most 1 s"),
+    "esq.scrape_ramp_us": (0.0, 1e6, "at most 1 s"),
+    "kicker.start_deg": (0.0, 360.0, "an azimuth in [0, 360] degrees"),
+    "kicker.end_deg": (0.0, 360.0, "an azimuth in [0, 360] degrees"),
+    "kicker.strength": (0.0, 10.0, "at most 10 design kicks"),
+    "kicker.pulse_ns": (0.0, 1e6, "at most 1 ms"),
+    "collimators.azimuth_deg": (0.0, 360.0, "an azimuth in [0, 360] degrees"),
+    "perturbations.normal_ppm": (-1e5, 1e5, "|b_k| ≤ 1e5 ppm (10 %)"),
+    "perturbations.skew_ppm": (-1e5, 1e5, "|a_k| ≤ 1e5 ppm (10 %)"),
+    "perturbations.azimuthal_ppm": (-1e5, 1e5, "|ε| ≤ 1e5 ppm (10 %)"),
+    "perturbations.radial_field_ppm": (-1e5, 1e5, "|B_r/B| ≤ 1e5 ppm (10 %)"),
+    "perturbations.azimuthal_harmonic": (0, 1000, "m ≤ 1000"),
+    "fastmodel.tune_x": (0.0, 1.0, "a weak-focusing tune ≤ 1 (0: from the optics)"),
+    "fastmodel.tune_y": (0.0, 1.0, "a weak-focusing tune ≤ 1 (0: from the optics)"),
+}
+# Lengths that must fit inside the storage aperture (ring.aperture_radius_m).
+APERTURE_LENGTHS = (
+    "beam.radial_betatron_width_m",
+    "beam.vertical_width_m",
+    "esq.scrape_x_m",
+    "esq.scrape_y_m",
+    "fastmodel.cbo_amplitude_m",
+    "perturbations.reference_radius_m",
+    "kicker.injection_offset_m",
+)
+
 
 def _num(check: str) -> Any:
     return field(metadata={"check": check})
 
 
 def _nums(check: str) -> Any:
-    """A list of numbers, each passing ``check`` (stored as a tuple)."""
+    """Return a list of numbers, each passing ``check`` (stored as a tuple)."""
     return field(metadata={"check": check, "list": True})
 
 
@@ -201,6 +257,7 @@ class SimConfig:
     fastmodel: FastModelConfig
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the configuration as nested dicts (section → key → value)."""
         return dataclasses.asdict(self)
 
 
@@ -228,11 +285,13 @@ def _read_toml(text: str, origin: str) -> dict[str, Any]:
 
 
 def preset_dict(ring: str) -> dict[str, Any]:
-    """The raw preset of a ring as nested dicts."""
-    if ring not in RINGS:
-        raise ConfigError(f"ring: unknown ring {ring!r}; expected one of {', '.join(RINGS)}")
-    text = resources.files("ringsim.presets").joinpath(f"{ring}.toml").read_text(encoding="utf-8")
-    return _read_toml(text, f"preset {ring}.toml")
+    """Return the raw preset as nested dicts: a ring's (``fnal``, ``jparc``) or a calibrated one laid over its ring's (``fnal-run1``)."""
+    if ring not in PRESETS:
+        raise ConfigError(f"ring: unknown preset {ring!r}; expected one of {', '.join(PRESETS)}")
+    data = _read_toml(resources.files("ringsim.presets").joinpath(f"{PRESETS[ring]}.toml").read_text(encoding="utf-8"), f"preset {PRESETS[ring]}.toml")
+    if ring != PRESETS[ring]:
+        _merge(data, _read_toml(resources.files("ringsim.presets").joinpath(f"{ring}.toml").read_text(encoding="utf-8"), f"preset {ring}.toml"), f"preset {ring}.toml")
+    return data
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any], origin: str) -> None:
@@ -293,6 +352,11 @@ def _build_section(section: str, values: dict[str, Any]) -> Any:
             value = int(value) if is_int else float(value)
         elif not isinstance(value, str):
             raise ConfigError(f"{name}: expected a string, got {value!r}")
+        if name in PHYSICAL_LIMITS:
+            lo, hi, meaning = PHYSICAL_LIMITS[name]
+            for item in value if isinstance(value, tuple) else (value,):
+                if not lo <= item <= hi:
+                    raise ConfigError(f"{name}: expected a value in [{lo:g}, {hi:g}] ({meaning}), got {item!r}")
         kwargs[f.name] = value
     return cls(**kwargs)
 
@@ -339,6 +403,7 @@ def _built(data: dict[str, Any], overrides: list[str] | None) -> SimConfig:
         section, key, value = _parse_override(item)
         _merge(data, {section: {key: value}}, "override")
     cfg = SimConfig(**{s: _build_section(s, data[s]) for s in _SECTION_CLASSES})
+    _check_physical(cfg)
     if cfg.analysis.fit_end_us <= cfg.analysis.fit_start_us:
         raise ConfigError("analysis.fit_end_us: must exceed analysis.fit_start_us")
     if cfg.run.muons_per_fill > MAX_MUONS_PER_FILL:
@@ -364,6 +429,53 @@ def _built(data: dict[str, Any], overrides: list[str] | None) -> SimConfig:
     if cfg.kicker.end_deg <= cfg.kicker.start_deg and cfg.kicker.enabled:
         raise ConfigError("kicker.end_deg: must exceed kicker.start_deg")
     return cfg
+
+
+def _check_physical(cfg: SimConfig) -> None:
+    """Refuse values that pass their own check but not with the others: an aperture inside the ring, a beam inside the aperture, a bunch inside the fill."""
+    aperture, radius = cfg.ring.aperture_radius_m, cfg.ring.radius_m
+    if not aperture < radius:
+        raise ConfigError(f"ring.aperture_radius_m: expected less than ring.radius_m ({radius} m), got {aperture!r}")
+    for name in APERTURE_LENGTHS:
+        section, key = name.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if abs(value) > 10.0 * aperture:
+            raise ConfigError(f"{name}: expected at most 10 × ring.aperture_radius_m ({10.0 * aperture:g} m), got {value!r}")
+    fill_ns = cfg.analysis.fit_end_us * 1e3
+    if cfg.beam.bunch_length_ns > fill_ns:
+        raise ConfigError(f"beam.bunch_length_ns: expected at most the analysed fill, analysis.fit_end_us = {fill_ns:g} ns, got {cfg.beam.bunch_length_ns!r}")
+
+
+def check_fit_window(start_us: float, end_us: float, bin_width_us: float, data_end_us: float, *, end_given: bool = True, scan_us=()) -> None:
+    """Refuse a fit window (and scan times) outside the data or of more than MAX_FIT_BINS bins, before histogramming.
+
+    Parameters
+    ----------
+    start_us, end_us : float
+        The fit window in μs.
+    bin_width_us : float
+        Histogram bin width in μs.
+    data_end_us : float
+        Time of the last hit (or the last histogram edge) in μs.
+    end_given : bool
+        Whether the end came from --end (a preset's end may lie beyond a short file).
+    scan_us : iterable of float
+        Start- and end-scan times in μs.
+
+    Raises
+    ------
+    ConfigError
+        Naming --start, --end or the scan.
+    """
+    if not (math.isfinite(end_us) and end_us / bin_width_us <= MAX_FIT_BINS):
+        raise ConfigError(f"end: expected a fit end of at most {MAX_FIT_BINS} bins of {bin_width_us:g} μs ({MAX_FIT_BINS * bin_width_us:g} μs), got {end_us!r}")
+    if not start_us < data_end_us:
+        raise ConfigError(f"start: the fit starts at {start_us:g} μs, after the data, whose last time is {data_end_us:g} μs")
+    if end_given and end_us > data_end_us + bin_width_us:
+        raise ConfigError(f"end: expected a fit end within the data (last time {data_end_us:g} μs), got {end_us:g} μs")
+    for t in scan_us:
+        if not 0.0 <= t <= max(end_us, data_end_us + bin_width_us):
+            raise ConfigError(f"scan: expected scan times in [0, {max(end_us, data_end_us):g}] μs (within the data), got {t:g}")
 
 
 def histogram_time_bins(analysis: AnalysisConfig) -> int:

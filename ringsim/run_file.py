@@ -68,6 +68,7 @@ def simulate_to_file(
     path: str | Path,
     cfg: SimConfig,
     mode: str = "fast",
+    *,
     n_positrons: int | None = None,
     n_muons: int | None = None,
     seed: int = 0,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from analysis.blinding import Blinder
-from analysis.fitting import fit_five_parameter
+from analysis.fitting import fit_five_parameter, fit_wiggle
+from analysis.scans import start_time_scan
 from ringsim.errors import ConfigError
 
 OMEGA_REF = 2.0 * math.pi * 0.2291  # rad/μs
@@ -109,3 +110,45 @@ def test_nothing_reveals_the_offset_or_the_true_frequency():
             assert s not in text
     # the blinded numbers are in the output, so the checks above are looking at the right text
     assert repr(blind_fit.omega_a) in json.dumps(blind_fit.to_dict())
+
+
+def test_true_r_inverts_the_blinding():
+    b = Blinder(SECRET, OMEGA_REF)
+    assert b.true_r(b.blind_r(12.5)) == pytest.approx(12.5, abs=1e-12)
+    assert b.true_r(0.0) == pytest.approx(-delta_r_ppm(b), abs=1e-12)
+
+
+@pytest.mark.parametrize("r_fixed_ppm", [0.0, 7.25])
+def test_a_fixed_r_is_a_blinded_r(r_fixed_ppm):
+    """Fixing R under blinding holds the blinded R: the fit equals an open fit at R − ΔR (issue 18 item 1)."""
+    counts, edges = pseudo_histogram(5)
+    b = Blinder(SECRET, OMEGA_REF)
+    dr = delta_r_ppm(b)
+    blind_fit = fit_wiggle(counts, edges, "5", start_us=30.2, end_us=650.0, omega_ref_rad_per_us=OMEGA_REF, tau_guess_us=64.4, blinder=b, fixed={"R_ppm": r_fixed_ppm})
+    open_fit = fit_wiggle(counts, edges, "5", start_us=30.2, end_us=650.0, omega_ref_rad_per_us=OMEGA_REF, tau_guess_us=64.4, fixed={"R_ppm": r_fixed_ppm - dr})
+    assert blind_fit.R_ppm == pytest.approx(r_fixed_ppm, abs=1e-12)
+    assert blind_fit.omega_a == pytest.approx(OMEGA_REF * (1.0 + r_fixed_ppm * 1e-6), rel=1e-15)
+    assert blind_fit.chi2 == pytest.approx(open_fit.chi2, rel=1e-9)
+    for name in ("N0", "tau_us", "A", "phi"):
+        assert blind_fit.params[name] == pytest.approx(open_fit.params[name], rel=1e-6, abs=1e-9)
+
+
+def test_blinded_scan_holds_a_fixed_blinded_r_at_every_point():
+    counts, edges = pseudo_histogram(6)
+    b = Blinder(SECRET, OMEGA_REF)
+    kw = {"model": "5", "omega_ref_rad_per_us": OMEGA_REF, "tau_guess_us": 64.4}
+    free = start_time_scan(counts, edges, [30.2, 50.0, 80.0], end_us=650.0, blinder=b, **kw)
+    open_scan = start_time_scan(counts, edges, [30.2, 50.0, 80.0], end_us=650.0, **kw)
+    assert free.blinded and np.allclose(free.omega_a - open_scan.omega_a, delta_r_ppm(b) * OMEGA_REF * 1e-6, rtol=1e-6, atol=0.0)
+    held = start_time_scan(counts, edges, [30.2, 50.0], end_us=650.0, blinder=b, fixed={"R_ppm": 0.0}, **kw)
+    assert np.all(held.omega_a == OMEGA_REF)
+
+
+def test_another_reference_frequency_reports_the_same_blinded_omega():
+    """Fits of one file with two ring presets (two ω_ref) must not give two equations for ΔR and ω."""
+    omega_jparc_ref = 2.0 * math.pi * 0.4735  # rad/μs: blinding_reference_mhz of ringsim/presets/jparc.toml
+    fnal, jparc = Blinder(SECRET, OMEGA_REF), Blinder(SECRET, omega_jparc_ref)
+    for omega_true in (1.4394, 1.4395, 2.975):
+        assert jparc.blinded_omega(omega_true) == pytest.approx(fnal.blinded_omega(omega_true), rel=1e-14)
+        assert jparc.omega_from_r(jparc.r_from_omega(omega_true)) == pytest.approx(omega_true, rel=1e-14)
+    assert fnal.blinded_omega(1.4394) != 1.4394  # still blinded

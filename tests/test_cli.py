@@ -217,3 +217,30 @@ def test_station_histograms_hold_the_events_of_their_station(sample):
             np.testing.assert_array_equal(hist.values(), expected)
             np.testing.assert_array_equal(hist.axis(0).edges(), t_edges)
             assert expected.sum() > 0.9 * mine.sum() > 1000
+
+
+def test_config_show_prints_every_key_as_toml_that_loads_back(capsys):
+    import tomllib
+
+    from ringsim.config import config_from_dict
+
+    assert main(["config", "show", "--ring", "fnal-run1", "--set", "beam.polarization=0.9"]) == 0
+    shown = tomllib.loads(capsys.readouterr().out)
+    assert config_from_dict(shown) == load_config("fnal-run1", overrides=["beam.polarization=0.9"])
+    assert shown["beam"]["polarization"] == 0.9 and "pileup_correction" in shown["analysis"]
+
+
+@pytest.mark.parametrize("command", ["run", "simulate", "amu", "precision", "validate", "inspect", "config", "bsm"])
+def test_every_command_explains_itself_with_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text or "example:" in text
+    assert text.count("\n") > 8 and f"ringsim {command}" in text.split("examples:")[-1]
+
+
+def test_simulate_writes_its_provenance_with_json(tmp_path):
+    out, prov = tmp_path / "s.root", tmp_path / "s.json"
+    assert main(["simulate", "--positrons", "20000", "--seed", "4", "-o", str(out), "--json", str(prov)]) == 0
+    written = json.loads(prov.read_text())
+    assert written["n_positrons"] == 20000 and written["seed"] == 4 and written["config"]["ring"]["name"] == "fnal"

@@ -69,7 +69,7 @@ def test_histogram_size_limit_allows_the_presets_and_counts_every_cell():
 def test_unknown_section_and_unknown_ring():
     with pytest.raises(ConfigError, match=r"unknown section \[magnet\]"):
         load_config("fnal", overrides=["magnet.field=1"])
-    with pytest.raises(ConfigError, match="unknown ring 'bnl'"):
+    with pytest.raises(ConfigError, match="unknown preset 'bnl'"):
         load_config("bnl")
 
 

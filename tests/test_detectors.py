@@ -108,15 +108,15 @@ def test_pileup_doublets_scale_with_the_square_of_the_rate_and_fall_twice_as_fas
 
 
 def test_a_positron_count_that_records_nothing_stops_and_leaves_nothing(tmp_path, monkeypatch):
+    import ringsim.run_file as rf
     import ringsim.simulate as sim
     from ringsim.errors import ConfigError
-    from ringsim.run_file import simulate_to_file
 
     monkeypatch.setitem(sim.TARGET_BLOCK_MUONS, "fast", 20_000)  # blocks smaller than the limit: empty ones are saved first
     cfg = load_config("fnal", overrides=["detector.energy_min_mev=1e9"])
     for attempt in range(2):
         with pytest.raises(ConfigError, match=f"no positron recorded in the first {sim.NO_POSITRON_MUONS // 20_000 * 20_000 + 20_000} muons"):
-            simulate_to_file(tmp_path / "none.root", cfg, "fast", n_positrons=10)
+            rf.simulate_to_file(tmp_path / "none.root", cfg, "fast", n_positrons=10)
         assert list(tmp_path.iterdir()) == []
 
 
@@ -169,14 +169,15 @@ def test_gain_sag_shifts_the_energy_scale_as_configured():
 def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     import uproot
 
-    import ringsim.run_file as run_file
-    from ringsim.run_parts import parts_folder
+    import ringsim.run_file as rf
+    import ringsim.run_parts as parts
+    import ringsim.simulate as sim
 
     cfg = load_config("fnal", overrides=["run.muons_per_fill=4000", "fastmodel.loss_fraction=0.02"])
     whole = tmp_path / "whole.root"
-    run_file.simulate_to_file(whole, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+    rf.simulate_to_file(whole, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     resumed = tmp_path / "resumed.root"
-    real_save = run_file.save_part
+    real_save = parts.save_part
 
     def save_then_stop(folder, block):
         part = real_save(folder, block)
@@ -184,15 +185,15 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
             raise KeyboardInterrupt
         return part
 
-    monkeypatch.setattr(run_file, "save_part", save_then_stop)
+    monkeypatch.setattr(rf, "save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        run_file.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
-    assert not resumed.exists() and len(list(parts_folder(resumed).glob("block-*.part"))) == 1
-    monkeypatch.setattr(run_file, "save_part", real_save)
+        rf.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+    assert not resumed.exists() and len(list(parts.parts_folder(resumed).glob("block-*.part"))) == 1
+    monkeypatch.setattr(rf, "save_part", real_save)
     with pytest.raises(InputError, match="differs in: truth_tree"):  # the truth tree is part of the request
-        run_file.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
-    run_file.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
-    assert not parts_folder(resumed).exists()
+        rf.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9)
+    rf.simulate_to_file(resumed, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+    assert not parts.parts_folder(resumed).exists()
     with uproot.open(whole) as a, uproot.open(resumed) as b:
         assert a["truth"].num_entries == a["fills"]["n_muons"].array(library="np").sum() > 0
         # the run ends with the fill of its 150 000th positron, in every tree
@@ -207,22 +208,22 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
         np.testing.assert_array_equal(a["hist/calo_05"].values(), b["hist/calo_05"].values())
     # interrupted after its last block (killed: its run file left half-written in the parts folder)
     again = tmp_path / "again.root"
-    monkeypatch.setattr(run_file._RunSummary, "lost_muons", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(rf._RunSummary, "lost_muons", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        run_file.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+        rf.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     monkeypatch.undo()
-    folder = parts_folder(again)
+    folder = parts.parts_folder(again)
     assert not again.exists() and len(list(folder.glob("block-*.part"))) == 2
     (folder / ".again.root.tmp-1").write_bytes(b"root" * 1000)
-    real_generate, yielded = run_file.generate, []
+    real_generate, yielded = sim.generate, []
 
     def counted(*args, **kwargs):
         for block in real_generate(*args, **kwargs):
             yielded.append(block.number)
             yield block
 
-    monkeypatch.setattr(run_file, "generate", counted)
-    run_file.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
+    monkeypatch.setattr(sim, "generate", counted)
+    rf.simulate_to_file(again, cfg, "fast", n_positrons=150_000, seed=9, truth=True)
     monkeypatch.undo()
     assert yielded == [] and not folder.exists()  # made from the saved blocks alone; nothing left beside the file
     with uproot.open(whole) as a, uproot.open(again) as b:
@@ -232,16 +233,16 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
                 np.testing.assert_array_equal(da[key], db[key])
         np.testing.assert_array_equal(a["hist/calo_05"].values(), b["hist/calo_05"].values())
     # a different request does not mix with the parts of another
-    monkeypatch.setattr(run_file, "save_part", save_then_stop)
+    monkeypatch.setattr(rf, "save_part", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        run_file.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
-    monkeypatch.setattr(run_file, "save_part", real_save)
+        rf.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
+    monkeypatch.setattr(rf, "save_part", real_save)
     with pytest.raises(InputError, match="differs in: seed"):
-        run_file.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)
+        rf.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=10)
     # a damaged block is made again
-    part = next(parts_folder(tmp_path / "x.root").glob("block-*.part"))
+    part = next(parts.parts_folder(tmp_path / "x.root").glob("block-*.part"))
     part.write_bytes(part.read_bytes()[:-100])
-    run_file.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
+    rf.simulate_to_file(tmp_path / "x.root", cfg, "fast", n_positrons=150_000, seed=9)
     with uproot.open(whole) as a, uproot.open(tmp_path / "x.root") as b:
         np.testing.assert_array_equal(a["events"]["time_ns"].array(library="np"), b["events"]["time_ns"].array(library="np"))
 

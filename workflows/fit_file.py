@@ -32,7 +32,7 @@ from analysis.methods import (
 from analysis.models import LossSpectrum, beam_frequencies_mhz, parse_model
 from analysis.units import time_scale_check
 from analysis.wiggle import WiggleSettings, ring_settings
-from ringsim.config import SimConfig, config_from_dict, load_config
+from ringsim.config import SimConfig, check_fit_window, config_from_dict, load_config
 from ringsim.constants import codata
 from ringsim.errors import ConfigError, FitError, InputError
 from ringsim.random_streams import FAST_ROTATION, PILEUP_SHIFT, RATIO_SPLIT, stream
@@ -342,6 +342,8 @@ def fit_file(options: FitOptions) -> FileFit:
     cfg, config_source = analysis_config(options, provenance)
     kin = ring_kinematics(cfg)
     settings = ring_settings(cfg, options.start_us, options.end_us, options.threshold_mev)
+    scan_us = [*(() if options.scan_start_us is None else options.scan_start_us), *(() if options.scan_end_us is None else options.scan_end_us)]
+    check_fit_window(settings.start_us, settings.end_us, settings.bin_width_us, _data_end_us(events, hist), end_given=options.end_us is not None, scan_us=scan_us)
     warning = _time_scale_warning(options, settings, events, hist)
     freqs = beam_frequencies_mhz(kin.omega_c_rad_per_s / (2.0 * math.pi) * 1e-6, kin.field_index) | options.frequencies_mhz
     loss = _loss_spectrum(options, events, cfg, settings, kin) if options.loss_tree or options.loss_coincidences else None
@@ -378,6 +380,13 @@ def fit_file(options: FitOptions) -> FileFit:
     if warnings:
         extra["warnings"] = warnings
     return FileFit(fit, values, variance, analysis.edges, cfg, settings, freqs, scans, extra, warnings)
+
+
+def _data_end_us(events: EventData | None, hist) -> float:
+    """Time of the last hit, or the last time edge of the histogram, in μs."""
+    if hist is not None:
+        return float((hist.edges[0] if isinstance(hist.edges, tuple) else hist.edges)[-1]) * 1e-3
+    return float(np.max(events.time_ns, initial=0.0)) * 1e-3
 
 
 def fit_quality(fit: FitResult) -> float:

@@ -9,40 +9,76 @@ import math
 from ringsim.errors import ConfigError
 
 
-def _check_outputs(args: argparse.Namespace, *names: str) -> None:
-    """Refuse, before any work, output files that exist (unless --force) or whose folder is missing."""
-    from ringsim.io import check_output_path
+def _check_outputs(args: argparse.Namespace, *names: str, inputs: dict | None = None) -> None:
+    """Refuse, before any work, output files that exist (unless --force), whose folder is missing or not writable, that are one of ``inputs`` (option → path) or another of the outputs."""
+    from ringsim.io import check_distinct_paths, check_output_path
 
     for name in names:
         path = getattr(args, name, None)
         if path:
             check_output_path(path, overwrite=args.force)
+    options = {"-o/--output" if name == "output" else f"--{name.replace('_', '-')}": getattr(args, name, None) for name in names}
+    check_distinct_paths(options, inputs or {})
 
 
 def _emit(args: argparse.Namespace, result: dict) -> None:
-    """Print the result as JSON on stdout and write it to --json if asked."""
+    """Write the result to --json if asked, then print it as JSON on stdout (only after success)."""
     from ringsim.io import write_json_atomic
 
-    print(json.dumps(result, indent=2))
     if args.json:
         write_json_atomic(args.json, result, overwrite=args.force)
+    print(json.dumps(result, indent=2))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulate into ``--output``; print one summary line (and write the provenance to --json)."""
     from ringsim.config import load_config
+    from ringsim.io import RUN_BYTES_PER_COUNT, RUN_BYTES_PER_COUNT_TRUTH, check_free_space, write_json_atomic
     from ringsim.run_file import simulate_to_file
 
-    _check_outputs(args, "output")
+    _check_outputs(args, "output", "json", inputs={"--config": args.config})
     cfg = load_config(args.ring, args.config, args.overrides)
-    prov = simulate_to_file(args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force, truth=args.truth, compression=args.compression)
+    check_free_space(
+        args.output, (args.positrons or args.muons) * (RUN_BYTES_PER_COUNT_TRUTH if args.truth else RUN_BYTES_PER_COUNT), f"{args.positrons or args.muons} {'positrons' if args.positrons else 'muons'}"
+    )
+    prov = simulate_to_file(
+        args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force, truth=args.truth, compression=args.compression
+    )
     mip = f" and {prov['n_mip_clusters']} lost-muon clusters" if prov["n_mip_clusters"] else ""
     print(f"wrote {prov['n_positrons']} positrons{mip} ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
     if "spiral_injection" in prov:
         print(f"spiral injection: {100 * prov['spiral_injection']['efficiency']:.1f} % of {prov['spiral_injection']['efficiency_muons']} injected muons stored")
+    if args.json:
+        write_json_atomic(args.json, prov, overwrite=args.force)
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the full configuration as TOML: every section and key that --config and --set accept."""
+    from ringsim.config import load_config
+
+    cfg = load_config(args.ring, args.config, args.overrides)
+    print(f"# ringsim configuration: preset {args.ring}" + (f", {args.config}" if args.config else "") + "".join(f", --set {o}" for o in args.overrides))
+    for section, values in cfg.to_dict().items():
+        print(f"\n[{section}]")
+        for key, value in values.items():
+            print(f"{key} = {_toml_value(value)}")
+    return 0
+
+
+def _toml_value(value) -> str:
+    """Return ``value`` as a TOML literal (numbers, booleans, strings, lists of numbers)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
 def cmd_amu(args: argparse.Namespace) -> int:
+    """Print a_μ from a ratio or a measurement file (with its budget table); write the outputs asked for."""
     from calibration.amu import amu_e821, amu_fnal
     from ringsim.constants import LAMBDA_E821
 
@@ -101,6 +137,7 @@ def _energy_window(text: str | None, default: tuple[float, float]) -> tuple[floa
 
 
 def cmd_precision(args: argparse.Namespace) -> int:
+    """Print the Fisher-information precision of ω_a for the preset and window."""
     from analysis.precision import fisher_omega_precision
     from ringsim.config import load_config
     from ringsim.constants import codata

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from ringsim.cli.arguments import MAX_COUNT
 from ringsim.errors import ConfigError
 
 EXAMPLES = """examples:
@@ -28,8 +29,8 @@ def _count(text: str) -> int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not (math.isfinite(value) and 1 <= value <= MAX_COUNT and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer ≤ {MAX_COUNT:.0e}, got {text!r}")
     return int(value)
 
 
@@ -69,7 +70,16 @@ def parse_param(text: str) -> tuple[str, tuple[float, ...]]:
 
 def _changes(args: argparse.Namespace) -> dict:
     """Study fields given on the command line (``overrides`` to be appended to the study's)."""
-    options = {"nominal": args.nominal, "seeds": args.seeds, "first_seed": args.first_seed, "positrons": args.positrons, "mode": args.mode, "observable": args.observable, "degree": args.degree, "config_path": args.config_path}
+    options = {
+        "nominal": args.nominal,
+        "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "positrons": args.positrons,
+        "mode": args.mode,
+        "observable": args.observable,
+        "degree": args.degree,
+        "config_path": args.config_path,
+    }
     changes = {k: v for k, v in options.items() if v is not None}
     if args.param:
         changes["parameter"], changes["values"] = parse_param(args.param)
@@ -79,7 +89,7 @@ def _changes(args: argparse.Namespace) -> dict:
 
 
 def resolve_study(args: argparse.Namespace):
-    """The :class:`~workflows.study.Study` named by CONFIG with the command-line changes applied."""
+    """Return the :class:`~workflows.study.Study` named by CONFIG with the command-line changes applied."""
     from ringsim.config import RINGS
     from workflows.study import Study, study_from_toml
     from workflows.study_library import STUDIES
@@ -102,12 +112,14 @@ def resolve_study(args: argparse.Namespace):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from ringsim.io import check_output_path, write_json_atomic
+    """Run the study on dask (resumable) and print its summary table."""
+    from ringsim.io import check_distinct_paths, check_output_path, write_json_atomic
     from workflows.study import prepare, run_study, summary_table
 
     prepared = prepare(resolve_study(args))
     if args.json:
         check_output_path(args.json, overwrite=args.force)
+    check_distinct_paths({"-o/--output": args.output, "--json": args.json}, {"--config": args.config_path, "STUDY": args.study})
     summary = run_study(prepared, args.output, scheduler=args.scheduler, n_workers=args.workers, force=args.force)
     print(summary_table(summary), end="")
     tasks = summary["tasks"]

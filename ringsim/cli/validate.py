@@ -1,6 +1,4 @@
-"""``ringsim validate``: physics self-checks of the installed package, each against an expectation
-computed without the tracker (smooth-focusing tunes, one-turn matrices, 2πaγ, the C_e and C_p
-formulas, the EDM tilt atan(ηβ/2a), the integrated Michel asymmetry)."""
+"""``ringsim validate``: physics self-checks of the installed package, each against an expectation computed without the tracker (smooth-focusing tunes, one-turn matrices, 2πaγ, the C_e and C_p formulas, the EDM tilt atan(ηβ/2a), the integrated Michel asymmetry)."""
 
 from __future__ import annotations
 
@@ -47,6 +45,7 @@ def _tracked(cfg, beam, turns, steps, every=1):
 
 
 def check_tunes() -> list[dict]:
+    """Check the tracker's tunes against the smooth-focusing and one-turn-matrix values."""
     from ringsim.optics import one_turn_tunes
 
     out = []
@@ -68,6 +67,7 @@ def check_tunes() -> list[dict]:
 
 
 def check_spin_advance() -> list[dict]:
+    """Check the spin advance per turn in a uniform field against 2πaγ."""
     out = []
     for label, cfg in (("uniform field", load_config("fnal", overrides=["esq.model='none'", *CLEAN])), ("jparc solenoid", load_config("jparc"))):
         kin, rec = _tracked(cfg, _muons(), 2000, 32, 32)
@@ -77,6 +77,7 @@ def check_spin_advance() -> list[dict]:
 
 
 def check_corrections() -> list[dict]:
+    """Check C_e and C_p from spin tracking against their formulas."""
     from calibration.beam_corrections import electric_field_correction, omega_a_shift_from_spins, pitch_correction
 
     cfg = load_config("fnal", overrides=["esq.model='continuous'", *CLEAN])
@@ -100,6 +101,7 @@ def check_corrections() -> list[dict]:
 
 
 def check_edm_tilt() -> dict:
+    """Check the EDM tilt of the precession plane against atan(ηβ/2a)."""
     cfg = load_config("jparc", overrides=["muon.edm_eta=2e-4", "ring.field_index=1e-9"])
     kin, rec = _tracked(cfg, _muons(), int(2 / (cfg.muon.a_mu * ring_kinematics(cfg).gamma)), 32)
     tilt = float(np.arcsin(np.max(np.abs(rec[0, :, 7]))))
@@ -107,6 +109,7 @@ def check_edm_tilt() -> dict:
 
 
 def check_michel() -> dict:
+    """Check the sampled Michel asymmetry above 1.7 GeV against its integral."""
     from numba import njit
 
     from ringsim.constants import codata
@@ -130,6 +133,7 @@ def check_michel() -> dict:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Run every check, print one line each and a summary; status 1 if any fails."""
     from ringsim.cli.commands import _check_outputs
     from ringsim.io import write_json_atomic
     from ringsim.progress import announce
@@ -139,7 +143,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     checks = [*check_tunes(), *check_spin_advance(), *check_corrections(), check_edm_tilt(), check_michel()]
     width = max(len(c["name"]) for c in checks)
     for c in checks:
-        print(f"{'ok ' if c['ok'] else 'FAIL'} {c['name']:<{width}}  measured {c['measured']:.10g}  expected {c['expected']:.10g}  tolerance {c['tolerance']:.2g}{' (relative)' if c['relative'] else ''}")
+        print(
+            f"{'ok ' if c['ok'] else 'FAIL'} {c['name']:<{width}}  measured {c['measured']:.10g}  expected {c['expected']:.10g}  tolerance {c['tolerance']:.2g}{' (relative)' if c['relative'] else ''}"
+        )
     if args.json:
         write_json_atomic(args.json, checks, overwrite=args.force)
     failed = sum(not c["ok"] for c in checks)
