@@ -8,4 +8,26 @@ R), ``wiggle`` (ring defaults and the T-method chain of arrays), ``blinding``, `
 It imports ``ringsim`` only (docs/physics.md §3, §5, §6).
 """
 
-__all__ = ["blinding", "edm", "fills", "fitting", "gain", "histograms", "ingest", "ingest_histograms", "lost_muons", "methods", "models", "pileup", "plots", "precision", "pseudo_data", "scans", "selection", "survey", "systematics", "units", "wiggle"]
+__all__ = [
+    "blinding",
+    "edm",
+    "fills",
+    "fitting",
+    "gain",
+    "histograms",
+    "ingest",
+    "ingest_histograms",
+    "lost_muons",
+    "methods",
+    "models",
+    "pileup",
+    "plots",
+    "precision",
+    "pseudo_data",
+    "scans",
+    "selection",
+    "survey",
+    "systematics",
+    "units",
+    "wiggle",
+]

@@ -41,7 +41,7 @@ NEWTON_TOLERANCE = 1e-10  # stop when the step is below this × the parameter er
 
 
 def edm_per_eta_e_cm(muon_mass_mev: float) -> float:
-    """e ħ/(4 m c) in e·cm: the EDM for η = 1 (ħc/(4 m c²) with ħc in MeV·cm)."""
+    """Return e ħ/(4 m c) in e·cm: the EDM for η = 1 (ħc/(4 m c²) with ħc in MeV·cm)."""
     hbar_c_mev_cm = HBAR_J_S * SPEED_OF_LIGHT_M_PER_S / (ELEMENTARY_CHARGE_C * 1e6) * 100.0
     return hbar_c_mev_cm / (4.0 * muon_mass_mev)
 

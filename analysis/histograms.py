@@ -1,5 +1,8 @@
-"""The histogram fillers of the ω_a fits: decay-time histograms (counts, or Σw and Σw² of weighted
-hits for the A and Q methods) and time × energy histograms."""
+"""The histogram fillers of the ω_a fits.
+
+Decay-time histograms (counts, or Σw and Σw² of weighted hits for the A and Q methods) and
+time × energy histograms.
+"""
 
 from __future__ import annotations
 
@@ -52,9 +55,7 @@ def time_histogram(
     if not (math.isfinite(bin_width_us) and bin_width_us > 0.0):
         raise InputError(f"time_histogram: bin_width_us must be a finite number > 0, got {bin_width_us!r}")
     if not (math.isfinite(t_min_us) and math.isfinite(t_max_us) and t_max_us > t_min_us):
-        raise InputError(
-            f"time_histogram: need finite t_min_us < t_max_us, got t_min_us={t_min_us!r}, t_max_us={t_max_us!r}"
-        )
+        raise InputError(f"time_histogram: need finite t_min_us < t_max_us, got t_min_us={t_min_us!r}, t_max_us={t_max_us!r}")
     if not (math.isfinite(randomize_us) and randomize_us >= 0.0):
         raise InputError(f"time_histogram: randomize_us must be finite and >= 0, got {randomize_us!r}")
     if not np.all(np.isfinite(t)):
@@ -69,9 +70,7 @@ def time_histogram(
 
     n_bins = math.floor((t_max_us - t_min_us) / bin_width_us + 1e-9)
     if n_bins < 1:
-        raise InputError(
-            f"time_histogram: range {t_min_us}..{t_max_us} us is shorter than one bin of {bin_width_us} us"
-        )
+        raise InputError(f"time_histogram: range {t_min_us}..{t_max_us} us is shorter than one bin of {bin_width_us} us")
     if randomize_us > 0.0:
         t = t + stream(0 if seed is None else seed, FAST_ROTATION).uniform(-0.5 * randomize_us, 0.5 * randomize_us, size=t.size)
     edges = t_min_us + bin_width_us * np.arange(n_bins + 1)
@@ -91,6 +90,6 @@ def weighted_time_histogram(t_us, weights, edges_us) -> tuple[np.ndarray, np.nda
 
 
 def time_energy_histogram(t_us, energy_mev, time_edges_us, energy_edges_mev) -> np.ndarray:
-    """Counts per (time bin, energy bin) of hits (times in μs, energies in MeV)."""
+    """Count hits per (time bin, energy bin) (times in μs, energies in MeV)."""
     counts, _, _ = np.histogram2d(np.asarray(t_us, dtype=float), np.asarray(energy_mev, dtype=float), bins=[np.asarray(time_edges_us, dtype=float), np.asarray(energy_edges_mev, dtype=float)])
     return counts

@@ -69,7 +69,7 @@ def triple_coincidences(
     station_dt_ns: tuple[float, float],
     energy_window_mev: tuple[float, float] = (100.0, 500.0),
 ) -> np.ndarray:
-    """Times [ns] of the lost-muon triples among the clusters (one per triple, the first cluster's).
+    """Return the times [ns] of the lost-muon triples among the clusters (one per triple, the first cluster's).
 
     ``station_dt_ns``: window of the time from one station to the next (:func:`station_window_ns`);
     the second station is searched within twice the window. Fill numbers must be unique across the

@@ -204,18 +204,20 @@ class BinomialRatioCost:
         return 2.0 * float(np.sum(xlogy(self.v, self.v / (n * prob)) + xlogy(self.u, self.u / (n * (1.0 - prob)))))
 
     def value(self, p: np.ndarray) -> float:
+        """Return the binomial deviance of the V and U histograms at the full parameter vector ``p``."""
         pv, pp, pm = self.probabilities
         a = pv * self.binned[0].expected(p)
         return self._deviance(a / (a + pp * self.binned[1].expected(p) + pm * self.binned[2].expected(p)))
 
     def value_and_gradient(self, p: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray]:
+        """Return the deviance at ``p`` and its gradient with respect to the ``active`` full indices."""
         prob, jac = self._probability(p, active)
         if not np.all((prob > 0.0) & (prob < 1.0)):
             return PENALTY, np.zeros(active.size)
         return self._deviance(prob), -2.0 * (jac.T @ (self.v / prob - self.u / (1.0 - prob)))
 
     def response(self, p: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(expected R = 2p − 1, ∂p/∂θ, n/(p(1 − p)))."""
+        """Return the expected R = 2p − 1, ∂p/∂θ and the weights n/(p(1 − p))."""
         prob, jac = self._probability(p, active)
         return 2.0 * prob - 1.0, jac, (self.v + self.u) / (prob * (1.0 - prob))
 
@@ -259,7 +261,18 @@ def fit_ratio(
     fixed = true_space(fixed, blinder)  # a given R_ppm is blinded when blinder is set
     start = true_space(start, blinder)
     if not set(model.names) <= set(start) | set(fixed):
-        pre = fit_wiggle(v_all, e_all, model, start_us=start_us, end_us=end_us, omega_ref_rad_per_us=omega_ref_rad_per_us, tau_guess_us=tau_guess_us, loss=loss, frequencies_mhz=frequencies_mhz, fixed={k: x for k, x in fixed.items() if k != "N0"})
+        pre = fit_wiggle(
+            v_all,
+            e_all,
+            model,
+            start_us=start_us,
+            end_us=end_us,
+            omega_ref_rad_per_us=omega_ref_rad_per_us,
+            tau_guess_us=tau_guess_us,
+            loss=loss,
+            frequencies_mhz=frequencies_mhz,
+            fixed={k: x for k, x in fixed.items() if k != "N0"},
+        )
         start = pre.params | start
         slow = ["N0", "tau_us"] + (["k_loss"] if "k_loss" in model.names else [])
         for term in ("vw", "y"):
@@ -285,9 +298,21 @@ def fit_ratio(
     active = np.array([INDEX[k] for k in free_names], dtype=np.int64)
     ratio, _, _ = cost.response(model.full_vector(best), active)
     return result_from_minimum(
-        best, errors_from_covariance(model.names, free_names, covariance), free_names, covariance, fval, blinder, omega_ref_rad_per_us,
-        ndf=int(vv.size - len(free_names)), edges_us=e, n_entries=float(np.sum(vv + uu)), method="R", model=model,
-        expected_counts=ratio, chi2_definition=cost.definition, fixed=tuple(k for k in model.names if k in fixed),
+        best,
+        errors_from_covariance(model.names, free_names, covariance),
+        free_names,
+        covariance,
+        fval,
+        blinder,
+        omega_ref_rad_per_us,
+        ndf=int(vv.size - len(free_names)),
+        edges_us=e,
+        n_entries=float(np.sum(vv + uu)),
+        method="R",
+        model=model,
+        expected_counts=ratio,
+        chi2_definition=cost.definition,
+        fixed=tuple(k for k in model.names if k in fixed),
     )
 
 

@@ -152,10 +152,7 @@ def parse_model(text: str) -> Model:
         elif key in TERMS:
             terms.add(key)
         else:
-            raise ConfigError(
-                f"model: unknown term {tok!r} in {text!r}; presets {', '.join(PRESETS)}; "
-                f"terms {', '.join(t for t in TERMS if t != 'base')}"
-            )
+            raise ConfigError(f"model: unknown term {tok!r} in {text!r}; presets {', '.join(PRESETS)}; terms {', '.join(t for t in TERMS if t != 'base')}")
     if ({"cbo_c", "cbo_t"} & terms) and not (set(CBO_OSCILLATING) & terms):
         raise ConfigError(f"model: {text!r} modifies the CBO (cbo_c/cbo_t) but has no CBO term (cbo_n, cbo_a, cbo_phi, cbo2)")
     ordered = tuple(t for t in _TERM_ORDER if t in terms)
@@ -176,6 +173,15 @@ def _cos_sin(x):
         x2 = x * x
         return 1.0 - x2 * (0.5 - x2 * (1.0 / 24.0 - x2 / 720.0)), x * (1.0 - x2 * (1.0 / 6.0 - x2 / 120.0))
     return math.cos(x), math.sin(x)
+
+
+@njit(cache=True, inline="always")
+def _damped_oscillation_grad(grad, i, g, p, env, c, s, t):
+    """Fill ``grad[i:i + 4]`` (ω, τ, amplitude, phase) of a factor 1 + p[i + 2] e^{-t/p[i + 1]} cos(p[i] t + p[i + 3]); ``g`` = f over that factor."""
+    grad[i + 2] = g * env * c
+    grad[i + 3] = -g * p[i + 2] * env * s
+    grad[i] = grad[i + 3] * t
+    grad[i + 1] = g * p[i + 2] * env * c * t / (p[i + 1] * p[i + 1])
 
 
 @njit(cache=True, inline="always")
@@ -276,17 +282,9 @@ def _node(t, ex, cw, sw, ec, ct0, st0, ea, eb, ev, cv, sv, ey, cy, sy, loss, p, 
             grad[18] = d_theta * eb
             grad[19] = d_theta * p[18] * eb * t / (p[19] * p[19])
     if flags[6]:
-        g = f / v_f
-        grad[22] = g * ev * cv
-        grad[23] = -g * p[22] * ev * sv
-        grad[20] = grad[23] * t
-        grad[21] = g * p[22] * ev * cv * t / (p[21] * p[21])
+        _damped_oscillation_grad(grad, 20, f / v_f, p, ev, cv, sv, t)
     if flags[7]:
-        g = f / y_f
-        grad[26] = g * ey * cy
-        grad[27] = -g * p[26] * ey * sy
-        grad[24] = grad[27] * t
-        grad[25] = g * p[26] * ey * cy * t / (p[25] * p[25])
+        _damped_oscillation_grad(grad, 24, f / y_f, p, ey, cy, sy, t)
     if flags[8]:
         grad[28] = -f * loss / lam
     return f
@@ -294,7 +292,7 @@ def _node(t, ex, cw, sw, ec, ct0, st0, ea, eb, ev, cv, sv, ey, cy, sy, loss, p, 
 
 @njit(cache=True, inline="always")
 def _elementary(t, p, omega_ref, flags):
-    """The elementary functions of t that :func:`_node` takes, computed directly."""
+    """Compute directly the elementary functions of t that :func:`_node` takes."""
     omega = omega_ref * (1.0 + p[3] * 1e-6)
     ex = math.exp(-t / p[1])
     cw, sw = math.cos(omega * t + p[4]), math.sin(omega * t + p[4])
@@ -316,7 +314,7 @@ def _elementary(t, p, omega_ref, flags):
 
 @njit(cache=True)
 def _phase_tables(p):
-    """cos and sin of the CBO phases φ_cbo_N, φ_cbo_A, φ_cbo_phi, φ_2cbo."""
+    """Return cos and sin of the CBO phases φ_cbo_N, φ_cbo_A, φ_cbo_phi, φ_2cbo."""
     cph = np.array([math.cos(p[8]), math.cos(p[10]), math.cos(p[12]), math.cos(p[14])])
     sph = np.array([math.sin(p[8]), math.sin(p[10]), math.sin(p[12]), math.sin(p[14])])
     return cph, sph
@@ -410,6 +408,7 @@ class LossSpectrum:
     gamma_tau_us: float
 
     def __post_init__(self):
+        """Check the spectrum and store its edges (μs) and counts as float arrays."""
         e = np.asarray(self.edges_us, dtype=float)
         c = np.asarray(self.counts, dtype=float)
         if e.ndim != 1 or c.ndim != 1 or e.size != c.size + 1 or not np.all(np.diff(e) > 0.0):
@@ -473,17 +472,17 @@ class BinnedModel:
         self.flags = model.flags
 
     def expected(self, p_full: np.ndarray) -> np.ndarray:
-        """Expected content of each bin for the full parameter vector ``p_full``."""
+        """Return the expected content of each bin for the full parameter vector ``p_full``."""
         mu, _ = _binned(self.nodes, self.weights, p_full, self.omega_ref_rad_per_us, self.flags, self.loss_at_nodes, np.zeros(0, dtype=np.int64), False, self.uniform)
         return mu
 
     def expected_and_jacobian(self, p_full: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected contents and their derivatives (bins × len(active)) w.r.t. the ``active`` full indices."""
+        """Return the expected contents and their derivatives (bins × len(active)) w.r.t. the ``active`` full indices."""
         return _binned(self.nodes, self.weights, p_full, self.omega_ref_rad_per_us, self.flags, self.loss_at_nodes, active, True, self.uniform)
 
 
 def rate(model: Model, t_us, values: Mapping[str, float], omega_ref_rad_per_us: float, loss: LossSpectrum | None = None) -> np.ndarray:
-    """The model's rate in counts per μs at the times ``t_us`` (μs)."""
+    """Return the model's rate in counts per μs at the times ``t_us`` (μs)."""
     if "loss" in model.terms and loss is None:
         raise ConfigError(f"model {model.name}: the loss term needs a lost-muon spectrum")
     t = np.ascontiguousarray(np.asarray(t_us, dtype=float).ravel())
@@ -492,7 +491,7 @@ def rate(model: Model, t_us, values: Mapping[str, float], omega_ref_rad_per_us: 
 
 
 def expected_counts(model: Model, edges_us, values: Mapping[str, float], omega_ref_rad_per_us: float, loss: LossSpectrum | None = None) -> np.ndarray:
-    """Expected counts per bin of ``edges_us`` (μs): the rate integrated over each bin."""
+    """Return the expected counts per bin of ``edges_us`` (μs): the rate integrated over each bin."""
     return BinnedModel(model, edges_us, omega_ref_rad_per_us, loss).expected(model.full_vector(values))
 
 
@@ -536,7 +535,7 @@ def five_parameter(t_us, n0, tau_us, asym, omega_rad_per_us, phi):
 
 
 def five_parameter_binned(edges_us, n0, tau_us, asym, omega_rad_per_us, phi):
-    """Expected counts per bin: the exact integral of :func:`five_parameter` over each bin.
+    """Return the expected counts per bin: the exact integral of :func:`five_parameter` over each bin.
 
     Uses ∫ e^{-t/τ} cos(ωt + φ) dt = e^{-t/τ}[ω sin(ωt + φ) − cos(ωt + φ)/τ] / (ω² + 1/τ²).
 

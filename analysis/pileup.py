@@ -155,13 +155,11 @@ class PileupEstimate:
         return int(self.sign.size // 3)
 
     def select(self, keep: np.ndarray) -> PileupEstimate:
-        """The pseudo-hits of the pairs where ``keep`` (one flag per pseudo-hit, e.g. a calorimeter) holds."""
+        """Return the pseudo-hits of the pairs where ``keep`` (one flag per pseudo-hit, e.g. a calorimeter) holds."""
         return PileupEstimate(self.time_ns[keep], self.energy_mev[keep], self.sign[keep], self.pair[keep], None if self.calo is None else self.calo[keep], self.scale)
 
 
-def shadow_pileup(
-    time_ns, energy_mev, calo=None, fill=None, *, dead_time_ns: float = DEAD_TIME_NS, gap_ns: float = SHADOW_GAP_NS, window_ns: float = SHADOW_WINDOW_NS
-) -> PileupEstimate:
+def shadow_pileup(time_ns, energy_mev, calo=None, fill=None, *, dead_time_ns: float = DEAD_TIME_NS, gap_ns: float = SHADOW_GAP_NS, window_ns: float = SHADOW_WINDOW_NS) -> PileupEstimate:
     """Pileup pseudo-hits of hits that already passed :func:`apply_dead_time` with ``dead_time_ns``.
 
     Raises

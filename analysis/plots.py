@@ -21,7 +21,7 @@ FFT_PADDING = 4  # zero padding of the residual FFT
 
 
 def _fit_window(counts, edges_us, fit: FitResult, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """The counts and edges (μs) of the bins inside the fit window."""
+    """Return the counts and edges (μs) of the bins inside the fit window."""
     n = np.asarray(counts, dtype=float)
     e = np.asarray(edges_us, dtype=float)
     if e.ndim != 1 or n.ndim != 1 or e.size != n.size + 1:
@@ -40,8 +40,10 @@ def _save(fig: Figure, path) -> None:
 
 
 def fit_pulls(counts, edges_us, fit: FitResult, variance=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres (μs) and pulls (data − fit)/σ of the fit window; σ² = fit (Poisson) or ``variance``
-    (the full histogram's variances of a least-squares fit)."""
+    """Return the bin centres (μs) and pulls (data − fit)/σ of the fit window.
+
+    σ² = fit (Poisson) or ``variance`` (the full histogram's variances of a least-squares fit).
+    """
     n, e = _fit_window(counts, edges_us, fit, "pulls")
     mu = np.asarray(fit.expected_counts, dtype=float)
     if mu.shape != n.shape:
@@ -132,7 +134,7 @@ def pulls_plot(pulls, path, *, title: str = "pulls") -> None:
 
 
 def correlation_plot(fit: FitResult, path) -> None:
-    """The fit's correlation matrix of the free parameters as a colour map with values."""
+    """Draw the fit's correlation matrix of the free parameters as a colour map with values."""
     names = list(fit.correlation)
     if not names:
         raise InputError("correlation_plot: the fit has no free parameters")
@@ -187,9 +189,7 @@ def wiggle_plot(
     else:
         mu = np.asarray(model_callable_or_expected_counts, dtype=float)
     if mu.shape != n.shape:
-        raise InputError(
-            f"wiggle_plot: expected counts have shape {mu.shape}, need one per bin of the fit window ({n.size})"
-        )
+        raise InputError(f"wiggle_plot: expected counts have shape {mu.shape}, need one per bin of the fit window ({n.size})")
     centre = 0.5 * (e_win[:-1] + e_win[1:])
 
     fig = Figure(figsize=(9.0, 7.5))
@@ -206,8 +206,7 @@ def wiggle_plot(
     ax_top.set_ylabel("counts per bin (segments scaled by 0.1^k)")
     state = "blinded " if fit.blinded else ""
     ax_top.set_title(
-        f"{fit.model}, {fit.method}-method: {state}ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs, "
-        f"χ²/ndf = {fit.chi2:.1f}/{fit.ndf}",
+        f"{fit.model}, {fit.method}-method: {state}ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs, χ²/ndf = {fit.chi2:.1f}/{fit.ndf}",
         fontsize=9,
     )
     with np.errstate(divide="ignore", invalid="ignore"):

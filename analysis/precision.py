@@ -28,9 +28,7 @@ def _check(n_positrons, asymmetry, polarization, omega_a_rad_per_us, gamma_tau_u
     return ap
 
 
-def simple_omega_precision(
-    n_positrons: float, asymmetry: float, polarization: float, omega_a_rad_per_us: float, gamma_tau_us: float
-) -> float:
+def simple_omega_precision(n_positrons: float, asymmetry: float, polarization: float, omega_a_rad_per_us: float, gamma_tau_us: float) -> float:
     """Large-ωγτ approximation δω/ω = √2/(ω γτ A P √N) of the relative precision (docs/physics.md §6).
 
     Parameters
@@ -70,12 +68,8 @@ def fisher_omega_precision(
     ----------
     n_positrons : float
         Positrons that would be recorded over t ∈ [0, ∞); the window only restricts the data.
-    asymmetry, polarization : float
-        Decay asymmetry A (for P = 1) and muon polarisation P.
-    omega_a_rad_per_us : float
-        ω_a in rad/μs.
-    gamma_tau_us : float
-        Dilated lifetime γτ in μs.
+    asymmetry, polarization, omega_a_rad_per_us, gamma_tau_us : float
+        As in :func:`simple_omega_precision`.
     start_us, end_us : float
         Fit window in μs (``end_us`` may be ``inf``).
     phi_rad : float

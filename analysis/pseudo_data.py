@@ -25,7 +25,7 @@ TOY_SUBBINS = 2
 
 
 def michel_density(y, acceptance_power: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Number density y^k n(y) = y^k (5 − 9y² + 4y³)/3 and asymmetric density y^k (−8y³ + 9y² − 1)/3."""
+    """Return the number density y^k n(y) = y^k (5 − 9y² + 4y³)/3 and asymmetric density y^k (−8y³ + 9y² − 1)/3."""
     y = np.asarray(y, dtype=float)
     acc = y**acceptance_power
     return acc * (5.0 - 9.0 * y**2 + 4.0 * y**3) / 3.0, acc * (-8.0 * y**3 + 9.0 * y**2 - 1.0) / 3.0
@@ -100,10 +100,8 @@ def bin_integrals(edges_us, rate) -> np.ndarray:
     return np.sum(rate(t) * w, axis=(1, 2)) * 0.5 * piece
 
 
-def expected_time_energy(
-    time_edges_us, y_edges, truth: dict, omega_ref_rad_per_us: float, polarization: float = 1.0, acceptance_power: float = 0.0, shift_us: float = 0.0
-) -> np.ndarray:
-    """Expected counts per (time bin, energy bin): fraction_E ∫f(A=0) + P·fraction_E·A_E ∫(f(A=1) − f(A=0)).
+def expected_time_energy(time_edges_us, y_edges, truth: dict, omega_ref_rad_per_us: float, polarization: float = 1.0, acceptance_power: float = 0.0, shift_us: float = 0.0) -> np.ndarray:
+    """Return the expected counts per (time bin, energy bin): fraction_E ∫f(A=0) + P·fraction_E·A_E ∫(f(A=1) − f(A=0)).
 
     ``shift_us`` evaluates the time bins at ``edges + shift`` (R-method subsets).
     """
@@ -117,7 +115,7 @@ def expected_time_energy(
 def ratio_subsets_expected(
     time_edges_us, y_edges, truth: dict, omega_ref_rad_per_us: float, half_period_us: float, weighting_tau_us: float, threshold_y: float, polarization: float = 1.0, acceptance_power: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected V and U histograms of the R method for the positrons with y ≥ ``threshold_y``.
+    """Return the expected V and U histograms of the R method for the positrons with y ≥ ``threshold_y``.
 
     Hits are split at random into four sets with probabilities ∝ 1, 1, e^{+T/2τ_w}, e^{−T/2τ_w};
     the last two are histogrammed at t − T/2 and t + T/2 (T/2 = ``half_period_us``), so
@@ -137,7 +135,7 @@ def ratio_subsets_expected(
 
 
 def sample_michel_y(rng: np.random.Generator, n: int, acceptance_power: float = 0.0, y_min: float = 0.0) -> np.ndarray:
-    """y = E/E_max of ``n`` positrons drawn from y^k n(y) on [y_min, 1] (rejection sampling)."""
+    """Draw y = E/E_max of ``n`` positrons from y^k n(y) on [y_min, 1] (rejection sampling)."""
     out = np.empty(0)
     peak = 1.01 * float(np.max(michel_density(np.linspace(y_min, 1.0, 1001), acceptance_power)[0]))
     while out.size < n:
@@ -193,8 +191,10 @@ def toy_hits(
 
 
 def merge_within(hits: dict[str, np.ndarray], resolving_time_ns: float) -> dict[str, np.ndarray]:
-    """Detector pileup: a hit closer than ``resolving_time_ns`` to the previous one of the same fill
-    and calorimeter is merged into it (energies add, energy-weighted time); chains merge in turn.
+    """Merge the hits closer than ``resolving_time_ns`` in time (detector pileup).
+
+    A hit closer than ``resolving_time_ns`` to the previous one of the same fill and calorimeter is
+    merged into it (energies add, energy-weighted time); chains merge in turn.
 
     ``hits`` must be sorted by fill, calorimeter and time (as :func:`toy_hits` returns them). The
     result has ``group``: for each input hit, the index of the output hit it went into.

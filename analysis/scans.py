@@ -102,6 +102,8 @@ def start_time_scan(counts, edges_us, starts_us, *, end_us: float, blinder: Blin
 
 
 def end_time_scan(counts, edges_us, ends_us, *, start_us: float, blinder: Blinder | None = None, **fit_kwargs) -> ScanResult:
-    """Fit with each end time of ``ends_us`` (the first is the reference) and a fixed start; see
-    :func:`start_time_scan`."""
+    """Fit with each end time of ``ends_us`` (the first is the reference) and a fixed start.
+
+    See :func:`start_time_scan`.
+    """
     return _scan("end", counts, edges_us, ends_us, start_us, blinder, dict(fit_kwargs))

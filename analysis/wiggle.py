@@ -19,6 +19,7 @@ from ringsim.config import SimConfig, load_config
 from ringsim.errors import ConfigError, InputError
 from ringsim.rings import ring_kinematics
 
+
 @dataclass(frozen=True)
 class WiggleSettings:
     """Histogram and fit settings of a T-method analysis (times in μs, energies in MeV)."""
@@ -34,8 +35,11 @@ class WiggleSettings:
 
 
 def ring_settings(ring: str | SimConfig, start_us: float | None = None, end_us: float | None = None, threshold_mev: float | None = None) -> WiggleSettings:
-    """The analysis of a ring preset (or of a full configuration), with optional overrides of the
-    window and the threshold (a threshold replaces the energy window by E ≥ threshold)."""
+    """Return the analysis of a ring preset (or of a full configuration).
+
+    Optional overrides of the window and the threshold (a threshold replaces the energy window by
+    E ≥ threshold).
+    """
     cfg = load_config(ring) if isinstance(ring, str) else ring
     kin = ring_kinematics(cfg)
     a = cfg.analysis
@@ -59,7 +63,7 @@ def ring_settings(ring: str | SimConfig, start_us: float | None = None, end_us: 
 
 
 def select_energy(time_ns: np.ndarray, energy_mev: np.ndarray | None, settings: WiggleSettings) -> np.ndarray:
-    """Times (μs) of the positrons inside the energy window."""
+    """Return the times (μs) of the positrons inside the energy window."""
     if energy_mev is None:
         raise InputError("energy branch: the T method needs positron energies; name the branch with --energy-branch")
     keep = (energy_mev >= settings.energy_min_mev) & (energy_mev < settings.energy_max_mev)

@@ -46,8 +46,31 @@ def _batch_loop(table, n, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, h
         first = b * BATCH
         m = min(BATCH, n - first)
         t = table[b]
-        calorimeter_hits_batch(t[0], t[1], t[2], t[3], t[4], t[5], t[6], m, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x,
-                               chamber_inner_x, work, index, station[first:], flight_ns[first:], x_hit[first:], y_hit[first:])
+        calorimeter_hits_batch(
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4],
+            t[5],
+            t[6],
+            m,
+            field_t,
+            radius_m,
+            cos_az,
+            sin_az,
+            inner_x,
+            outer_x,
+            half_height,
+            chamber_x,
+            chamber_inner_x,
+            work,
+            index,
+            station[first:],
+            flight_ns[first:],
+            x_hit[first:],
+            y_hit[first:],
+        )
     return station, flight_ns, x_hit, y_hit
 
 
@@ -102,10 +125,11 @@ def main() -> None:
         t_old, t_new, t_batch = (best[label] / energy.size * 1e9 for label in loops)
         s_old, s_new, s_batch = (hits[label][0] for label in loops)
         same = all(np.array_equal(a, b) for a, b in zip(hits["new"], hits["batch"]))
-        print(f"{name:17s}: old {t_old:6.1f} ns/call, new {t_new:6.1f} ns/call, ratio old/new {t_old / t_new:4.2f}; "
-              f"hit fraction {np.mean(s_new >= 0):.3f}, stations differing {np.count_nonzero(s_old != s_new)} of {energy.size}")
-        print(f"{'':17s}  batch {t_batch:6.1f} ns/positron, new/batch {t_new / t_batch:4.2f}; "
-              f"stations differing from new {np.count_nonzero(s_new != s_batch)}, all outputs bit-identical: {same}")
+        print(
+            f"{name:17s}: old {t_old:6.1f} ns/call, new {t_new:6.1f} ns/call, ratio old/new {t_old / t_new:4.2f}; "
+            f"hit fraction {np.mean(s_new >= 0):.3f}, stations differing {np.count_nonzero(s_old != s_new)} of {energy.size}"
+        )
+        print(f"{'':17s}  batch {t_batch:6.1f} ns/positron, new/batch {t_new / t_batch:4.2f}; stations differing from new {np.count_nonzero(s_new != s_batch)}, all outputs bit-identical: {same}")
 
 
 if __name__ == "__main__":

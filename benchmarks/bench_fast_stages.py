@@ -26,7 +26,7 @@ from ringsim.beam import muon_charge_over_mass
 from ringsim.config import load_config
 from ringsim.constants import codata
 from ringsim.decay import rest_frame_cos_theta
-from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, calorimeter_hits_batch, face_directions
+from ringsim.detectors.calorimeter import CalorimeterGeometry, batch_scratch, face_directions
 from ringsim.rings import ring_kinematics
 from ringsim.vecmath import atan, exp, log, sincos_reduced, uniform
 
@@ -45,11 +45,7 @@ def _decay_stages(p, streams, n_muons, with_faces, cos_az, sin_az):
             n = min(fg.BATCH, n_muons - first)
             fg._decays(p, streams[f, 2], streams[f, 3], first, n, beam, out)
             if with_faces:
-                calorimeter_hits_batch(
-                    out[fg._PX], out[fg._PY], out[fg._PZ], out[fg._DX], out[fg._DY], out[fg._DZ], out[fg._ENERGY], n, p.field_t, p.radius_m,
-                    cos_az, sin_az, p.face_inner_m, p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m,
-                    work, index, station, face[0], face[1], face[2],
-                )
+                fg._face_hits(p, out, n, cos_az, sin_az, work, index, station, face)
                 checksum += face[0, 0]
             checksum += out[0, 0]
     return checksum
@@ -132,15 +128,13 @@ def main() -> None:
         print(f"  {name:28s} {ns:6.1f} ns/muon  (stage {ns - previous:5.1f})")
         previous = ns
     ceiling = 1e9 / (best["beam + decays"] / fill_muons.sum() * 1e9)
-    print(f"recorded positrons per muon: {recorded:.3f}; with only the beam and decays, one core would give at most "
-          f"{ceiling:.3e} decays/s = {ceiling * recorded:.3e} recorded positrons/s")
+    print(f"recorded positrons per muon: {recorded:.3f}; with only the beam and decays, one core would give at most {ceiling:.3e} decays/s = {ceiling * recorded:.3e} recorded positrons/s")
     beam = np.empty((7, n_muons))
     candidates = fg._beam(p, streams[0, 0], streams[0, 1], n_muons, beam)  # beam candidates drawn per fill
     sums = np.empty(candidates * args.fills)
     key, stride = streams[0, 2], streams[0, 3]
     floor_s = min(_timed(lambda: _arithmetic_floor(key, stride, candidates * args.fills, n_muons * args.fills, sums)) for _ in range(args.repeats + 1))
-    print(f"draws and elementary functions of the beam ({candidates / n_muons:.2f} candidates per muon) and decays alone: "
-          f"{floor_s / fill_muons.sum() * 1e9:.1f} ns/muon")
+    print(f"draws and elementary functions of the beam ({candidates / n_muons:.2f} candidates per muon) and decays alone: {floor_s / fill_muons.sum() * 1e9:.1f} ns/muon")
 
 
 def _timed(run) -> float:

@@ -133,8 +133,10 @@ def main() -> None:
 
     t_ref, r_ref = _best(scipy_scan, 1)
     r_ours = (scan.omega_a / OMEGA_REF - 1.0) * 1e6
-    print(f"{args.scan_points}-point start-time scan, 22 parameters: ours {t_scan:.2f} s, scipy {t_ref:.2f} s, ratio {t_ref / t_scan:.1f}; "
-          f"max |ΔR| {np.max(np.abs(r_ref - r_ours)):.3f} ppm (σ_R {ours.errors['R_ppm']:.2f} ppm)")
+    print(
+        f"{args.scan_points}-point start-time scan, 22 parameters: ours {t_scan:.2f} s, scipy {t_ref:.2f} s, ratio {t_ref / t_scan:.1f}; "
+        f"max |ΔR| {np.max(np.abs(r_ref - r_ours)):.3f} ppm (σ_R {ours.errors['R_ppm']:.2f} ppm)"
+    )
 
 
 if __name__ == "__main__":

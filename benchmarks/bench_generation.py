@@ -65,7 +65,9 @@ def main() -> None:
     track_rate = n_track / t_track
     print(f"ring {args.ring}, steps/turn {cfg.tracking.steps_per_turn}; fast-mode decay loop: {_vector_instructions(cfg, kin)} instructions on 256/512-bit registers")
     print(f"fast mode : {n_fast:>10d} positrons in {t_fast:7.2f} s -> {fast_rate:12.3e} recorded positrons/s ({decays_fast / t_fast:.3e} decays/s, {numba.get_num_threads()} threads)")
-    print(f"track mode: {args.muons:>10d} muons     in {t_track:7.2f} s -> {steps / t_track:12.3e} muon-steps/s (≈{steps / t_track / cfg.tracking.steps_per_turn:.3e} muon-turns/s), {track_rate:.3e} positrons/s")
+    print(
+        f"track mode: {args.muons:>10d} muons     in {t_track:7.2f} s -> {steps / t_track:12.3e} muon-steps/s (≈{steps / t_track / cfg.tracking.steps_per_turn:.3e} muon-turns/s), {track_rate:.3e} positrons/s"
+    )
     print(f"ratio fast/track positrons per second: {fast_rate / track_rate:.0f}")
     from ringsim.histogram_experiments import build_model, pseudo_experiment
 
@@ -77,8 +79,7 @@ def main() -> None:
     start = time.perf_counter()
     counts = pseudo_experiment(model, 1e10, rng)
     one = time.perf_counter() - start
-    print(f"histogram level: model from {args.template} template positrons in {built:.1f} s; one 1e10-positron experiment "
-          f"({counts.size} bins, {counts.sum():.3e} counts) in {one:.3f} s")
+    print(f"histogram level: model from {args.template} template positrons in {built:.1f} s; one 1e10-positron experiment ({counts.size} bins, {counts.sum():.3e} counts) in {one:.3f} s")
     print(f"(mean recorded energy fast vs track check: {np.mean(np.concatenate([c['energy_mev'] for c in chunks])):.1f} MeV)")
 
 

@@ -33,10 +33,10 @@ import numba
 import numpy as np
 
 from ringsim.beam import Beam, initial_states, muon_charge_over_mass, sample_beam
-from ringsim.ring_fields import ring_parameters
 from ringsim.config import SimConfig, load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
-from ringsim.ring_fields import NIDX, R0 as R0_INDEX
+from ringsim.ring_fields import NIDX, ring_parameters
+from ringsim.ring_fields import R0 as R0_INDEX
 from ringsim.rings import RingKinematics, ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded, track_to_times, track_to_times_counted
 
@@ -64,14 +64,21 @@ def build_line(cfg: SimConfig, kin: RingKinematics, omp_threads: int) -> xt.Line
     """xtrack line of N_BENDS combined-function sector bends closing the ring, spin tracking on."""
     r0, length = cfg.ring.radius_m, 2.0 * math.pi * cfg.ring.radius_m / N_BENDS
     bends = [
-        xt.Bend(length=length, angle=length / r0, k0="from_h", k1=-cfg.ring.field_index / r0**2, model="bend-kick-bend",
-                integrator="uniform", num_multipole_kicks=1, edge_entry_active=False, edge_exit_active=False)
+        xt.Bend(
+            length=length,
+            angle=length / r0,
+            k0="from_h",
+            k1=-cfg.ring.field_index / r0**2,
+            model="bend-kick-bend",
+            integrator="uniform",
+            num_multipole_kicks=1,
+            edge_entry_active=False,
+            edge_exit_active=False,
+        )
         for _ in range(N_BENDS)
     ]
     line = xt.Line(elements=bends, element_names=[f"bend{i}" for i in range(N_BENDS)])
-    line.particle_ref = xt.Particles(
-        mass0=codata().muon_mass_mev * 1e6, q0=1, p0c=kin.momentum_mev * 1e6, anomalous_magnetic_moment=cfg.muon.a_mu
-    )
+    line.particle_ref = xt.Particles(mass0=codata().muon_mass_mev * 1e6, q0=1, p0c=kin.momentum_mev * 1e6, anomalous_magnetic_moment=cfg.muon.a_mu)
     line.configure_spin(spin_model="auto")
     line.build_tracker(_context=xo.ContextCpu(omp_num_threads=omp_threads))
     return line
@@ -91,8 +98,15 @@ def xtrack_particles(line: xt.Line, states: np.ndarray, radius_m: float) -> xt.P
     u0 = line.particle_ref.p0c[0] / line.particle_ref.mass0  # design γβ
     u = states[:, 3:6]
     return line.build_particles(
-        x=states[:, 0] - radius_m, y=states[:, 1], px=u[:, 0] / u0, py=u[:, 1] / u0, zeta=0.0,
-        delta=np.linalg.norm(u, axis=1) / u0 - 1.0, spin_x=states[:, 6], spin_y=states[:, 7], spin_z=states[:, 8],
+        x=states[:, 0] - radius_m,
+        y=states[:, 1],
+        px=u[:, 0] / u0,
+        py=u[:, 1] / u0,
+        zeta=0.0,
+        delta=np.linalg.norm(u, axis=1) / u0 - 1.0,
+        spin_x=states[:, 6],
+        spin_y=states[:, 7],
+        spin_z=states[:, 8],
     )
 
 
@@ -191,13 +205,10 @@ def main() -> None:
     build_s = time.perf_counter() - start
     set_line(line, steps, nidx, r0)
 
-    print(f"ring {args.ring}, magnetic weak focusing only: B0 = {cfg.ring.field_t} T, n = {nidx}, R0 = {r0} m, "
-          f"p = {kin.momentum_mev:.2f} MeV/c, γ = {kin.gamma:.4f}, T_c = {period_s * 1e9:.3f} ns")
-    print(f"ringsim: numba, {numba.get_num_threads()} threads (parallel over muons), {steps} steps/turn, "
-          f"spin and EDM (η = {args.edm_eta:g}) on")
+    print(f"ring {args.ring}, magnetic weak focusing only: B0 = {cfg.ring.field_t} T, n = {nidx}, R0 = {r0} m, p = {kin.momentum_mev:.2f} MeV/c, γ = {kin.gamma:.4f}, T_c = {period_s * 1e9:.3f} ns")
+    print(f"ringsim: numba, {numba.get_num_threads()} threads (parallel over muons), {steps} steps/turn, spin and EDM (η = {args.edm_eta:g}) on")
     omp = f"OpenMP with {threads} threads" if threads else "1 thread (no OpenMP)"
-    print(f"xtrack {xt.__version__} (xobjects {xo.__version__}): CPU context, {omp}; {N_BENDS} sector bends × "
-          f"{steps // N_BENDS} kicks, spin on; kernel build {build_s:.1f} s (warm-up, not timed)")
+    print(f"xtrack {xt.__version__} (xobjects {xo.__version__}): CPU context, {omp}; {N_BENDS} sector bends × {steps // N_BENDS} kicks, spin on; kernel build {build_s:.1f} s (warm-up, not timed)")
 
     # --- throughput -----------------------------------------------------------------------------
     states = initial_states(cfg, kin, sample_beam(cfg, args.muons, np.random.default_rng(1)))
@@ -209,9 +220,7 @@ def main() -> None:
 
     def run_ringsim(tracked_ring):
         start = full_states if tracked_ring is full_ring else states
-        lost[id(tracked_ring)], steps_taken[id(tracked_ring)] = track_to_times_counted(
-            start.copy(), durations_s, period_s / steps, tracked_ring, q_over_m, a_mu, args.edm_eta
-        )
+        lost[id(tracked_ring)], steps_taken[id(tracked_ring)] = track_to_times_counted(start.copy(), durations_s, period_s / steps, tracked_ring, q_over_m, a_mu, args.edm_eta)
 
     def run_xtrack():
         line.track(particles.copy(), num_turns=args.turns)
@@ -229,11 +238,12 @@ def main() -> None:
     full_steps_per_turn = float(np.sum(steps_taken[id(full_ring)]) / (np.sum(t_end) / period_s))
     rs_steps_per_turn = float(np.sum(steps_taken[id(ring)]) / (muon_turns))
     print(f"\nthroughput, {args.muons} muons × {args.turns} turns, {steps} steps (kicks) per turn, fastest of {args.repeats} runs each:")
-    print(f"  ringsim, full {args.ring} ring (discrete ESQ, kicker, collimators), spin + EDM  : {rate_full:11.4e} muon-turns/s "
-          f"({lost_full:.0%} lost; counting only the turns before a loss {rate_full * tracked_fraction:.4e}; "
-          f"region-adaptive, {full_steps_per_turn:.2f} steps taken per turn)")
-    print(f"  ringsim, magnetic ring, spin + EDM                                       : {rate_rs:11.4e} muon-turns/s "
-          f"({rs_steps_per_turn:.2f} steps taken per turn)")
+    print(
+        f"  ringsim, full {args.ring} ring (discrete ESQ, kicker, collimators), spin + EDM  : {rate_full:11.4e} muon-turns/s "
+        f"({lost_full:.0%} lost; counting only the turns before a loss {rate_full * tracked_fraction:.4e}; "
+        f"region-adaptive, {full_steps_per_turn:.2f} steps taken per turn)"
+    )
+    print(f"  ringsim, magnetic ring, spin + EDM                                       : {rate_rs:11.4e} muon-turns/s ({rs_steps_per_turn:.2f} steps taken per turn)")
     print(f"  xtrack,  magnetic ring, spin                                             : {rate_xt:11.4e} muon-turns/s")
     print(f"  ratio ringsim (full ring, turns before a loss) / xtrack = {rate_full * tracked_fraction / rate_xt:.2f};  ringsim / xtrack on the same magnetic ring = {rate_rs / rate_xt:.2f}")
 
@@ -246,8 +256,7 @@ def main() -> None:
     rs_phase, *_ = ringsim_run(on_orbit, n_acc, steps, period_s, uniform, q_over_m, a_mu)
     set_line(line, steps, 0.0, r0)
     xt_phase, *_ = xtrack_run(line, xtrack_particles(line, on_orbit, r0), n_acc)
-    print(f"\nspin advance per turn relative to 2πaγ = {expected:.12f} rad, on-momentum muon in the uniform field, "
-          f"{steps} steps/turn, {n_acc} turns, η = 0:")
+    print(f"\nspin advance per turn relative to 2πaγ = {expected:.12f} rad, on-momentum muon in the uniform field, {steps} steps/turn, {n_acc} turns, η = 0:")
     rs_error, xt_error = ((phase[-1] - phase[0]) / n_acc / expected - 1.0 for phase in (rs_phase, xt_phase))
     print(f"  ringsim : relative error {rs_error:+.2e} = {rs_error * 1e9:+.6f} ppb")
     print(f"  xtrack  : relative error {xt_error:+.2e} = {xt_error * 1e9:+.6f} ppb")
@@ -275,20 +284,25 @@ def main() -> None:
     ref_steps = args.reference_steps
     rows = {s: both(x_beta_m, y_m, s) + [full(x_beta_m, y_m, s)] for s in sorted(set(TABLE_STEPS) | {steps, ref_steps})}
     (w_rs_ref, _), (w_xt_ref, _), (w_full_ref, _) = rows[ref_steps]
-    print(f"\nω_a error vs steps per turn: muon with x_β = {x_beta_m * 1e3:g} mm, y = {y_m * 1e3:g} mm, {n_acc} turns, η = 0, "
-          f"each code against its own run at {ref_steps} steps (kicks) per turn; "
-          f"A_x ratio = radial betatron amplitude over the last / the first {END_TURNS} turns:")
+    print(
+        f"\nω_a error vs steps per turn: muon with x_β = {x_beta_m * 1e3:g} mm, y = {y_m * 1e3:g} mm, {n_acc} turns, η = 0, "
+        f"each code against its own run at {ref_steps} steps (kicks) per turn; "
+        f"A_x ratio = radial betatron amplitude over the last / the first {END_TURNS} turns:"
+    )
     print("  steps/turn   ringsim Δω_a [ppb]  A_x ratio   xtrack Δω_a [ppb]  A_x ratio   ringsim full ring Δω_a [ppb]  A_x ratio")
     for s, ((w_rs, a_rs), (w_xt, a_xt), (w_fu, a_fu)) in rows.items():
-        print(f"  {s:10d}   {(w_rs / w_rs_ref - 1) * 1e9:+18.3f}  {a_rs:9.5f}   {(w_xt / w_xt_ref - 1) * 1e9:+17.3f}  {a_xt:9.5f}"
-              f"   {(w_fu / w_full_ref - 1) * 1e9:+27.3f}  {a_fu:9.5f}")
+        print(f"  {s:10d}   {(w_rs / w_rs_ref - 1) * 1e9:+18.3f}  {a_rs:9.5f}   {(w_xt / w_xt_ref - 1) * 1e9:+17.3f}  {a_xt:9.5f}   {(w_fu / w_full_ref - 1) * 1e9:+27.3f}  {a_fu:9.5f}")
     print(f"  (amplitude estimate: √(x² + (R₀x′/ν_x)²) averaged over the turns; ringsim reference ω_a = {w_rs_ref * 1e-6:.9f} rad/μs)")
-    print(f"  xtrack reference − ringsim reference: {(w_xt_ref / w_rs_ref - 1) * 1e9:+.3f} ppb; with the radial amplitude only "
-          f"{_gap_ppb(both(x_beta_m, 0.0, ref_steps)):+.3f} ppb, with the vertical only {_gap_ppb(both(0.0, y_m, ref_steps)):+.3f} ppb")
+    print(
+        f"  xtrack reference − ringsim reference: {(w_xt_ref / w_rs_ref - 1) * 1e9:+.3f} ppb; with the radial amplitude only "
+        f"{_gap_ppb(both(x_beta_m, 0.0, ref_steps)):+.3f} ppb, with the vertical only {_gap_ppb(both(0.0, y_m, ref_steps)):+.3f} ppb"
+    )
     (w_chosen, _), _, (w_full, _) = rows[steps]
-    print(f"\nringsim ω_a accuracy at the chosen {steps} steps/turn: magnetic ring {(w_chosen / w_rs_ref - 1) * 1e9:+.3f} ppb, "
-          f"full ring (discrete ESQ, region-adaptive) {(w_full / w_full_ref - 1) * 1e9:+.3f} ppb (betatron muon, {n_acc} turns, "
-          f"against {ref_steps} steps/turn); {rs_error * 1e9:+.2e} ppb (spin advance in the uniform field)")
+    print(
+        f"\nringsim ω_a accuracy at the chosen {steps} steps/turn: magnetic ring {(w_chosen / w_rs_ref - 1) * 1e9:+.3f} ppb, "
+        f"full ring (discrete ESQ, region-adaptive) {(w_full / w_full_ref - 1) * 1e9:+.3f} ppb (betatron muon, {n_acc} turns, "
+        f"against {ref_steps} steps/turn); {rs_error * 1e9:+.2e} ppb (spin advance in the uniform field)"
+    )
 
     # --- throughput at equal ω_a accuracy: xtrack with as many kicks as it needs for ACCURACY_PPB ---
     def xtrack_error_ppb(kicks: int) -> float:
@@ -300,13 +314,16 @@ def main() -> None:
         return
     set_line(line, kicks, nidx, r0)
     rate_xt_equal = best_rate(run_xtrack, muon_turns, args.repeats)
-    print(f"\nat equal ω_a accuracy (|Δω_a| ≤ {ACCURACY_PPB} ppb for this muon): ringsim {steps} steps/turn {rate_rs:.4e} muon-turns/s, "
-          f"xtrack {kicks} kicks/turn ({xtrack_error_ppb(kicks):+.3f} ppb) {rate_xt_equal:.4e} muon-turns/s; ratio {rate_rs / rate_xt_equal:.1f}")
+    print(
+        f"\nat equal ω_a accuracy (|Δω_a| ≤ {ACCURACY_PPB} ppb for this muon): ringsim {steps} steps/turn {rate_rs:.4e} muon-turns/s, "
+        f"xtrack {kicks} kicks/turn ({xtrack_error_ppb(kicks):+.3f} ppb) {rate_xt_equal:.4e} muon-turns/s; ratio {rate_rs / rate_xt_equal:.1f}"
+    )
 
 
 def _gap_ppb(pair: list[tuple[float, float]]) -> float:
     """ω_a of xtrack relative to ringsim, in ppb."""
     return (pair[1][0] / pair[0][0] - 1.0) * 1e9
+
 
 if __name__ == "__main__":
     main()

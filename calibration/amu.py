@@ -103,13 +103,7 @@ def amu_fnal(
 
     proton_over_electron_h = c.shielded_proton_to_electron_moment_ratio(temperature_c) / BOUND_ELECTRON_H_RATIO
     electron_h_over_free = BOUND_ELECTRON_H_RATIO
-    a_mu = (
-        ratio
-        * proton_over_electron_h
-        * electron_h_over_free
-        * c.muon_electron_mass_ratio
-        * (0.5 * c.electron_g_factor)
-    )
+    a_mu = ratio * proton_over_electron_h * electron_h_over_free * c.muon_electron_mass_ratio * (0.5 * c.electron_g_factor)
 
     dt_k = temperature_c - T_REF_SHIELDING_C
     temperature_rel_err = SHIELDING_DSIGMA_DT_ERR_PER_K * abs(dt_k) / (1.0 - SHIELDING_DSIGMA_DT_PER_K * dt_k)

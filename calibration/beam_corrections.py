@@ -102,9 +102,7 @@ def equilibrium_radius_offset_m(delta_p, field_index: float, radius_m: float):
     return float(x_e) if x_e.ndim == 0 else x_e
 
 
-def electric_field_correction(
-    x_e_m, field_index: float, radius_m: float, beta: float, weights=None
-) -> tuple[float, float]:
+def electric_field_correction(x_e_m, field_index: float, radius_m: float, beta: float, weights=None) -> tuple[float, float]:
     """Electric-field correction C_e = 2n(1−n)β²⟨x_e²⟩/R0² and its statistical error.
 
     Parameters
@@ -143,12 +141,8 @@ def pitch_correction(y_m, field_index: float, radius_m: float, weights=None) -> 
     y_m : array_like
         Samples of the vertical position about the storage plane, m (sampled uniformly in
         betatron phase, e.g. at random times).
-    field_index : float
-        Ring-averaged field index n, 0 < n < 1.
-    radius_m : float
-        Magic radius R0, m.
-    weights : array_like, optional
-        Non-negative relative weights of the samples.
+    field_index, radius_m, weights
+        As in :func:`electric_field_correction`.
 
     Returns
     -------
@@ -162,26 +156,11 @@ def pitch_correction(y_m, field_index: float, radius_m: float, weights=None) -> 
     return prefactor * mean_sq, prefactor * mean_sq_err
 
 
-def pitch_correction_from_amplitudes(
-    y_amplitude_m, field_index: float, radius_m: float, weights=None
-) -> tuple[float, float]:
+def pitch_correction_from_amplitudes(y_amplitude_m, field_index: float, radius_m: float, weights=None) -> tuple[float, float]:
     """Pitch correction C_p = n⟨A_y²⟩/(4R0²) from vertical betatron amplitudes, with its error.
 
-    Parameters
-    ----------
-    y_amplitude_m : array_like
-        Samples of the vertical betatron amplitude A_y, m.
-    field_index : float
-        Ring-averaged field index n, 0 < n < 1.
-    radius_m : float
-        Magic radius R0, m.
-    weights : array_like, optional
-        Non-negative relative weights of the samples.
-
-    Returns
-    -------
-    (float, float)
-        C_p and its error (dimensionless).
+    ``y_amplitude_m`` holds samples of the vertical betatron amplitude A_y (m); the other parameters
+    and the result are as in :func:`pitch_correction`.
     """
     # over a betatron period ⟨y²⟩ = A_y²/2
     return pitch_correction(_samples("y_amplitude_m", y_amplitude_m) / np.sqrt(2.0), field_index, radius_m, weights)
@@ -200,9 +179,7 @@ def omega_a_shift_from_spins(omega_a_rad_per_s, omega_a0_rad_per_s: float) -> tu
     return float(rel.mean()), float(rel.std(ddof=1) / math.sqrt(rel.size))
 
 
-def pitch_correction_from_tracker(
-    y_measured_m, resolution_m: float, resolution_err_m: float, field_index: float, radius_m: float
-) -> tuple[float, float]:
+def pitch_correction_from_tracker(y_measured_m, resolution_m: float, resolution_err_m: float, field_index: float, radius_m: float) -> tuple[float, float]:
     """C_p = n(⟨y_meas²⟩ − σ_res²)/(2R0²) from tracker-measured vertical positions, with its error.
 
     The tracker's Gaussian position resolution σ_res (m) adds σ_res² to ⟨y²⟩; its uncertainty
@@ -224,9 +201,7 @@ def _check_omega(omega_a_rad_per_us: float) -> float:
     return omega
 
 
-def phase_drift_correction(
-    t_us, mean_phase_rad, omega_a_rad_per_us: float, start_us: float, end_us: float, gamma_tau_us: float, phase_err_rad=None
-) -> tuple[float, float]:
+def phase_drift_correction(t_us, mean_phase_rad, omega_a_rad_per_us: float, start_us: float, end_us: float, gamma_tau_us: float, phase_err_rad=None) -> tuple[float, float]:
     """Correction −(1/ω_a) d⟨φ⟩/dt for a mean spin phase ⟨φ⟩(t) of the decaying muons, with its error.
 
     The slope is the one a fit of ω_a over [start_us, end_us] would absorb
@@ -351,7 +326,7 @@ def differential_decay_correction(
     # the samples in 2048 bins of δ (the drift of ⟨δ⟩ is smooth in t: 401 times suffice)
     counts, edges = np.histogram(d, bins=2048)
     filled = counts > 0
-    d_bin = (np.bincount(np.clip(np.searchsorted(edges, d, side="right") - 1, 0, 2047), weights=d, minlength=2048)[filled] / counts[filled])
+    d_bin = np.bincount(np.clip(np.searchsorted(edges, d, side="right") - 1, 0, 2047), weights=d, minlength=2048)[filled] / counts[filled]
     gamma = np.sqrt(1.0 + (u0 * (1.0 + delta.mean() + d_bin)) ** 2)
     t = np.linspace(start_us, end_us, 401)
     # log-rate relative to the design muon, so that the exponentials stay finite over any window

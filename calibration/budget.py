@@ -20,7 +20,6 @@ import json
 import math
 from dataclasses import dataclass
 
-
 from ringsim.errors import ConfigError
 
 __all__ = ["Budget", "BudgetLine"]
@@ -41,6 +40,7 @@ class BudgetLine:
     correlation: str = ""
 
     def __post_init__(self) -> None:
+        """Check the role and that the value and error (ppb) are finite, the error ≥ 0."""
         if self.role not in ROLES:
             raise ConfigError(f"budget line {self.name!r}: role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if not (math.isfinite(self.value_ppb) and math.isfinite(self.error_ppb) and self.error_ppb >= 0.0):
@@ -62,6 +62,7 @@ class Budget:
 
     @property
     def total_correction_ppb(self) -> float:
+        """Sum of the lines' effects on R'_μ in ppb."""
         return float(sum(line.effect_ppb for line in self.lines))
 
     @property
@@ -95,6 +96,7 @@ class Budget:
         }
 
     def to_json(self) -> str:
+        """Return :meth:`to_dict` as indented JSON text."""
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self) -> str:
@@ -110,7 +112,7 @@ class Budget:
         return "\n".join(rows) + "\n"
 
     def to_latex(self) -> str:
-        """A ``tabular`` with the same content as :meth:`to_text`."""
+        """Return a LaTeX ``tabular`` with the same content as :meth:`to_text`."""
 
         def tex(name: str) -> str:
             return name.replace("_", r"\_").replace("ω", r"$\omega$").replace("′", "'").replace("~", r"\~{}")

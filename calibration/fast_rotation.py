@@ -1,5 +1,7 @@
-"""Fast-rotation analysis: the equilibrium-radius distribution from the bunch structure of the early
-positron rate (the cosine-transform method of Orlov et al., NIM A 482 (2002) 767).
+"""Fast-rotation analysis: the equilibrium-radius distribution from the early bunch structure.
+
+The x_e distribution follows from the bunch structure of the early positron rate (the
+cosine-transform method of Orlov et al., NIM A 482 (2002) 767).
 
 Right after injection the muons still form a bunch: a detector sees the positron rate modulated at
 each muon's revolution frequency ω = βc/(R₀ + x_e), and the modulation fades as muons of different
@@ -105,7 +107,7 @@ def _early_phase(t_ns: np.ndarray, omega0_rad_per_ns: float, start_ns: float, sp
 
 
 def _aligned_times(time_ns: np.ndarray, calo, n_stations: int | None, period_ns: float, start_ns: float) -> np.ndarray:
-    """Times shifted so that every station's bunch passes near t = 0 (see the module docstring)."""
+    """Shift the times so that every station's bunch passes near t = 0 (see the module docstring)."""
     omega0 = 2.0 * math.pi / period_ns
     if calo is None:
         return time_ns
@@ -129,7 +131,7 @@ def _aligned_times(time_ns: np.ndarray, calo, n_stations: int | None, period_ns:
 
 
 def fast_rotation_signal(time_ns, period_ns: float, start_us: float, end_us: float, bins_per_turn: int = 40) -> FastRotationSignal:
-    """The normalised fast-rotation signal of already aligned positron times (ns).
+    """Return the normalised fast-rotation signal of already aligned positron times (ns).
 
     Bins are ``period_ns/bins_per_turn`` wide; the average is a centred window of exactly one
     nominal turn, so S oscillates about zero; half a turn is dropped at each end.
@@ -149,7 +151,7 @@ def fast_rotation_signal(time_ns, period_ns: float, start_us: float, end_us: flo
     c = counts[half:-half].astype(float)
     filled = average > 0.0  # a turn without hits carries no information: S = 0 there
     safe = np.where(filled, average, 1.0)
-    centres = 0.5 * (edges[half:-half - 1] + edges[half + 1 : -half])
+    centres = 0.5 * (edges[half : -half - 1] + edges[half + 1 : -half])
     return FastRotationSignal(centres, np.where(filled, c / safe - 1.0, 0.0), np.where(filled, np.sqrt(np.maximum(c, average)) / safe, 0.0), bin_ns)
 
 
@@ -227,7 +229,7 @@ def fast_rotation_analysis(
     n_points: int = 181,
     n_subsets: int = 8,
 ) -> FastRotationResult:
-    """The x_e distribution of a run from its positron times.
+    """Return the x_e distribution of a run from its positron times.
 
     Parameters
     ----------

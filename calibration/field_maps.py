@@ -123,7 +123,7 @@ def _seventeen_probes(r_max_m: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def probe_layout(ring: str, n_map_azimuths: int = 72) -> ProbeLayout:
-    """The probe layout of ``"fnal"`` or ``"jparc"`` (see the module docstring)."""
+    """Return the probe layout of ``"fnal"`` or ``"jparc"`` (see the module docstring)."""
     if not (isinstance(n_map_azimuths, int) and n_map_azimuths >= 4):
         raise ConfigError(f"n_map_azimuths: expected an integer >= 4, got {n_map_azimuths!r}")
     map_az = (np.arange(n_map_azimuths) + 0.5) * 2.0 * math.pi / n_map_azimuths
@@ -283,7 +283,7 @@ def _periodic_weights(target_rad: np.ndarray, nodes_rad: np.ndarray) -> np.ndarr
 
 
 def zero_mean_drift(layout: ProbeLayout, run_s: float, amplitude_ppb: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """A drift model whose average over [0, run_s] vanishes: δ(t, station) = Σ_j A_j sin(2πjt/run + φ_j).
+    """Return a drift model whose average over [0, run_s] vanishes: δ(t, station) = Σ_j A_j sin(2πjt/run + φ_j).
 
     Each station gets three harmonics of the run length in a₀ (rms ≈ ``amplitude_ppb``) and a tenth
     of that in a₁ and b₁, plus a common a₀ term. Returns δ(t_s) → (T, S, 3) in ppb.
@@ -305,7 +305,7 @@ def zero_mean_drift(layout: ProbeLayout, run_s: float, amplitude_ppb: float, rng
 
 
 def _static_multipoles_ppb(cfg, layout: ProbeLayout, order: int) -> np.ndarray:
-    """Static multipoles (A, 2K + 1) in ppb of the configured field: focusing gradient, perturbations."""
+    """Return the static multipoles (A, 2K + 1) in ppb of the configured field: focusing gradient, perturbations."""
     n_coeff = 2 * order + 1
     static = np.zeros((layout.map_azimuth_rad.size, n_coeff))
     r0 = layout.reference_radius_m
@@ -343,7 +343,7 @@ def synthetic_field_dataset(
     seed: int = 0,
     codata_edition: int = 2018,
 ) -> FieldDataset:
-    """A synthetic field data set of a run of the configured ring (see the module docstring).
+    """Return a synthetic field data set of a run of the configured ring (see the module docstring).
 
     The true field is B₀[1 + (static + drift)·1e-9] with the static multipoles of the configuration
     (magnetic focusing gradient, ``perturbations``) plus ``extra_static_ppb`` (A, 2K + 1) on the map
@@ -481,9 +481,12 @@ class FieldAnalysis:
         return np.einsum("as,nsc->nac", _periodic_weights(ds.map_azimuth_rad, ds.station_azimuth_rad), st)
 
     def multipoles_at(self, t_s) -> np.ndarray:
-        """Multipoles (N, A, 2K + 1) at the times ``t_s`` (N,): the two bracketing maps, each carried to
-        t by the fixed probes' change of (a₀, a₁, b₁), blended linearly in time (per azimuth, with
-        the time the map passed it); outside the maps, the nearest map carried."""
+        """Return the multipoles (N, A, 2K + 1) at the times ``t_s`` (N,).
+
+        The two bracketing maps, each carried to t by the fixed probes' change of (a₀, a₁, b₁), are
+        blended linearly in time (per azimuth, with the time the map passed it); outside the maps,
+        the nearest map carried.
+        """
         ds = self.dataset
         t = np.atleast_1d(np.asarray(t_s, dtype=float))
         maps = self.map_multipoles_ppb

@@ -1,5 +1,7 @@
-"""Frequencies in a magnetic field: the shielded-proton NMR reference ω̃'_p(T) and the ideal ω_a
-(docs/physics.md §4), and the field the muons of a weak-focusing ring see on average.
+"""Frequencies in a magnetic field (docs/physics.md §4).
+
+The shielded-proton NMR reference ω̃'_p(T) and the ideal ω_a, and the field the muons of a
+weak-focusing ring see on average.
 
 Both the simulation truth and the extraction of a_μ use these, so that they share one set of
 constants (one CODATA edition).
@@ -24,9 +26,7 @@ def _check_field(field_t: float) -> float:
     return field_t
 
 
-def omega_p_tilde_rad_per_s(
-    field_t: float, codata_edition: int = 2018, temperature_c: float = T_R_FNAL_C
-) -> float:
+def omega_p_tilde_rad_per_s(field_t: float, codata_edition: int = 2018, temperature_c: float = T_R_FNAL_C) -> float:
     """Shielded-proton Larmor frequency ω̃'_p(T) = γ'_p(T)·B, rad/s.
 
     Parameters

@@ -1,6 +1,7 @@
-"""The muon-weighted ω̃'_p = f_calib⟨ω'_p(x, y, φ) × M(x, y, φ)⟩ of a run from its field data
-(docs/physics.md §4); the field-free reference frequencies are in :mod:`calibration.larmor`. Weighting a multipole map Σ a_k Re z^k + b_k Im z^k
-(z = (x + iy)/r₀) with the muon distribution needs ⟨Re z^k⟩, ⟨Im z^k⟩; the first and second moments
+"""The muon-weighted ω̃'_p = f_calib⟨ω'_p(x, y, φ) × M(x, y, φ)⟩ of a run from its field data.
+
+See docs/physics.md §4; the field-free reference frequencies are in :mod:`calibration.larmor`.
+Weighting a multipole map Σ a_k Re z^k + b_k Im z^k (z = (x + iy)/r₀) with the muon distribution needs ⟨Re z^k⟩, ⟨Im z^k⟩; the first and second moments
 of M give k ≤ 2 exactly, ⟨x⟩/r₀, ⟨y⟩/r₀, (⟨x²⟩ − ⟨y²⟩)/r₀², 2⟨xy⟩/r₀², and the higher terms are
 dropped (O(ppb) for centred beams of a few mm and ppm-level higher multipoles).
 """
@@ -127,6 +128,7 @@ class OmegaPResult:
 
     @property
     def total_error_ppb(self) -> float:
+        """Quadrature sum of the error contributions in ppb."""
         return math.sqrt(sum(v**2 for v in self.errors_ppb.values()))
 
 
@@ -147,8 +149,10 @@ def omega_p_tilde_from_field(
     n_replicas: int = 24,
     seed: int = 0,
 ) -> OmegaPResult:
-    """ω̃'_p(T_r) of a run: calibrated multipole maps, carried in time by the fixed probes, weighted by
-    the muon distribution (uniform in azimuth unless the moments vary with it) and by the fills.
+    """Return ω̃'_p(T_r) of a run.
+
+    Calibrated multipole maps, carried in time by the fixed probes, are weighted by the muon
+    distribution (uniform in azimuth unless the moments vary with it) and by the fills.
 
     Parameters
     ----------

@@ -1,5 +1,6 @@
-"""Standard Model predictions and experimental values of a_μ, as data with their sources (docs/physics.md §4),
-and the comparison of a measurement with them: Δa_μ = a_μ(exp) − a_μ(SM) and its significance.
+"""Standard Model predictions and experimental values of a_μ, as data with their sources (docs/physics.md §4).
+
+Also the comparison of a measurement with them: Δa_μ = a_μ(exp) − a_μ(SM) and its significance.
 
 Tags as in docs/physics.md: [V] read in the public source named; the seeds are the talks in
 ``/work/shared/seeds`` (001, 002: 2022 talks quoting the 2021 4.2σ; 003: the E821 value with
@@ -27,6 +28,7 @@ class AmuValue:
 
     @property
     def relative_err_ppb(self) -> float:
+        """Relative error of a_μ in ppb."""
         return self.a_mu_err / self.a_mu * 1e9
 
 

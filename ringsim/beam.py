@@ -76,7 +76,9 @@ def check_beam_fits_aperture(cfg: SimConfig, n_trial: int = 1 << 16) -> None:
     """
     if not np.any(_candidates(cfg, n_trial, np.random.default_rng(0))[1]):
         b, ring = cfg.beam, cfg.ring
-        raise ConfigError(f"beam: none of {n_trial} muons fits inside the {ring.aperture_radius_m * 1e3:g} mm aperture (momentum_offset {b.momentum_offset:g}, widths {b.radial_betatron_width_m:g} m, {b.vertical_width_m:g} m)")
+        raise ConfigError(
+            f"beam: none of {n_trial} muons fits inside the {ring.aperture_radius_m * 1e3:g} mm aperture (momentum_offset {b.momentum_offset:g}, widths {b.radial_betatron_width_m:g} m, {b.vertical_width_m:g} m)"
+        )
 
 
 def vertical_amplitude_m(beam: Beam, field_index: float, radius_m: float) -> np.ndarray:

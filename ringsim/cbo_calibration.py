@@ -30,7 +30,7 @@ class CboCalibration:
     tau_us: float
 
     def overrides(self) -> list[str]:
-        """Configuration overrides that make fast mode reproduce this motion."""
+        """Return the configuration overrides that make fast mode reproduce this motion."""
         return [f"fastmodel.cbo_amplitude_m={self.amplitude_m!r}", f"fastmodel.cbo_phase_rad={self.phase_rad!r}", f"fastmodel.tune_x={self.tune_x!r}", f"fastmodel.cbo_tau_us={self.tau_us!r}"]
 
 

@@ -57,10 +57,12 @@ class Codata:
 
     @property
     def name(self) -> str:
+        """Label of the edition, e.g. "CODATA 2018"."""
         return f"CODATA {self.edition}"
 
     @property
     def electron_mass_mev(self) -> float:
+        """m_e c² in MeV, from m_μ and m_μ/m_e of this edition."""
         return self.muon_mass_mev / self.muon_electron_mass_ratio
 
     @property
@@ -89,42 +91,25 @@ class Codata:
         return 2.0 * abs(mu_p) / HBAR_J_S
 
 
+_CODATA_EDITIONS = (2018, 2022)
+# Codata field: (value, standard uncertainty) of each edition in _CODATA_EDITIONS
+_CODATA_ROWS = {
+    "muon_mass_mev": ((105.658_375_5, 2.3e-6), (105.658_375_5, 2.3e-6)),
+    "muon_electron_mass_ratio": ((206.768_283_0, 4.6e-6), (206.768_282_7, 4.6e-6)),
+    "electron_g_factor": ((-2.002_319_304_362_56, 3.5e-13), (-2.002_319_304_360_92, 3.6e-13)),
+    "electron_to_shielded_proton_moment_ratio": ((-658.227_597_1, 7.2e-6), (-658.227_585_6, 2.7e-6)),
+    "shielded_proton_gyromagnetic_ratio_mhz_per_t": ((42.576_384_74, 4.6e-7), (42.576_385_43, 1.7e-7)),
+    "muon_proton_moment_ratio": ((3.183_345_142, 7.1e-8), (3.183_345_146, 7.1e-8)),
+}
+
 CODATA_TABLES: dict[int, Codata] = {
-    2018: Codata(
-        edition=2018,
-        muon_mass_mev=105.658_375_5,
-        muon_mass_mev_err=2.3e-6,
-        muon_electron_mass_ratio=206.768_283_0,
-        muon_electron_mass_ratio_err=4.6e-6,
-        electron_g_factor=-2.002_319_304_362_56,
-        electron_g_factor_err=3.5e-13,
-        electron_to_shielded_proton_moment_ratio=-658.227_597_1,
-        electron_to_shielded_proton_moment_ratio_err=7.2e-6,
-        shielded_proton_gyromagnetic_ratio_mhz_per_t=42.576_384_74,
-        shielded_proton_gyromagnetic_ratio_mhz_per_t_err=4.6e-7,
-        muon_proton_moment_ratio=3.183_345_142,
-        muon_proton_moment_ratio_err=7.1e-8,
-    ),
-    2022: Codata(
-        edition=2022,
-        muon_mass_mev=105.658_375_5,
-        muon_mass_mev_err=2.3e-6,
-        muon_electron_mass_ratio=206.768_282_7,
-        muon_electron_mass_ratio_err=4.6e-6,
-        electron_g_factor=-2.002_319_304_360_92,
-        electron_g_factor_err=3.6e-13,
-        electron_to_shielded_proton_moment_ratio=-658.227_585_6,
-        electron_to_shielded_proton_moment_ratio_err=2.7e-6,
-        shielded_proton_gyromagnetic_ratio_mhz_per_t=42.576_385_43,
-        shielded_proton_gyromagnetic_ratio_mhz_per_t_err=1.7e-7,
-        muon_proton_moment_ratio=3.183_345_146,
-        muon_proton_moment_ratio_err=7.1e-8,
-    ),
+    edition: Codata(edition=edition, **{key: row[i][0] for key, row in _CODATA_ROWS.items()}, **{f"{key}_err": row[i][1] for key, row in _CODATA_ROWS.items()})
+    for i, edition in enumerate(_CODATA_EDITIONS)
 }
 
 
 def codata(edition: int = 2018) -> Codata:
-    """The constants of one CODATA edition (2018 or 2022)."""
+    """Return the constants of one CODATA edition (2018 or 2022)."""
     try:
         return CODATA_TABLES[int(edition)]
     except (KeyError, ValueError, TypeError):

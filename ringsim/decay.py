@@ -125,10 +125,12 @@ class DecayStates:
 
     @property
     def azimuth_rad(self) -> np.ndarray:
+        """Azimuth of each decay position in [0, 2π) rad, atan2(z, x)."""
         return np.mod(np.arctan2(self.position_m[:, 2], self.position_m[:, 0]), 2.0 * math.pi)
 
     @property
     def y_m(self) -> np.ndarray:
+        """Vertical position of each decay in m."""
         return self.position_m[:, 1]
 
 

@@ -124,7 +124,9 @@ def _check_phase_range(cfg: SimConfig, kin: RingKinematics, q_over_m: float, tun
     omega_max = q_over_m * ring.field_t * (abs(a) + (abs(a) + 1.0 / (u_min * u_min)) * ring.field_index * x_max / ring.radius_m)
     spin_rad = abs(cfg.beam.spin_phase_rad) + omega_max * life_s
     if max(turn_rad, spin_rad) >= MAX_PHASE_RAD:
-        raise ConfigError(f"fast mode: the longest lifetime reaches a turn or spin phase of {max(turn_rad, spin_rad):.3g} rad, above the kernel's {MAX_PHASE_RAD:.0e} (ring radius, tunes or a_mu out of range)")
+        raise ConfigError(
+            f"fast mode: the longest lifetime reaches a turn or spin phase of {max(turn_rad, spin_rad):.3g} rad, above the kernel's {MAX_PHASE_RAD:.0e} (ring radius, tunes or a_mu out of range)"
+        )
 
 
 def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_mev: float) -> FastParams:
@@ -136,21 +138,61 @@ def fast_params(cfg: SimConfig, kin: RingKinematics, q_over_m: float, muon_mass_
     vg = VaneGeometry.from_config(cfg) if det.model == "vanes" else VaneGeometry()
     _check_phase_range(cfg, kin, q_over_m, max(1.0, nu_x, nu_y))
     return FastParams(
-        radius_m=ring.radius_m, gamma_beta=kin.gamma * kin.beta, momentum_offset=b.momentum_offset, momentum_spread=b.momentum_spread,
-        x_width_m=b.radial_betatron_width_m, y_width_m=b.vertical_width_m, bunch_length_ns=b.bunch_length_ns, aperture_m=ring.aperture_radius_m,
-        dispersion=ring.radius_m / (1.0 - ring.field_index), nu_x_beam=nu_x_beam, nu_y_beam=nu_y_beam, nu_x=nu_x, nu_y=nu_y,
-        cbo_amplitude_m=fm.cbo_amplitude_m, cbo_tau_us=fm.cbo_tau_us, cbo_cos_phase=math.cos(fm.cbo_phase_rad), cbo_sin_phase=math.sin(fm.cbo_phase_rad),
-        loss_fraction=fm.loss_fraction, loss_tau_s=fm.loss_tau_us * 1e-6, lifetime_s=MUON_LIFETIME_S, spin_phase_rad=b.spin_phase_rad,
-        polarization=b.polarization, muon_mass_mev=muon_mass_mev, electric=ring.focusing == "electric", q_over_m=q_over_m, a_mu=cfg.muon.a_mu,
-        field_t=ring.field_t, field_index=ring.field_index, kappa=ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m,
-        detector=DETECTOR_CODES[det.model], n_stations=ring.n_detectors, face_inner_m=geo.inner_x_m, face_outer_m=geo.outer_x_m,
-        face_half_height_m=geo.half_height_m, chamber_outer_m=geo.chamber_outer_x_m, chamber_inner_m=geo.chamber_inner_x_m,
-        efficiency=det.efficiency, resolution_stochastic=det.energy_resolution_stochastic, resolution_constant=det.energy_resolution_constant,
-        time_resolution_ns=det.time_resolution_ns, resolving_time_ns=det.resolving_time_ns, gain_sag=det.gain_sag_amplitude,
-        gain_sag_tau_us=det.gain_sag_tau_us, gain_drift_per_kfill=det.gain_drift_per_kfill, energy_min_mev=det.energy_min_mev,
-        vane_r_min_m=vg.r_min_m, vane_r_max_m=vg.r_max_m, vane_half_height_m=vg.half_height_m, vane_radius_m_per_mev=vg.radius_m_per_mev,
-        vane_flight_ns_per_rad_per_mev=vg.flight_ns_per_rad_per_mev, vane_efficiency=vg.efficiency, vane_readout_window_ns=vg.readout_window_ns,
-        vane_min_vanes=vg.min_vanes, vane_time_bin_ns=vg.time_bin_ns, vane_momentum_resolution=vg.momentum_resolution,
+        radius_m=ring.radius_m,
+        gamma_beta=kin.gamma * kin.beta,
+        momentum_offset=b.momentum_offset,
+        momentum_spread=b.momentum_spread,
+        x_width_m=b.radial_betatron_width_m,
+        y_width_m=b.vertical_width_m,
+        bunch_length_ns=b.bunch_length_ns,
+        aperture_m=ring.aperture_radius_m,
+        dispersion=ring.radius_m / (1.0 - ring.field_index),
+        nu_x_beam=nu_x_beam,
+        nu_y_beam=nu_y_beam,
+        nu_x=nu_x,
+        nu_y=nu_y,
+        cbo_amplitude_m=fm.cbo_amplitude_m,
+        cbo_tau_us=fm.cbo_tau_us,
+        cbo_cos_phase=math.cos(fm.cbo_phase_rad),
+        cbo_sin_phase=math.sin(fm.cbo_phase_rad),
+        loss_fraction=fm.loss_fraction,
+        loss_tau_s=fm.loss_tau_us * 1e-6,
+        lifetime_s=MUON_LIFETIME_S,
+        spin_phase_rad=b.spin_phase_rad,
+        polarization=b.polarization,
+        muon_mass_mev=muon_mass_mev,
+        electric=ring.focusing == "electric",
+        q_over_m=q_over_m,
+        a_mu=cfg.muon.a_mu,
+        field_t=ring.field_t,
+        field_index=ring.field_index,
+        kappa=ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m,
+        detector=DETECTOR_CODES[det.model],
+        n_stations=ring.n_detectors,
+        face_inner_m=geo.inner_x_m,
+        face_outer_m=geo.outer_x_m,
+        face_half_height_m=geo.half_height_m,
+        chamber_outer_m=geo.chamber_outer_x_m,
+        chamber_inner_m=geo.chamber_inner_x_m,
+        efficiency=det.efficiency,
+        resolution_stochastic=det.energy_resolution_stochastic,
+        resolution_constant=det.energy_resolution_constant,
+        time_resolution_ns=det.time_resolution_ns,
+        resolving_time_ns=det.resolving_time_ns,
+        gain_sag=det.gain_sag_amplitude,
+        gain_sag_tau_us=det.gain_sag_tau_us,
+        gain_drift_per_kfill=det.gain_drift_per_kfill,
+        energy_min_mev=det.energy_min_mev,
+        vane_r_min_m=vg.r_min_m,
+        vane_r_max_m=vg.r_max_m,
+        vane_half_height_m=vg.half_height_m,
+        vane_radius_m_per_mev=vg.radius_m_per_mev,
+        vane_flight_ns_per_rad_per_mev=vg.flight_ns_per_rad_per_mev,
+        vane_efficiency=vg.efficiency,
+        vane_readout_window_ns=vg.readout_window_ns,
+        vane_min_vanes=vg.min_vanes,
+        vane_time_bin_ns=vg.time_bin_ns,
+        vane_momentum_resolution=vg.momentum_resolution,
         vane_angle_resolution_rad=vg.vertical_angle_resolution_rad,
     )
 
@@ -196,7 +238,7 @@ def _normal_pair(u1, u2):
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _beam(p, key, stride, n_muons, beam):
-    """The collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
+    """Return the collimated Gaussian beam of a fill: candidates 0, 1, … of the beam stream inside the aperture, in order.
 
     Candidate c draws (x_β, x′R₀/ν), (y, y′R₀/ν) and (Δp/p, t₀) as Box–Muller pairs of draws 6c … 6c + 5;
     rows of ``beam`` (``_B_*``, n_muons columns) receive the accepted ones. Returns the number of candidates drawn.
@@ -226,8 +268,11 @@ def _beam(p, key, stride, n_muons, beam):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _michel_fraction(u1, u2, u3, u4, u_branch):
-    """x = 2E*/m_μ of the Michel spectrum, CDF 2x³ − x⁴ = ⅔·x³ + ⅓·(4x³ − 3x⁴): with probability ⅔ the
-    largest of three uniforms, else the second largest of four (exact, branch-free)."""
+    """Return x = 2E*/m_μ of the Michel spectrum from uniforms, exactly and without branches.
+
+    CDF 2x³ − x⁴ = ⅔·x³ + ⅓·(4x³ − 3x⁴): with probability ⅔ the largest of three uniforms, else the
+    second largest of four.
+    """
     largest3 = max(u1, max(u2, u3))
     second4 = max(min(max(u1, u2), max(u3, u4)), max(min(u1, u2), min(u3, u4)))
     return largest3 if u_branch < 2.0 / 3.0 else second4
@@ -295,7 +340,13 @@ def _decays(p, key, stride, first, n, beam, out):
         spin = p.spin_phase_rad + omega * life_s
         ss, cs = sincos_reduced(spin)
         # Michel decay in the rest frame (ringsim.decay), boosted with u along (−sin a, 0, cos a)
-        xe = _michel_fraction(uniform(key, stride, d + _D_MICHEL), uniform(key, stride, d + _D_MICHEL + 1), uniform(key, stride, d + _D_MICHEL + 2), uniform(key, stride, d + _D_MICHEL + 3), uniform(key, stride, d + _D_BRANCH))
+        xe = _michel_fraction(
+            uniform(key, stride, d + _D_MICHEL),
+            uniform(key, stride, d + _D_MICHEL + 1),
+            uniform(key, stride, d + _D_MICHEL + 2),
+            uniform(key, stride, d + _D_MICHEL + 3),
+            uniform(key, stride, d + _D_BRANCH),
+        )
         cos_t = rest_frame_cos_theta(xe, p.polarization, uniform(key, stride, d + _D_COS))
         sin_phi, cos_phi = sincos_reduced(TWO_PI * uniform(key, stride, d + _D_PHI))
         energy[j], dx[j], dy[j], dz[j] = _lab_positron(gam, beta, sin_a, cos_a, ss, cs, xe, cos_t, cos_phi, sin_phi, p.muon_mass_mev)
@@ -307,6 +358,36 @@ def _decays(p, key, stride, first, n, beam, out):
         angle[j] = atan(dy[j] / math.sqrt(dx[j] * dx[j] + dz[j] * dz[j]))  # vertical angle
         g_e[j], g_t[j], _ = _normal_pair(uniform(key, stride, d + _D_RES), uniform(key, stride, d + _D_RES + 1))
         u_eff[j] = uniform(key, stride, d + _D_EFF)
+
+
+@njit(cache=True, inline="always")
+def _face_hits(p, out, n, cos_az, sin_az, work, index, station, face):
+    """Find the calorimeter faces the first ``n`` decays of ``out`` reach: ``station`` and ``face`` (flight time [ns], x, y [m]) as :func:`calorimeter_hits_batch` fills them."""
+    calorimeter_hits_batch(
+        out[_PX],
+        out[_PY],
+        out[_PZ],
+        out[_DX],
+        out[_DY],
+        out[_DZ],
+        out[_ENERGY],
+        n,
+        p.field_t,
+        p.radius_m,
+        cos_az,
+        sin_az,
+        p.face_inner_m,
+        p.face_outer_m,
+        p.face_half_height_m,
+        p.chamber_outer_m,
+        p.chamber_inner_m,
+        work,
+        index,
+        station,
+        face[0],
+        face[1],
+        face[2],
+    )
 
 
 @njit(cache=True, error_model="numpy")
@@ -341,10 +422,7 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
         n = min(BATCH, n_muons - first)
         _decays(p, streams[2], streams[3], first, n, beam, out)
         if p.detector == CALORIMETERS:
-            calorimeter_hits_batch(
-                out[_PX], out[_PY], out[_PZ], out[_DX], out[_DY], out[_DZ], out[_ENERGY], n, p.field_t, p.radius_m, cos_az, sin_az, p.face_inner_m,
-                p.face_outer_m, p.face_half_height_m, p.chamber_outer_m, p.chamber_inner_m, work, index, face_station, face_hit[0], face_hit[1], face_hit[2],
-            )
+            _face_hits(p, out, n, cos_az, sin_az, work, index, face_station, face_hit)
         for j in range(n):
             i = first + j
             is_lost = out[_LOSS_NS, j] < np.inf
@@ -369,8 +447,24 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
                     while n_angles < max_crossings and uniform(streams[4], streams[5], i * max_crossings + n_angles - 1) >= p.vane_efficiency:
                         n_angles += 1
                 m = _track_crossings(
-                    out[_PX, j], out[_PY, j], out[_PZ, j], dx, dy, dz, e_true, cos_az, sin_az, p.vane_r_min_m, p.vane_r_max_m,
-                    p.vane_half_height_m, p.vane_radius_m_per_mev, alpha, vane, r_vane, y_vane, n_angles,
+                    out[_PX, j],
+                    out[_PY, j],
+                    out[_PZ, j],
+                    dx,
+                    dy,
+                    dz,
+                    e_true,
+                    cos_az,
+                    sin_az,
+                    p.vane_r_min_m,
+                    p.vane_r_max_m,
+                    p.vane_half_height_m,
+                    p.vane_radius_m_per_mev,
+                    alpha,
+                    vane,
+                    r_vane,
+                    y_vane,
+                    n_angles,
                 )
                 if with_truth and m > 0:
                     truth[i, _TR_STATION] = vane[0]
@@ -380,8 +474,20 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
                     t_vane[k] = decay_ns + alpha[k] * ns_per_rad if k < n_angles else decay_ns  # a time in the window
                     u_vane[k] = uniform(streams[4], streams[5], i * max_crossings + k)
                 n_detected, station, momentum, t_reco, angle_reco = track_response(
-                    t_vane[:m], vane[:m], u_vane[:m], decay_ns, e_true, out[_ANGLE_D, j], out[_G_E, j], out[_G_T, j], p.vane_efficiency,
-                    p.vane_readout_window_ns, p.vane_min_vanes, p.vane_time_bin_ns, p.vane_momentum_resolution, p.vane_angle_resolution_rad,
+                    t_vane[:m],
+                    vane[:m],
+                    u_vane[:m],
+                    decay_ns,
+                    e_true,
+                    out[_ANGLE_D, j],
+                    out[_G_E, j],
+                    out[_G_T, j],
+                    p.vane_efficiency,
+                    p.vane_readout_window_ns,
+                    p.vane_min_vanes,
+                    p.vane_time_bin_ns,
+                    p.vane_momentum_resolution,
+                    p.vane_angle_resolution_rad,
                 )
                 if n_detected < p.vane_min_vanes:
                     continue
@@ -412,9 +518,12 @@ def _simulate_fill(p, streams, n_muons, fill, cos_az, sin_az, hits, lost, truth)
 
 @njit(cache=True, inline="always")
 def _truth_row(row, decay, muon, is_lost):
-    """Truth row of one muon from its decay and beam columns: injection time [ns], Δp/p, lost (1) or not (0),
-    decay or loss time [ns] and azimuth [rad], decay position x, y [m], spin angle, positron energy [MeV]
-    and vertical angle (NaN for a lost muon), station (−1 until the detector step sets it)."""
+    """Fill the truth row of one muon from its decay and beam columns.
+
+    Injection time [ns], Δp/p, lost (1) or not (0), decay or loss time [ns] and azimuth [rad], decay
+    position x, y [m], spin angle, positron energy [MeV] and vertical angle (NaN for a lost muon),
+    station (−1 until the detector step sets it).
+    """
     row[_TR_T0] = muon[_B_T0]
     row[_TR_DELTA] = muon[_B_DELTA]
     row[_TR_LOST] = 1.0 if is_lost else 0.0
@@ -449,7 +558,7 @@ def _hit_row(h, t_meas, e_meas, e_true, decay, muon, dispersion, x_hit, y_hit, a
 
 @njit(cache=True, error_model="numpy")
 def time_order(t_ns, tau_ns):
-    """Indices that sort ``t_ns`` (stable): bucket sort on 1 − e^{−t/τ}, then insertion sort (O(n) for decay times).
+    """Return the indices that sort ``t_ns`` (stable): bucket sort on 1 − e^{−t/τ}, then insertion sort (O(n) for decay times).
 
     The buckets only set the speed: the insertion sort puts any bucket order right.
     """
@@ -479,7 +588,7 @@ def time_order(t_ns, tau_ns):
 
 @njit(cache=True)
 def merged_order(fill_a, t_a, fill_b, t_b):
-    """Indices into the concatenation (a, b) of two (fill, time)-ordered samples that order it by (fill, time); ties keep a first."""
+    """Return the indices into the concatenation (a, b) of two (fill, time)-ordered samples that order it by (fill, time); ties keep a first."""
     n_a, n_b = fill_a.size, fill_b.size
     order = np.empty(n_a + n_b, dtype=np.int64)
     i = j = 0
@@ -542,8 +651,10 @@ def _merge_fill(hits, n_hits, n_stations, resolving_ns, energy_min_mev, sort_tau
 
 @njit(cache=True)
 def _order_fill(hits, n_hits, energy_min_mev, sort_tau_ns, clusters):
-    """One fill's hits as clusters without merging (vane tracks), in time order; rows of ``clusters`` and
-    the selection (energy ≥ ``energy_min_mev``, time ≥ 0) as in :func:`_merge_fill`; returns their number."""
+    """Order one fill's hits as clusters without merging (vane tracks), in time order; return their number.
+
+    Rows of ``clusters`` and the selection (energy ≥ ``energy_min_mev``, time ≥ 0) as in :func:`_merge_fill`.
+    """
     n_kept = 0
     for h in time_order(hits[:n_hits, _T_MEAS], sort_tau_ns):
         t, e = hits[h, _T_MEAS], hits[h, _E_MEAS]
@@ -556,7 +667,7 @@ def _order_fill(hits, n_hits, energy_min_mev, sort_tau_ns, clusters):
 
 @njit(cache=True, inline="always")
 def _write_clusters(hits, clusters, n_recorded, fill, row, events):
-    """The recorded clusters of one fill (rows of ``clusters`` → hits) into the event arrays from ``row`` on."""
+    """Write the recorded clusters of one fill (rows of ``clusters`` → hits) into the event arrays from ``row`` on."""
     time_ns, energy, calo, fill_no, n_merged, x_hit, y_hit, hemisphere, angle, e_true, decay_ns, delta, x_e, x, y, spin, t0 = events
     for j in range(n_recorded):
         i = row + j
@@ -592,7 +703,7 @@ def _close_gaps(a, start, count, out_start):
 
 @njit(cache=True, parallel=True)
 def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups, truth=False):
-    """Recorded clusters, lost muons and (if ``truth``) the truth of every muon of consecutive fills, fills in parallel.
+    """Simulate the recorded clusters, lost muons and (if ``truth``) the truth of every muon of consecutive fills, fills in parallel.
 
     ``streams`` (n_fills, 6) are the fills' random streams (:func:`fill_streams`), ``fill_muons`` the muons to follow in
     each fill, ``first_fill`` the number of the first, (``cos_az``, ``sin_az``) the radial directions
@@ -612,10 +723,23 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
     total = start[n_fills]
     f4 = np.float32
     events = (
-        np.empty(total), np.empty(total, dtype=f4), np.empty(total, dtype=np.int16), np.empty(total, dtype=np.int64),
-        np.empty(total, dtype=np.int8), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=np.int8),
-        np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
-        np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4), np.empty(total, dtype=f4),
+        np.empty(total),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=np.int16),
+        np.empty(total, dtype=np.int64),
+        np.empty(total, dtype=np.int8),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=np.int8),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
+        np.empty(total, dtype=f4),
     )
     lost = np.empty((total, 3))
     truth_rows = np.empty((total if truth else 0, N_TRUTH_COLUMNS))
@@ -650,14 +774,22 @@ def simulate_fills(p, streams, fill_muons, first_fill, cos_az, sin_az, n_groups,
     for f in range(n_fills):
         lost_start[f + 1] = lost_start[f] + n_lost[f]
     packed = (
-        _close_gaps(events[0], group_start, group_recorded, out_start), _close_gaps(events[1], group_start, group_recorded, out_start),
-        _close_gaps(events[2], group_start, group_recorded, out_start), _close_gaps(events[3], group_start, group_recorded, out_start),
-        _close_gaps(events[4], group_start, group_recorded, out_start), _close_gaps(events[5], group_start, group_recorded, out_start),
-        _close_gaps(events[6], group_start, group_recorded, out_start), _close_gaps(events[7], group_start, group_recorded, out_start),
-        _close_gaps(events[8], group_start, group_recorded, out_start), _close_gaps(events[9], group_start, group_recorded, out_start),
-        _close_gaps(events[10], group_start, group_recorded, out_start), _close_gaps(events[11], group_start, group_recorded, out_start),
-        _close_gaps(events[12], group_start, group_recorded, out_start), _close_gaps(events[13], group_start, group_recorded, out_start),
-        _close_gaps(events[14], group_start, group_recorded, out_start), _close_gaps(events[15], group_start, group_recorded, out_start),
+        _close_gaps(events[0], group_start, group_recorded, out_start),
+        _close_gaps(events[1], group_start, group_recorded, out_start),
+        _close_gaps(events[2], group_start, group_recorded, out_start),
+        _close_gaps(events[3], group_start, group_recorded, out_start),
+        _close_gaps(events[4], group_start, group_recorded, out_start),
+        _close_gaps(events[5], group_start, group_recorded, out_start),
+        _close_gaps(events[6], group_start, group_recorded, out_start),
+        _close_gaps(events[7], group_start, group_recorded, out_start),
+        _close_gaps(events[8], group_start, group_recorded, out_start),
+        _close_gaps(events[9], group_start, group_recorded, out_start),
+        _close_gaps(events[10], group_start, group_recorded, out_start),
+        _close_gaps(events[11], group_start, group_recorded, out_start),
+        _close_gaps(events[12], group_start, group_recorded, out_start),
+        _close_gaps(events[13], group_start, group_recorded, out_start),
+        _close_gaps(events[14], group_start, group_recorded, out_start),
+        _close_gaps(events[15], group_start, group_recorded, out_start),
         _close_gaps(events[16], group_start, group_recorded, out_start),
     )
     m = lost_start[n_fills]

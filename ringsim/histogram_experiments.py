@@ -31,7 +31,7 @@ class HistogramModel:
     gamma_tau_ns: float
 
     def expected(self, n_positrons: float) -> np.ndarray:
-        """Expected counts (n_stations, n_time, n_energy) for ``n_positrons`` recorded positrons."""
+        """Return the expected counts (n_stations, n_time, n_energy) for ``n_positrons`` recorded positrons."""
         t0, t1 = self.time_edges_ns[:-1], self.time_edges_ns[1:]
         basis = _bin_integrals(t0, t1, self.omega_a_rad_per_ns, self.gamma_tau_ns)  # (3, n_time)
         return n_positrons * np.einsum("sek,kt->ste", self.coefficients, basis)

@@ -52,9 +52,11 @@ EFFICIENCY_MUONS = 2000  # bunch of the efficiency reported for a configuration
 
 @dataclass(frozen=True)
 class KickerGeometry:
-    """Two pairs of one-turn coils, each pair at ±height with opposite currents (seed 004: "two
-    pairs of one-turn coils") [V]; radii and heights are choices of this model [U]. The current
-    ratio of the pairs cancels ∂B_ρ/∂ρ at (R₀, 0)."""
+    """Two pairs of one-turn coils, each pair at ±height with opposite currents.
+
+    Seed 004: "two pairs of one-turn coils" [V]; radii and heights are choices of this model [U]. The
+    current ratio of the pairs cancels ∂B_ρ/∂ρ at (R₀, 0).
+    """
 
     inner_radius_m: float = 0.27  # [U]
     inner_height_m: float = 0.12  # [U]
@@ -88,6 +90,7 @@ class InjectionParams:
     codata_edition: int = 2018
 
     def __post_init__(self):
+        """Check the parameters; ConfigError naming the first one out of range."""
         positive = ("momentum_mev", "storage_pitch_rad", "entry_height_m", "kicker_duration_ns", "storage_half_height_m", "storage_half_width_m")
         for name in positive:
             if not getattr(self, name) > 0.0:
@@ -239,8 +242,21 @@ def _steps(duration_s: float, setup: _Setup) -> int:
 def _run(states, n_steps, params, setup, kick_peak_t, kick_start_s, n_records=0, rec_every=1, dt_sign=1.0):
     kick_r, kick_y, kick_i = kicker_coils(params.kicker, params.coils.radius_m)
     return track_in_solenoid(
-        states, n_steps, dt_sign * setup.dt_s, *coil_set_jparc(params.coils), kick_r, kick_y, kick_peak_t * kick_i, kick_start_s, params.kicker_duration_ns * 1e-9,
-        setup.q_over_m, params.a_mu, params.edm_eta, params.storage_half_height_m, n_records, rec_every,
+        states,
+        n_steps,
+        dt_sign * setup.dt_s,
+        *coil_set_jparc(params.coils),
+        kick_r,
+        kick_y,
+        kick_peak_t * kick_i,
+        kick_start_s,
+        params.kicker_duration_ns * 1e-9,
+        setup.q_over_m,
+        params.a_mu,
+        params.edm_eta,
+        params.storage_half_height_m,
+        n_records,
+        rec_every,
     )
 
 
@@ -263,9 +279,7 @@ def _reference(params: InjectionParams) -> tuple[np.ndarray, float]:
         if st[0, 1] >= params.entry_height_m:
             break
         if st[0, 1] < prev[0, 1] - 1e-12:
-            raise ConfigError(
-                f"InjectionParams.storage_pitch_rad={th}: the design muon is reflected by the mirror field before y = {params.entry_height_m} m; expected a larger pitch"
-            )
+            raise ConfigError(f"InjectionParams.storage_pitch_rad={th}: the design muon is reflected by the mirror field before y = {params.entry_height_m} m; expected a larger pitch")
     else:  # pragma: no cover - guarded by the reflection check
         raise ConfigError("InjectionParams.entry_height_m: the design muon never reaches the entry height")
     # refine: step back to the chunk start and go to the first step beyond the entry height
@@ -432,20 +446,28 @@ def track_stored(states: np.ndarray, n_turns: int, params: InjectionParams = Inj
 
 
 def config_params(cfg: SimConfig, codata_edition: int = 2018) -> InjectionParams:
-    """Injection design of a configuration: coils fitted to the ring's B₀, R₀ and n, the ring's
-    momentum, rms Δp/p and bunch length from ``[beam]``, a_μ and η from ``[muon]``; the rest the
-    :class:`InjectionParams` defaults (the beam's mean offset, betatron widths and spin phase do
-    not apply: the injection shapes the stored beam, spins start along the momentum)."""
+    """Return the injection design of a configuration.
+
+    Coils fitted to the ring's B₀, R₀ and n, the ring's momentum, rms Δp/p and bunch length from
+    ``[beam]``, a_μ and η from ``[muon]``; the rest the :class:`InjectionParams` defaults (the
+    beam's mean offset, betatron widths and spin phase do not apply: the injection shapes the
+    stored beam, spins start along the momentum).
+    """
     ring = cfg.ring
     coils = CoilGeometry(field_t=ring.field_t, radius_m=ring.radius_m, field_index=ring.field_index)
     return InjectionParams(
-        coils=coils, momentum_mev=ring_kinematics(cfg, codata_edition).momentum_mev, momentum_spread=cfg.beam.momentum_spread,
-        bunch_length_ns=cfg.beam.bunch_length_ns, a_mu=cfg.muon.a_mu, edm_eta=cfg.muon.edm_eta, codata_edition=codata_edition,
+        coils=coils,
+        momentum_mev=ring_kinematics(cfg, codata_edition).momentum_mev,
+        momentum_spread=cfg.beam.momentum_spread,
+        bunch_length_ns=cfg.beam.bunch_length_ns,
+        a_mu=cfg.muon.a_mu,
+        edm_eta=cfg.muon.edm_eta,
+        codata_edition=codata_edition,
     )
 
 
 def _kept(states: np.ndarray, stored: np.ndarray, params: InjectionParams, aperture_m: float) -> np.ndarray:
-    """Stored muons whose orbit also stays inside the ring's circular aperture, (|x_e| + A_x)² + A_y² ≤ a²."""
+    """Return the mask of the stored muons whose orbit also stays inside the ring's circular aperture, (|x_e| + A_x)² + A_y² ≤ a²."""
     a_y, a_x = betatron_amplitudes(states, params)
     return stored & (a_x**2 + a_y**2 <= aperture_m**2)
 
@@ -486,7 +508,7 @@ def spiral_beam(cfg: SimConfig, n_muons: int, rng: np.random.Generator, codata_e
 
 @lru_cache(maxsize=8)
 def injection_efficiency(cfg: SimConfig, codata_edition: int = 2018, n_muons: int = EFFICIENCY_MUONS, seed: int = 0) -> float:
-    """Stored fraction of the spiral injection of a configuration (as :func:`spiral_beam` stores), from one bunch of ``n_muons``."""
+    """Return the stored fraction of the spiral injection of a configuration (as :func:`spiral_beam` stores), from one bunch of ``n_muons``."""
     params = config_params(cfg, codata_edition)
     states, stored, _ = inject(n_muons, seed, params)
     return float(_kept(states, stored, params, cfg.ring.aperture_radius_m).mean())

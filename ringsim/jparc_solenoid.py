@@ -189,7 +189,6 @@ def field_index_at(rho_m: float, coil_r, coil_y, coil_current, step_m: float = 1
     return b, -rho_m / b * (b_plus - b_minus) / (2.0 * step_m)
 
 
-
 @lru_cache(maxsize=8)
 def midplane_polynomial(geom: CoilGeometry, half_width_m: float = 0.04, degree: int = 12) -> tuple[float, ...]:
     """Coefficients c_k [T/mᵏ] of the mid-plane field f(x) = B_y(R₀ + x, 0) ≈ Σ c_k xᵏ of the fitted loops.

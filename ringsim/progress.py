@@ -40,7 +40,7 @@ def announce_compilation(modules: list[ModuleType], what: str) -> None:
 
 
 def progress_bar(total: int, unit: str, enabled: bool | None = None) -> tqdm:
-    """A tqdm bar (context manager); ``enabled=None`` shows it only on an interactive stderr outside CI."""
+    """Return a tqdm bar (context manager); ``enabled=None`` shows it only on an interactive stderr outside CI."""
     if enabled is None:
         enabled = _interactive()
     return tqdm(total=total, unit=unit, unit_scale=True, disable=not enabled, leave=False, dynamic_ncols=True)

@@ -27,10 +27,10 @@ FAST_ROTATION, RATIO_SPLIT, PILEUP_SHIFT, CLOSURE = 0, 1, 2, 3
 
 
 def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
-    """The sequence of stream ``key`` of ``seed`` (a non-negative integer)."""
+    """Return the sequence of stream ``key`` of ``seed`` (a non-negative integer)."""
     return np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key))
 
 
 def stream(seed: int, stage: int) -> np.random.Generator:
-    """The Generator of analysis stage ``stage`` (``FAST_ROTATION``, …) of ``seed``."""
+    """Return the Generator of analysis stage ``stage`` (``FAST_ROTATION``, …) of ``seed``."""
     return np.random.default_rng(seed_sequence(seed, ANALYSIS, stage))

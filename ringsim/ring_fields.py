@@ -58,6 +58,7 @@ TWO_PI = 2.0 * math.pi
 
 
 def focusing_code(cfg: SimConfig) -> int:
+    """Return the tracker's focusing code (:data:`FOCUSING_CODES`) of a configuration."""
     if cfg.ring.field_model == "solenoid":
         return FOCUSING_CODES["solenoid"]
     if cfg.ring.focusing == "magnetic":
@@ -73,7 +74,7 @@ def design_kick_rad(cfg: SimConfig) -> float:
 
 
 def ring_parameters(cfg: SimConfig, kin: RingKinematics) -> np.ndarray:
-    """The tracker's description of the ring (see the module docstring and the index constants)."""
+    """Return the tracker's description of the ring (see the module docstring and the index constants)."""
     ring, esq, kick, pert = cfg.ring, cfg.esq, cfg.kicker, cfg.perturbations
     code = focusing_code(cfg)
     kappa = ring.field_index * kin.beta * SPEED_OF_LIGHT_M_PER_S * ring.field_t / ring.radius_m

@@ -26,14 +26,17 @@ class RingKinematics:
 
     @property
     def cyclotron_period_ns(self) -> float:
+        """Cyclotron period 2π/ω_c in ns."""
         return 2.0 * math.pi / self.omega_c_rad_per_s * 1e9
 
     @property
     def omega_a_rad_per_us(self) -> float:
+        """ω_a in rad/μs."""
         return self.omega_a_rad_per_s * 1e-6
 
     @property
     def gamma_tau_us(self) -> float:
+        """Dilated lifetime γτ in μs."""
         return self.gamma_tau_s * 1e6
 
     @property

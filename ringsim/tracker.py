@@ -89,7 +89,7 @@ def _horner(x, c):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _sin_cos(x):
-    """sin x and cos x for |x| ≤ π/2: Taylor series of x/2, then the double angle (no libm call, so loops vectorise).
+    """Return sin x and cos x for |x| ≤ π/2: Taylor series of x/2, then the double angle (no libm call, so loops vectorise).
 
     Error below 2e-15 on [−π/2, π/2] and 4e-16 on [−π/4, π/4]; the tracker's angles (half a step
     rotation, ≤ :data:`MAX_STEP_RAD`/2) stay within ±π/5.
@@ -109,7 +109,7 @@ def _root(x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _q_axis(wx, wy, wz, h):
-    """Unit quaternion of the rotation about ω by the angle |ω|·h."""
+    """Return the unit quaternion of the rotation about ω by the angle |ω|·h."""
     w = _root(wx * wx + wy * wy + wz * wz)
     s, c = _sin_cos(0.5 * w * h)
     s = s / w if w > 0.0 else 0.5 * h  # sin(wh/2)/w → h/2 for w → 0
@@ -450,15 +450,12 @@ def _lane_kick(w, j, electric, q_over_m, a_mu, eta):
     """Kick of duration KH of lane j with the fields of rows _E…: :func:`_kick_at`, or :func:`_kick_magnetic` in a ring without E."""
     L = LANES
     if electric:
-        return _kick_at(
-            w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
-            w[_E * L + j], w[(_E + 1) * L + j], w[(_E + 2) * L + j], w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j],
-            w[_KH * L + j], w[_F * L + j], q_over_m, a_mu, eta,
-        )
-    return _kick_magnetic(
-        w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j],
-        w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j], w[_KH * L + j], q_over_m, a_mu, eta,
-    )
+        ux, uy, uz, sx, sy, sz = w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j]
+        ex, ey, ez, bx, by, bz = w[_E * L + j], w[(_E + 1) * L + j], w[(_E + 2) * L + j], w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j]
+        return _kick_at(ux, uy, uz, sx, sy, sz, ex, ey, ez, bx, by, bz, w[_KH * L + j], w[_F * L + j], q_over_m, a_mu, eta)
+    ux, uy, uz, sx, sy, sz = w[3 * L + j], w[4 * L + j], w[5 * L + j], w[6 * L + j], w[7 * L + j], w[8 * L + j]
+    bx, by, bz = w[(_E + 3) * L + j], w[(_E + 4) * L + j], w[(_E + 5) * L + j]
+    return _kick_magnetic(ux, uy, uz, sx, sy, sz, bx, by, bz, w[_KH * L + j], q_over_m, a_mu, eta)
 
 
 @njit(cache=True, error_model="numpy", fastmath=FUSED)
@@ -473,7 +470,7 @@ def _block_kick(w, electric, q_over_m, a_mu, eta):
 
 @njit(cache=True, error_model="numpy", fastmath=FUSED)
 def _block_snapshot(w, plan, ring, sections, slow, q_over_m, a_mu, eta):
-    """Synchronised u and spin (rows _SNAP…) of lanes waiting at a stop: a kick HP/2 that is not kept."""
+    """Store the synchronised u and spin (rows _SNAP…) of lanes waiting at a stop: a kick HP/2 that is not kept."""
     L = LANES
     kick_end_s = plan[4]
     for j in range(L):
@@ -606,7 +603,7 @@ def _collimator_azimuths(ring):
 
 
 def _plan(ring, dt_max_s):
-    """The argument ``plan`` of the kernels: :func:`step_plan`, the end of the kicker pulse [s] (−∞ without kicker), the step limit [s] and 1/ω_c [s].
+    """Return the argument ``plan`` of the kernels: :func:`step_plan`, the end of the kicker pulse [s] (−∞ without kicker), the step limit [s] and 1/ω_c [s].
 
     The step limit is ``dt_max_s``, or the time of an orbit angle :data:`MAX_STEP_RAD` if shorter.
     """
@@ -676,6 +673,15 @@ def _load_rows(w, states, rows, t_end):
 
 
 @njit(cache=True)
+def _load_block(states, b, t_end):
+    """Return the rows of block ``b`` (LANES muons from row b·LANES on) and a work array loaded with them by :func:`_load_rows`."""
+    rows = np.arange(b * LANES, min(states.shape[0], (b + 1) * LANES))
+    w = np.empty(N_ROWS * LANES)
+    _load_rows(w, states, rows, t_end)
+    return rows, w
+
+
+@njit(cache=True)
 def _fixed_time_context(states, duration_s, ring):
     """Loss-time and step buffers, ESQ sections, collimators, slow-field flag and end times of a run of ``duration_s`` for every muon."""
     n = states.shape[0]
@@ -699,9 +705,7 @@ def _track_recorded(states, n_steps, dt_s, rec_every, plan, ring, q_over_m, a_mu
     lost, steps, sections, collimators, slow, t_end = _fixed_time_context(states, n_steps * dt_s, ring)
     L = LANES
     for b in prange((n + L - 1) // L):
-        rows = np.arange(b * L, min(n, (b + 1) * L))
-        w = np.empty(N_ROWS * L)
-        _load_rows(w, states, rows, t_end)
+        rows, w = _load_block(states, b, t_end)
         for r in range(n_rec):
             _advance_and_snapshot(w, states, rows, ((r + 1) * rec_every) * dt_s, plan, ring, sections, collimators, slow, q_over_m, a_mu, eta)
             for j in range(rows.size):
@@ -775,9 +779,7 @@ def _track_diagnostics(states, n_steps, dt_s, sample_every, plan, ring, q_over_m
     lost, steps, sections, collimators, slow, t_end = _fixed_time_context(states, n_steps * dt_s, ring)
     L = LANES
     for b in prange((n + L - 1) // L):
-        rows = np.arange(b * L, min(n, (b + 1) * L))
-        w = np.empty(N_ROWS * L)
-        _load_rows(w, states, rows, t_end)
+        rows, w = _load_block(states, b, t_end)
         acc = np.zeros((L, _N_ACC))
         for j in range(L):
             acc[j, 11] = w[9 * L + j]

@@ -35,8 +35,19 @@ _LG5, _LG6, _LG7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.4798198
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e00
 _P1, _P2, _P3, _P4, _P5 = 1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05, -1.65339022054652515390e-06, 4.13813679705723846039e-08
-_AT = (3.33333333333329318027e-01, -1.99999999998764832476e-01, 1.42857142725034663711e-01, -1.11111104054623557880e-01, 9.09088713343650656196e-02, -7.69187620504482999495e-02,
-       6.66107313738753120669e-02, -5.83357013379057348645e-02, 4.97687799461593236017e-02, -3.65315727442169155270e-02, 1.62858201153657823623e-02)
+_AT = (
+    3.33333333333329318027e-01,
+    -1.99999999998764832476e-01,
+    1.42857142725034663711e-01,
+    -1.11111104054623557880e-01,
+    9.09088713343650656196e-02,
+    -7.69187620504482999495e-02,
+    6.66107313738753120669e-02,
+    -5.83357013379057348645e-02,
+    4.97687799461593236017e-02,
+    -3.65315727442169155270e-02,
+    1.62858201153657823623e-02,
+)
 _ATAN_HI = (4.63647609000806093515e-01, 7.85398163397448278999e-01, 9.82793723247329054082e-01, 1.57079632679489655800e00)  # atan(½), atan(1), atan(3/2), π/2
 _ATAN_LO = (2.26987774529616870924e-17, 3.06161699786838301793e-17, 1.39033110312309984516e-17, 6.12323399573676603587e-17)
 _SQRT2 = 1.4142135623730951
@@ -45,7 +56,7 @@ _TWO_M52 = 1.0 / 4503599627370496.0
 
 @intrinsic
 def _float_bits(typingctx, x):
-    """The IEEE-754 bits of a float64 as an int64."""
+    """Return the IEEE-754 bits of a float64 as an int64."""
     if not isinstance(x, types.Float):
         return None
 
@@ -57,7 +68,7 @@ def _float_bits(typingctx, x):
 
 @intrinsic
 def _bits_float(typingctx, x):
-    """The float64 whose IEEE-754 bits are the int64 ``x``."""
+    """Return the float64 whose IEEE-754 bits are the int64 ``x``."""
     if not isinstance(x, types.Integer):
         return None
 
@@ -69,7 +80,7 @@ def _bits_float(typingctx, x):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def log(x):
-    """ln x for a positive normal float64 (no checks: zero, subnormals, inf and NaN are not handled)."""
+    """Return ln x for a positive normal float64 (no checks: zero, subnormals, inf and NaN are not handled)."""
     bits = _float_bits(x)
     k = (bits >> 52) - 1023
     m = _bits_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # x = m 2^k, 1 ≤ m < 2
@@ -101,7 +112,7 @@ def exp(x):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def atan(x):
-    """arctan x for any x (fdlibm's reduction to |x| < 7/16 and kernel, with selects instead of branches)."""
+    """Return arctan x for any x (fdlibm's reduction to |x| < 7/16 and kernel, with selects instead of branches)."""
     a = abs(x)
     # reduced argument (p·a + q)/(r·a + t), or −1/a, and atan of the reduction point: fdlibm's five ranges
     r1, r2, r3, r4 = a >= 0.4375, a >= 0.6875, a >= 1.1875, a >= 2.4375
@@ -127,8 +138,20 @@ def sincos_reduced(x):
     # π/2 in three 33-bit pieces (fdlibm pio2_1, pio2_2, pio2_3): k·piece is exact for |k| < 2²⁰
     r = ((x - k * 1.57079632673412561417e00) - k * 6.07710050630396597660e-11) - k * 2.02226624871116645580e-21
     z = r * r
-    sin_r = r + r * z * (-1.66666666666666324348e-01 + z * (8.33333333332248946124e-03 + z * (-1.98412698298579493134e-04 + z * (2.75573137070700676789e-06 + z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))))
-    cos_r = 1.0 - 0.5 * z + z * z * (4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 + z * (2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 + z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))))
+    sin_r = r + r * z * (
+        -1.66666666666666324348e-01
+        + z * (8.33333333332248946124e-03 + z * (-1.98412698298579493134e-04 + z * (2.75573137070700676789e-06 + z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10))))
+    )
+    cos_r = (
+        1.0
+        - 0.5 * z
+        + z
+        * z
+        * (
+            4.16666666666666019037e-02
+            + z * (-1.38888888888741095749e-03 + z * (2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 + z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11))))
+        )
+    )
     q = np.int64(k) & 3  # quadrant: (s, c), (c, −s), (−s, −c), (−c, s)
     odd = q & 1
     a = cos_r if odd else sin_r
@@ -146,7 +169,7 @@ def _mix64(z):
 
 @njit(cache=True, inline="always")
 def unit_open(z):
-    """The uint64 ``z`` as a double in the open interval (0, 1): (⌊z/2¹²⌋ + ½)·2⁻⁵², exact."""
+    """Return the uint64 ``z`` as a double in the open interval (0, 1): (⌊z/2¹²⌋ + ½)·2⁻⁵², exact."""
     return (np.int64(z >> np.uint64(12)) + 0.5) * _TWO_M52
 
 
@@ -158,7 +181,7 @@ def uniform(key, stride, n):
 
 @intrinsic
 def trailing_zeros(typingctx, x):
-    """Number of trailing zero bits of an integer (its width for 0)."""
+    """Return the number of trailing zero bits of an integer (its width for 0)."""
     if not isinstance(x, types.Integer):
         return None
 

@@ -37,9 +37,7 @@ def _primitive_frequencies(a_mu, field_t, edition, temperature_c):
 def _lambda_shielded(a_mu, edition, temperature_c):
     """λ' = μ_μ/μ'_p(T) = (1+a)(m_e/m_μ)(2/|g_e|)|μ_e/μ'_p(T)|."""
     c = codata(edition)
-    mu_e_over_mu_p_t = c.electron_to_shielded_proton_moment_ratio / (
-        1.0 - DSIGMA_DT_PER_K * (temperature_c - T_TABLE_C)
-    )
+    mu_e_over_mu_p_t = c.electron_to_shielded_proton_moment_ratio / (1.0 - DSIGMA_DT_PER_K * (temperature_c - T_TABLE_C))
     return (1.0 + a_mu) / c.muon_electron_mass_ratio * (2.0 / abs(c.electron_g_factor)) * abs(mu_e_over_mu_p_t)
 
 

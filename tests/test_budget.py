@@ -9,10 +9,9 @@ import pytest
 
 from calibration.amu import amu_fnal
 from calibration.budget import Budget, BudgetLine
-from ringsim.constants import ELECTRON_PROTON_MOMENT_RATIO
-from workflows.closure import simulated_run_budget
-from ringsim.constants import codata
+from ringsim.constants import ELECTRON_PROTON_MOMENT_RATIO, codata
 from ringsim.errors import ConfigError, InputError
+from workflows.closure import simulated_run_budget
 
 RUN1 = (  # docs/physics.md §4, seed 004 Table 3: (name, correction, uncertainty, role, group)
     ("ω_a statistical", 0.0, 434.0, "uncertainty", ""),

@@ -114,10 +114,9 @@ def hits_loop(hit):
         n = energy.size
         station, flight_ns, x_hit, y_hit = np.full(n, -1), np.zeros(n), np.zeros(n), np.zeros(n)
         for i in range(n):
-            station[i], flight_ns[i], x_hit[i], y_hit[i] = hit(
-                pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy[i],
-                field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
-            )
+            x, y, z = pos[i, 0], pos[i, 1], pos[i, 2]
+            dx, dy, dz = direction[i, 0], direction[i, 1], direction[i, 2]
+            station[i], flight_ns[i], x_hit[i], y_hit[i] = hit(x, y, z, dx, dy, dz, energy[i], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
         return station, flight_ns, x_hit, y_hit
 
     return loop

@@ -31,9 +31,7 @@ def test_shielded_proton_gyromagnetic_ratio_from_moments(edition):
     tabulated = c.shielded_proton_gyromagnetic_ratio_mhz_per_t
     assert gamma_p_mhz_per_t == pytest.approx(tabulated, rel=3e-8)
     # the package's own derivation at the tabulation temperature (25 °C) agrees with this one
-    assert c.shielded_proton_larmor_rad_per_s_per_t(25.0) == pytest.approx(
-        2.0 * math.pi * 1e6 * gamma_p_mhz_per_t, rel=1e-14
-    )
+    assert c.shielded_proton_larmor_rad_per_s_per_t(25.0) == pytest.approx(2.0 * math.pi * 1e6 * gamma_p_mhz_per_t, rel=1e-14)
 
 
 def test_shielding_temperature_dependence():

@@ -147,7 +147,17 @@ def test_a_damaged_block_file_is_recognised(tmp_path):
 
 
 def test_gain_sag_shifts_the_energy_scale_as_configured():
-    det = load_config("fnal", overrides=["detector.gain_sag_amplitude=0.05", "detector.gain_sag_tau_us=30", "detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", "detector.time_resolution_ns=0", "detector.resolving_time_ns=0"]).detector
+    det = load_config(
+        "fnal",
+        overrides=[
+            "detector.gain_sag_amplitude=0.05",
+            "detector.gain_sag_tau_us=30",
+            "detector.energy_resolution_stochastic=0",
+            "detector.energy_resolution_constant=0",
+            "detector.time_resolution_ns=0",
+            "detector.resolving_time_ns=0",
+        ],
+    ).detector
     n = 100_000
     rng = np.random.default_rng(4)
     t = rng.uniform(0.0, 300_000.0, n)
@@ -238,8 +248,9 @@ def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mo
 
 
 def test_fast_mode_calibrated_by_tracking_reproduces_the_cbo():
-    from ringsim.beam import muon_charge_over_mass, sample_beam
     from reference_fast_model import decay_states
+
+    from ringsim.beam import muon_charge_over_mass, sample_beam
     from ringsim.cbo_calibration import calibrate_from_tracking, centroid_versus_turn_angle, fit_coherent_oscillation
     from ringsim.rings import ring_kinematics
 

@@ -96,7 +96,22 @@ def test_tracker_vertical_angle_fit_recovers_the_edm():
     edges = np.arange(30.0, 400.0 + 1e-9, 0.2)  # ω h = 0.29 rad: binning costs < 1 % of the information
     mean, err, n = vertical_angle_means(t, angle, edges)
     assert n.sum() == t.size and np.all(err > 0)
-    fit = fit_vertical_angle(mean, err, edges, start_us=30.0, end_us=400.0, omega_rad_per_us=omega, phi=1.1, asymmetry=asym, tau_us=tau, polarization=pol, angle_per_unit_spin=kappa, a_mu=A_MU_DEFAULT, beta=beta, muon_mass_mev=M_MU)
+    fit = fit_vertical_angle(
+        mean,
+        err,
+        edges,
+        start_us=30.0,
+        end_us=400.0,
+        omega_rad_per_us=omega,
+        phi=1.1,
+        asymmetry=asym,
+        tau_us=tau,
+        polarization=pol,
+        angle_per_unit_spin=kappa,
+        a_mu=A_MU_DEFAULT,
+        beta=beta,
+        muon_mass_mev=M_MU,
+    )
     assert abs(fit.d_e_cm - d_true) < 4 * fit.d_err_e_cm and fit.d_e_cm / fit.d_err_e_cm > 5
     assert fit.offset == pytest.approx(0.2, abs=0.02)
     # the error is the least-squares one: 5 mrad per hit, ⟨sin²θ/(1 + A cos θ)²⟩ per hit of the sample

@@ -6,22 +6,22 @@ import math
 import numba
 import numpy as np
 import pytest
+from reference_fast_model import decay_states
 from scipy import stats
 from scipy.optimize import curve_fit
 
 from ringsim.beam import muon_charge_over_mass, sample_beam
-from ringsim.optics import smooth_tunes
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.decay import boost_positron, lab_fraction_and_asymmetry
-from ringsim.detectors.calorimeter import CalorimeterGeometry, calorimeter_hits, face_directions
-from ringsim.decay import decay_positrons
+from ringsim.decay import boost_positron, decay_positrons, lab_fraction_and_asymmetry
+from ringsim.detectors.calorimeter import CalorimeterGeometry, face_directions
 from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError
 from ringsim.fast_generation import _B_AY2, _B_DELTA, _B_T0, _B_W_X, _B_X_BETA, _B_Y0, _beam, _lab_positron, _michel_fraction, fast_params, fill_streams, merged_order, simulate_fills, time_order
-from reference_fast_model import decay_states
+from ringsim.optics import smooth_tunes
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import block_muons, generate, generate_block
+from ringsim.track_mode import _stations
 
 # an ideal detector: every hit is one recorded cluster carrying its true energy and time
 IDEAL = ["detector.energy_resolution_stochastic=0", "detector.energy_resolution_constant=0", "detector.time_resolution_ns=0", "detector.resolving_time_ns=0", "detector.energy_min_mev=0"]
@@ -48,10 +48,9 @@ def reference_decays(cfg, n, seed):
 
 
 def _reference_hits(cfg, n, seed):
-    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits."""
+    """Hits of the step-by-step path: sample_beam → decay_states → decay_positrons → calorimeter_hits (track mode's stage)."""
     beam, decay_ns, st, energy, direction = reference_decays(cfg, n, seed)
-    geo = CalorimeterGeometry()
-    station, flight_ns, x_hit, _ = calorimeter_hits(np.ascontiguousarray(st.position_m), direction, energy, cfg.ring.field_t, cfg.ring.radius_m, geo.azimuths_rad(), geo.inner_x_m, geo.outer_x_m, geo.half_height_m, geo.chamber_outer_x_m, geo.chamber_inner_x_m)
+    station, flight_ns, x_hit, _ = _stations(cfg, st, energy, direction)  # the calorimeter stage of track mode
     hit = (station >= 0) & (decay_ns + flight_ns >= 0.0)
     x_rel = np.hypot(st.position_m[:, 0], st.position_m[:, 2]) - cfg.ring.radius_m
     return {"truth_energy_mev": energy[hit], "x_hit_m": x_hit[hit], "truth_x_m": x_rel[hit], "truth_delta_p": beam.delta_p[hit], "calo": station[hit]}
@@ -64,8 +63,13 @@ def _reference_vane_tracks(cfg, n, seed):
     tracks = reconstruct(vane_hits(st.position_m, direction, energy, decay_ns, geometry), geometry, seed)
     keep = tracks.accepted & (tracks.momentum_mev >= cfg.detector.energy_min_mev) & (tracks.time_ns >= 0.0)
     return {
-        "energy_mev": tracks.momentum_mev[keep], "time_ns": tracks.time_ns[keep], "calo": tracks.first_vane[keep], "hemisphere": tracks.hemisphere[keep],
-        "vertical_angle_rad": tracks.vertical_angle_rad[keep], "truth_energy_mev": energy[keep], "truth_decay_time_ns": decay_ns[keep],
+        "energy_mev": tracks.momentum_mev[keep],
+        "time_ns": tracks.time_ns[keep],
+        "calo": tracks.first_vane[keep],
+        "hemisphere": tracks.hemisphere[keep],
+        "vertical_angle_rad": tracks.vertical_angle_rad[keep],
+        "truth_energy_mev": energy[keep],
+        "truth_decay_time_ns": decay_ns[keep],
     }
 
 

@@ -5,12 +5,12 @@ import math
 import numba
 import numpy as np
 import pytest
+from reference_fast_model import muon_omega_a_rad_per_s
 
 from analysis.wiggle import histogram_and_fit, ring_settings, select_energy
 from ringsim.beam import muon_charge_over_mass, sample_beam
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
-from reference_fast_model import muon_omega_a_rad_per_s
 from ringsim.rings import ring_kinematics
 from ringsim.simulate import generate
 

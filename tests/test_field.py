@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from calibration.omega_p import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
-from calibration.larmor import muon_weighted_field_t, omega_p_tilde_rad_per_s
 from calibration.field_maps import (
     analyze_field,
     evaluate_multipoles,
@@ -18,6 +16,8 @@ from calibration.field_maps import (
     save_field_dataset,
     synthetic_field_dataset,
 )
+from calibration.larmor import muon_weighted_field_t, omega_p_tilde_rad_per_s
+from calibration.omega_p import BeamMoments, moment_basis, omega_p_tilde_from_field, sample_basis
 from ringsim.config import load_config
 from ringsim.errors import InputError
 
@@ -58,12 +58,7 @@ def _gaussian_average(coeffs, xm, ym, sx, sy):
     a0, a1, b1, a2, b2, a3, b3 = coeffs
     x2, y2 = xm**2 + sx**2, ym**2 + sy**2
     x3, y3 = xm**3 + 3 * xm * sx**2, ym**3 + 3 * ym * sy**2
-    return (
-        a0
-        + (a1 * xm + b1 * ym) / R0_REF
-        + (a2 * (x2 - y2) + b2 * 2 * xm * ym) / R0_REF**2
-        + (a3 * (x3 - 3 * xm * y2) + b3 * (3 * x2 * ym - y3)) / R0_REF**3
-    )
+    return a0 + (a1 * xm + b1 * ym) / R0_REF + (a2 * (x2 - y2) + b2 * 2 * xm * ym) / R0_REF**2 + (a3 * (x3 - 3 * xm * y2) + b3 * (3 * x2 * ym - y3)) / R0_REF**3
 
 
 def test_weighting_with_a_gaussian_beam_matches_the_analytic_average():

@@ -56,9 +56,7 @@ def test_binned_model_is_the_integral_of_the_rate():
     want = expected_counts(edges, 1000.0, 6.6, 0.4, 2.97, -0.7, sub=400)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     t = np.array([0.0, 1.0, 7.0])
-    np.testing.assert_allclose(
-        five_parameter(t, 1000.0, 6.6, 0.4, 2.97, -0.7), 1000.0 * np.exp(-t / 6.6) * (1 + 0.4 * np.cos(2.97 * t - 0.7))
-    )
+    np.testing.assert_allclose(five_parameter(t, 1000.0, 6.6, 0.4, 2.97, -0.7), 1000.0 * np.exp(-t / 6.6) * (1 + 0.4 * np.cos(2.97 * t - 0.7)))
 
 
 def test_fit_recovers_truth_and_reports_contract_keys():

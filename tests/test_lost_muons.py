@@ -167,10 +167,10 @@ def test_corrections_ignore_the_lost_muons_clusters_at_low_thresholds(lossy_run)
     """With a threshold below the MIP peak the truth corrections use the positrons only (no NaN)."""
     import uproot
 
-    from workflows.study import run_task
     from analysis.wiggle import histogram_and_fit, ring_settings, select_energy
-    from workflows.closure import simulated_run_budget
     from ringsim.config import load_config
+    from workflows.closure import simulated_run_budget
+    from workflows.study import run_task
 
     cfg = load_config("fnal", overrides=["fastmodel.loss_fraction=0.05", "analysis.energy_min_mev=100"])
     task = run_task(cfg, "fast", 60_000, 1)

@@ -73,7 +73,9 @@ def _chunks(n_chunks, fills_per_chunk, positrons_per_fill, phase_slope_rad):
     """Hit-level pseudo-data in independent chunks of fills: truth hits, and hits merged by a 5 ns
     pulse-pair resolution then the analysis dead time."""
     for seed in range(n_chunks):
-        hits = toy.toy_hits(np.random.default_rng(1000 + seed), fills_per_chunk, positrons_per_fill, {"tau_us": TAU, "R_ppm": 12.0, "phi": 2.1}, OMEGA_REF, E_MAX, t_max_us=320.0, phase_slope_rad=phase_slope_rad)
+        hits = toy.toy_hits(
+            np.random.default_rng(1000 + seed), fills_per_chunk, positrons_per_fill, {"tau_us": TAU, "R_ppm": 12.0, "phi": 2.1}, OMEGA_REF, E_MAX, t_max_us=320.0, phase_slope_rad=phase_slope_rad
+        )
         merged = toy.merge_within(hits, 5.0)
         yield hits, merged, apply_dead_time(merged["time_ns"], merged["energy_mev"], merged["calo"], merged["fill"], 5.0)
 

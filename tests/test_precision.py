@@ -66,18 +66,14 @@ def test_scaling_with_statistics_and_asymmetry():
     base = fisher_omega_precision(*JPARC)
     assert fisher_omega_precision(4.0 * N_JPARC, *JPARC[1:]) == pytest.approx(base / 2.0, rel=1e-10)
     # only the product A·P enters
-    assert fisher_omega_precision(N_JPARC, A_JPARC * P_JPARC, 1.0, OMEGA_JPARC, GTAU_JPARC) == pytest.approx(
-        base, rel=1e-10
-    )
+    assert fisher_omega_precision(N_JPARC, A_JPARC * P_JPARC, 1.0, OMEGA_JPARC, GTAU_JPARC) == pytest.approx(base, rel=1e-10)
     # ∝ 1/(AP) up to the O((AP)²/8) gain from the 1/f weight
     small = fisher_omega_precision(N_JPARC, 0.02, 1.0, OMEGA_JPARC, GTAU_JPARC)
     smaller = fisher_omega_precision(N_JPARC, 0.01, 1.0, OMEGA_JPARC, GTAU_JPARC)
     assert smaller == pytest.approx(2.0 * small, rel=1e-4)
     simple = simple_omega_precision(*JPARC)
     assert simple_omega_precision(4.0 * N_JPARC, *JPARC[1:]) == pytest.approx(simple / 2.0, rel=1e-14)
-    assert simple_omega_precision(N_JPARC, A_JPARC, 2.0 * P_JPARC, OMEGA_JPARC, GTAU_JPARC) == pytest.approx(
-        simple / 2.0, rel=1e-14
-    )
+    assert simple_omega_precision(N_JPARC, A_JPARC, 2.0 * P_JPARC, OMEGA_JPARC, GTAU_JPARC) == pytest.approx(simple / 2.0, rel=1e-14)
 
 
 @pytest.mark.parametrize(

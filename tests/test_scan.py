@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from workflows.study import Study, fit_sensitivity, local_cluster, prepare, run_study, run_task, study_from_toml
-from workflows.study_library import STUDIES
 from ringsim.cli.scan import add_scan_arguments, cmd_scan, resolve_study
 from ringsim.config import load_config
 from ringsim.errors import ConfigError, InputError, RingsimError
+from workflows.study import Study, fit_sensitivity, local_cluster, prepare, run_study, run_task, study_from_toml
+from workflows.study_library import STUDIES
 
 MUON_MASS_MEV = 105.6583755
 C_LIGHT = 299_792_458.0

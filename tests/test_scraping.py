@@ -34,8 +34,19 @@ def test_scraping_displaces_the_closed_orbit_by_the_analytic_amount_then_it_retu
     is the closed orbit. After the ramp-back the centre is (0, 0) again.
     """
     x_s, y_s, hold_us, ramp_us = 0.006, 0.004, 20.0, 10.0
-    cfg = load_config("fnal", overrides=["esq.model='continuous'", "kicker.enabled=false", "collimators.azimuth_deg=[]", "ring.aperture_radius_m=0.2",
-                                         f"esq.scrape_x_m={x_s}", f"esq.scrape_y_m={y_s}", f"esq.scrape_us={hold_us}", f"esq.scrape_ramp_us={ramp_us}"])
+    cfg = load_config(
+        "fnal",
+        overrides=[
+            "esq.model='continuous'",
+            "kicker.enabled=false",
+            "collimators.azimuth_deg=[]",
+            "ring.aperture_radius_m=0.2",
+            f"esq.scrape_x_m={x_s}",
+            f"esq.scrape_y_m={y_s}",
+            f"esq.scrape_us={hold_us}",
+            f"esq.scrape_ramp_us={ramp_us}",
+        ],
+    )
     kin = ring_kinematics(cfg)
     ring = ring_parameters(cfg, kin)
     assert needs_fields_at(ring)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ringsim.beam import Beam, initial_states, muon_charge_over_mass
-from ringsim.ring_fields import ring_parameters
 from ringsim.config import load_config
 from ringsim.constants import SPEED_OF_LIGHT_M_PER_S, codata
+from ringsim.ring_fields import ring_parameters
 from ringsim.rings import ring_kinematics
 from ringsim.tracker import radial_vertical_offsets_m, spin_phase_rad, track_recorded
 
@@ -76,7 +76,16 @@ def test_betatron_tunes_match_smooth_focusing(ring, n_turns):
     kin = ring_kinematics(cfg)
     period, _ = _period_s(ring)
     steps, every = 64, 4
-    rec = track_recorded(initial_states(cfg, kin, _single(x_beta=1e-3 * cfg.ring.radius_m / 7.112, y=1e-3 * cfg.ring.radius_m / 7.112)), n_turns * steps, period / steps, every, ring_parameters(cfg, kin), Q_OVER_M, cfg.muon.a_mu, 0.0)
+    rec = track_recorded(
+        initial_states(cfg, kin, _single(x_beta=1e-3 * cfg.ring.radius_m / 7.112, y=1e-3 * cfg.ring.radius_m / 7.112)),
+        n_turns * steps,
+        period / steps,
+        every,
+        ring_parameters(cfg, kin),
+        Q_OVER_M,
+        cfg.muon.a_mu,
+        0.0,
+    )
     x, y = radial_vertical_offsets_m(rec[0, :, :3], cfg.ring.radius_m)
     n = cfg.ring.field_index
     assert _tune(x, steps // every) == pytest.approx(math.sqrt(1 - n), abs=1e-3)

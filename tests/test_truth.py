@@ -10,8 +10,8 @@ from scipy import stats
 from ringsim.cli import main
 from ringsim.config import load_config
 from ringsim.constants import MUON_LIFETIME_S, codata
-from ringsim.rings import ring_kinematics
 from ringsim.event_schema import TRUTH_BRANCHES
+from ringsim.rings import ring_kinematics
 from ringsim.simulate import generate_block
 
 SMALL_FILLS = ["run.muons_per_fill=2000"]

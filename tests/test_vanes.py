@@ -15,7 +15,7 @@ from scipy import integrate, stats
 
 from ringsim.constants import codata
 from ringsim.decay import decay_positron
-from ringsim.detectors.vanes import VaneGeometry, vane_hits, reconstruct
+from ringsim.detectors.vanes import VaneGeometry, reconstruct, vane_hits
 from ringsim.errors import ConfigError, InputError
 
 M_MU = codata().muon_mass_mev

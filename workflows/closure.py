@@ -204,7 +204,7 @@ def simulated_run_budget(
     f_clock_err_ppb: float = 0.0,
     seed: int = 0,
 ) -> RunBudget:
-    """The full budget, R'_μ and a_μ of a simulated run, with the closure against its truth.
+    """Return the full budget, R'_μ and a_μ of a simulated run, with the closure against its truth.
 
     Parameters
     ----------
@@ -301,9 +301,14 @@ def simulated_run_budget(
             from calibration.fast_rotation import fast_rotation_analysis
 
             fr_result = fast_rotation_analysis(
-                tr["time_ns"][positron].astype(float), kin.cyclotron_period_ns, r0, ring.aperture_radius_m,
-                calo=tr["calo"][positron] if "calo" in tr else None, n_stations=ring.n_detectors if "calo" in tr else None,
-                start_us=min(1.0, 0.5 * start_us), end_us=min(150.0, start_us + 120.0),
+                tr["time_ns"][positron].astype(float),
+                kin.cyclotron_period_ns,
+                r0,
+                ring.aperture_radius_m,
+                calo=tr["calo"][positron] if "calo" in tr else None,
+                n_stations=ring.n_detectors if "calo" in tr else None,
+                start_us=min(1.0, 0.5 * start_us),
+                end_us=min(150.0, start_us + 120.0),
             )
             prefactor = 2.0 * n * (1.0 - n) * kin.beta**2 / r0**2
             c_e, c_e_err, note = prefactor * fr_result.x2_mean_m2, prefactor * fr_result.x2_mean_err_m2, "fast rotation"
@@ -341,7 +346,7 @@ def simulated_run_budget(
     filled = counts >= 2
     if np.count_nonzero(filled) < 3:
         raise InputError("truth: fewer than 3 whole-period bins with positrons in the fit window; too few events for C_pa")
-    mean_x = (np.bincount(idx, weights=xs, minlength=bins.size - 1)[filled] / counts[filled])
+    mean_x = np.bincount(idx, weights=xs, minlength=bins.size - 1)[filled] / counts[filled]
     var_x = np.bincount(idx, weights=xs**2, minlength=bins.size - 1)[filled] / counts[filled] - mean_x**2
     centres = (0.5 * (bins[:-1] + bins[1:]))[filled]
     counts = counts[filled]
@@ -360,7 +365,9 @@ def simulated_run_budget(
         loss_t_us = np.asarray(lost["time_ns"], dtype=float) * 1e-3
         loss_weight = np.exp(loss_t_us / gamma_tau_us)  # losses seen only if the muon had not decayed
         # C_ml is linear in k: compute it per unit k, then scale (so that k ≈ 0 keeps its error)
-        per_k, per_k_stat = lost_muon_correction(loss_t_us, np.asarray(lost["truth_delta_p"], dtype=float), delta_used, omega_a, start_us, end_us, gamma_tau_us, loss_weight * delta_used.size / n_muons)
+        per_k, per_k_stat = lost_muon_correction(
+            loss_t_us, np.asarray(lost["truth_delta_p"], dtype=float), delta_used, omega_a, start_us, end_us, gamma_tau_us, loss_weight * delta_used.size / n_muons
+        )
         c_ml, c_ml_err = k * per_k, math.hypot(k * per_k_stat, per_k * k_err)
         ml_note = f"{loss_t_us.size} lost muons"
     else:
@@ -440,5 +447,12 @@ def simulated_run_budget(
         }
     )
     if fr_result is not None:
-        closure.update({"fast_rotation_mean_mm": fr_result.mean_m * 1e3, "fast_rotation_width_mm": fr_result.width_m * 1e3, "truth_x_e_mean_mm": float(x_e_used.mean()) * 1e3, "truth_x_e_width_mm": float(x_e_used.std()) * 1e3})
+        closure.update(
+            {
+                "fast_rotation_mean_mm": fr_result.mean_m * 1e3,
+                "fast_rotation_width_mm": fr_result.width_m * 1e3,
+                "truth_x_e_mean_mm": float(x_e_used.mean()) * 1e3,
+                "truth_x_e_width_mm": float(x_e_used.std()) * 1e3,
+            }
+        )
     return RunBudget(budget, ratio, ratio_err, amu, amu_b, omega_p, fr_result, closure)

@@ -99,6 +99,7 @@ class Study:
     description: str = ""
 
     def to_dict(self) -> dict:
+        """Return the study's fields as a dict."""
         return dataclasses.asdict(self)
 
 
@@ -120,6 +121,7 @@ class PreparedStudy:
         return self.study.parameter.startswith("analysis.")
 
     def tasks(self) -> list[tuple[float, int]]:
+        """Return the (parameter value, seed) of every task, all values of the first seed first."""
         return [(v, s) for s in self.seeds for v in self.values]
 
 
@@ -162,7 +164,7 @@ def _split_key(parameter: str) -> tuple[str, str, int | None]:
 
 
 def parameter_override(base: SimConfig, parameter: str, value: float) -> str:
-    """The ``section.key=value`` override that sets ``parameter`` to ``value`` on ``base``."""
+    """Return the ``section.key=value`` override that sets ``parameter`` to ``value`` on ``base``."""
     section, key, index = _split_key(parameter)
     if index is None:
         return f"{section}.{key}={_literal(value)}"
@@ -207,8 +209,10 @@ def prepare(study: Study) -> PreparedStudy:
 
 
 def run_task(cfg: SimConfig, mode: str, n_positrons: int, seed: int, numba_threads: int | None = None) -> dict:
-    """Simulate ``n_positrons`` with ``seed``, fit ω_a with the configuration's analysis, and
-    compute C_e and C_p from the truth of the fitted positrons. Runs on a worker.
+    """Simulate ``n_positrons`` with ``seed``, fit ω_a and compute C_e and C_p from the truth.
+
+    The fit uses the configuration's analysis; C_e and C_p come from the truth of the fitted
+    positrons. Runs on a worker.
 
     ``numba_threads`` sets the numba threads of the calling thread (None: numba's default, all
     cores); results do not depend on it.
@@ -277,11 +281,12 @@ class NumbaWarmup(WorkerPlugin):
         self.name = f"ringsim-numba-warmup-{mode}"
 
     async def setup(self, worker) -> None:
+        """Compile the numba kernels of the mode on ``worker`` (in a thread, off its event loop)."""
         await asyncio.to_thread(_warm_kernels, self.cfg, self.mode)
 
 
 def local_cluster(n_workers: int) -> LocalCluster:
-    """A LocalCluster of ``n_workers`` worker processes with one task thread each.
+    """Start a LocalCluster of ``n_workers`` worker processes with one task thread each.
 
     Dask's default ``MALLOC_TRIM_THRESHOLD_`` for worker processes is left unset: it pins glibc's
     mmap threshold, so that every large array is a fresh mmap, which slows a task by ~35 %.
@@ -298,7 +303,7 @@ def local_cluster(n_workers: int) -> LocalCluster:
 
 
 def connect(scheduler: str) -> Client:
-    """A Client of an existing scheduler; InputError naming the address when it cannot connect."""
+    """Connect a Client to an existing scheduler; InputError naming the address when it cannot connect."""
     try:
         return Client(scheduler, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
@@ -310,8 +315,10 @@ def _task_path(out: Path, value: float, seed: int) -> Path:
 
 
 def _check_folder(out: Path, prepared: PreparedStudy, force: bool) -> bool:
-    """Whether ``out`` holds this study to resume; InputError for another study's or a foreign
-    folder without ``force`` (nothing is touched here)."""
+    """Return whether ``out`` holds this study to resume.
+
+    InputError for another study's or a foreign folder without ``force`` (nothing is touched here).
+    """
     if not out.parent.is_dir():
         raise InputError(f"{out}: parent folder {out.parent} does not exist")
     if out.exists() and not out.is_dir():
@@ -356,7 +363,7 @@ def _load_finished(out: Path, prepared: PreparedStudy) -> dict[tuple[float, int]
 
 @contextmanager
 def _client(client: Client | None, scheduler: str | None, n_workers: int | None, needed: bool) -> Iterator[Client | None]:
-    """The caller's client, one connected to ``scheduler``, or a LocalCluster's; None if not ``needed``."""
+    """Return the caller's client, one connected to ``scheduler``, or a LocalCluster's; None if not ``needed``."""
     if client is not None or not needed:
         yield client
     elif scheduler is not None:
@@ -440,7 +447,7 @@ def _run_tasks(client, prepared, out, todo, done, retries, numba_threads, progre
 
 
 def _result(fut, parameter: str, value: float, seed: int) -> dict:
-    """The task's record; its RingsimError re-raised naming the point, a dead-worker failure as RingsimError."""
+    """Return the task's record; its RingsimError re-raised naming the point, a dead-worker failure as RingsimError."""
     from distributed.scheduler import KilledWorker
 
     try:
@@ -570,7 +577,7 @@ def fit_sensitivity(dx, shift, err, degree: int, per_seed: np.ndarray | None = N
 
 
 def summary_table(summary: dict) -> str:
-    """The per-point table and the sensitivity as text."""
+    """Return the per-point table and the sensitivity as text."""
     s = summary["sensitivity"]
     lines = [
         f"study {summary['name']}: {summary['observable']} shift vs {summary['parameter']} (nominal {summary['nominal']!r}), "
@@ -613,8 +620,10 @@ def shift_plot(summary: dict, path) -> None:
 
 
 def study_from_toml(path: str | os.PathLike, changes: dict | None = None) -> Study:
-    """A study from a TOML file: a ``[study]`` table (fields of :class:`Study`) and, optionally,
-    configuration sections (``[beam]``, ``[ring]``, …) laid over the ring preset.
+    """Read a study from a TOML file.
+
+    The file holds a ``[study]`` table (fields of :class:`Study`) and, optionally, configuration
+    sections (``[beam]``, ``[ring]``, …) laid over the ring preset.
 
     ``changes`` (fields of :class:`Study`, e.g. from the command line) replace the file's values;
     extra ``overrides`` there are appended to the file's.
@@ -637,7 +646,7 @@ def study_from_toml(path: str | os.PathLike, changes: dict | None = None) -> Stu
         raise ConfigError(f"{path}: unknown key study.{unknown[0]}; expected one of {', '.join(sorted(known))}")
     overrides = table.get("overrides", [])
     if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
-        raise ConfigError(f"{path}: study.overrides must be a list of \"section.key=value\" strings")
+        raise ConfigError(f'{path}: study.overrides must be a list of "section.key=value" strings')
     for section, items in data.items():
         if not isinstance(items, dict):
             raise ConfigError(f"{path}: {section} must be a table of configuration keys")
@@ -659,7 +668,7 @@ def study_from_toml(path: str | os.PathLike, changes: dict | None = None) -> Stu
 
 
 def _toml_value(value) -> str:
-    """A configuration value written back as a TOML literal, for a ``section.key=value`` override."""
+    """Write a configuration value back as a TOML literal, for a ``section.key=value`` override."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):

@@ -33,102 +33,37 @@ from __future__ import annotations
 from ringsim.errors import ConfigError
 from workflows.study import Study
 
+# name, parameter, values, nominal, observable, degree, seeds, positrons, other Study fields
+_ROWS = (
+    ("momentum_spread", "beam.momentum_spread", (0.0, 0.25e-3, 0.5e-3, 0.75e-3, 1.0e-3, 1.25e-3, 1.5e-3), 0.0, "C_e", 2, 4, 200_000, {"overrides": ("ring.aperture_radius_m=0.5",)}),
+    ("field_index", "ring.field_index", (0.09, 0.108, 0.12, 0.135), 0.108, "C_e", 2, 4, 200_000, {}),
+    ("vertical_width", "beam.vertical_width_m", (0.0, 0.005, 0.009, 0.013, 0.017), 0.0, "C_p", 2, 4, 200_000, {}),
+    ("fit_start", "analysis.fit_start_us", (30.2, 40.0, 50.0, 60.0, 80.0, 100.0), 30.2, "omega_a", 1, 8, 500_000, {}),
+    ("gain_sag", "detector.gain_sag_amplitude", (0.0, 0.002, 0.005, 0.01), 0.0, "omega_a", 1, 8, 500_000, {}),
+    ("cbo_amplitude", "fastmodel.cbo_amplitude_m", (0.0, 0.002, 0.004, 0.006), 0.0, "omega_a", 2, 8, 500_000, {}),
+    ("lost_muons", "fastmodel.loss_fraction", (0.0, 0.01, 0.02, 0.05), 0.0, "omega_a", 1, 8, 500_000, {}),
+    ("field_multipoles", "perturbations.normal_ppm[1]", (0.0, 50.0, 100.0, 200.0), 0.0, "omega_a", 1, 2, 20_000, {"mode": "track"}),
+)
+
+_DESCRIPTIONS = {
+    "momentum_spread": "C_e versus rms momentum spread, uncollimated (docs/physics.md §4: C_e = 2nβ²σ²/(1−n))",
+    "field_index": "C_e versus the ring-averaged field index n (ESQ voltage)",
+    "vertical_width": "C_p versus the rms vertical beam width (docs/physics.md §4: C_p = n⟨y²⟩/(2R0²))",
+    "fit_start": "ω_a versus the fit start time; shifts must stay inside the nested-subset band",
+    "gain_sag": "ω_a versus the in-fill gain sag amplitude (no gain correction in the fit)",
+    "cbo_amplitude": "ω_a of the 5-parameter fit versus the coherent betatron (CBO) amplitude",
+    "lost_muons": "ω_a versus the fraction of muons lost before decaying",
+    "field_multipoles": "ω_a versus the normal sextupole b2 of the guide field (track mode)",
+}
+
 STUDIES: dict[str, Study] = {
-    "momentum_spread": Study(
-        name="momentum_spread",
-        description="C_e versus rms momentum spread, uncollimated (docs/physics.md §4: C_e = 2nβ²σ²/(1−n))",
-        parameter="beam.momentum_spread",
-        values=(0.0, 0.25e-3, 0.5e-3, 0.75e-3, 1.0e-3, 1.25e-3, 1.5e-3),
-        nominal=0.0,
-        observable="C_e",
-        degree=2,
-        seeds=4,
-        positrons=200_000,
-        overrides=("ring.aperture_radius_m=0.5",),
-    ),
-    "field_index": Study(
-        name="field_index",
-        description="C_e versus the ring-averaged field index n (ESQ voltage)",
-        parameter="ring.field_index",
-        values=(0.09, 0.108, 0.12, 0.135),
-        nominal=0.108,
-        observable="C_e",
-        degree=2,
-        seeds=4,
-        positrons=200_000,
-    ),
-    "vertical_width": Study(
-        name="vertical_width",
-        description="C_p versus the rms vertical beam width (docs/physics.md §4: C_p = n⟨y²⟩/(2R0²))",
-        parameter="beam.vertical_width_m",
-        values=(0.0, 0.005, 0.009, 0.013, 0.017),
-        nominal=0.0,
-        observable="C_p",
-        degree=2,
-        seeds=4,
-        positrons=200_000,
-    ),
-    "fit_start": Study(
-        name="fit_start",
-        description="ω_a versus the fit start time; shifts must stay inside the nested-subset band",
-        parameter="analysis.fit_start_us",
-        values=(30.2, 40.0, 50.0, 60.0, 80.0, 100.0),
-        nominal=30.2,
-        observable="omega_a",
-        degree=1,
-        seeds=8,
-        positrons=500_000,
-    ),
-    "gain_sag": Study(
-        name="gain_sag",
-        description="ω_a versus the in-fill gain sag amplitude (no gain correction in the fit)",
-        parameter="detector.gain_sag_amplitude",
-        values=(0.0, 0.002, 0.005, 0.01),
-        nominal=0.0,
-        observable="omega_a",
-        degree=1,
-        seeds=8,
-        positrons=500_000,
-    ),
-    "cbo_amplitude": Study(
-        name="cbo_amplitude",
-        description="ω_a of the 5-parameter fit versus the coherent betatron (CBO) amplitude",
-        parameter="fastmodel.cbo_amplitude_m",
-        values=(0.0, 0.002, 0.004, 0.006),
-        nominal=0.0,
-        observable="omega_a",
-        degree=2,
-        seeds=8,
-        positrons=500_000,
-    ),
-    "lost_muons": Study(
-        name="lost_muons",
-        description="ω_a versus the fraction of muons lost before decaying",
-        parameter="fastmodel.loss_fraction",
-        values=(0.0, 0.01, 0.02, 0.05),
-        nominal=0.0,
-        observable="omega_a",
-        degree=1,
-        seeds=8,
-        positrons=500_000,
-    ),
-    "field_multipoles": Study(
-        name="field_multipoles",
-        description="ω_a versus the normal sextupole b2 of the guide field (track mode)",
-        parameter="perturbations.normal_ppm[1]",
-        values=(0.0, 50.0, 100.0, 200.0),
-        nominal=0.0,
-        observable="omega_a",
-        degree=1,
-        seeds=2,
-        positrons=20_000,
-        mode="track",
-    ),
+    name: Study(name=name, parameter=parameter, values=values, nominal=nominal, observable=observable, degree=degree, seeds=seeds, positrons=positrons, description=_DESCRIPTIONS[name], **other)
+    for name, parameter, values, nominal, observable, degree, seeds, positrons, other in _ROWS
 }
 
 
 def library_study(name: str) -> Study:
-    """The library study ``name``; ConfigError listing the names when it is unknown."""
+    """Return the library study ``name``; ConfigError listing the names when it is unknown."""
     try:
         return STUDIES[name]
     except KeyError:

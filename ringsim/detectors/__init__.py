@@ -1,0 +1,1 @@
+"""Detector models: Fermilab calorimeters, lost-muon MIP hits, the sector stations, the J-PARC vanes, and their response."""

@@ -43,19 +43,20 @@ class CalorimeterGeometry:
     chamber_inner_x_m: float = -0.350  # … or further in than this (inner walls, calorimeter backs) [U]
 
     def azimuths_rad(self) -> np.ndarray:
+        """Return the azimuths (rad) of the stations' front faces, 2π(k + 1)/n_stations."""
         return TWO_PI * (np.arange(self.n_stations) + 1.0) / self.n_stations
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _pseudo_angle(cross, dot):
-    """A stand-in for the angle atan2(cross, dot) taken in [0, 2π), increasing with it: values in [0, 4]."""
+    """Return a stand-in for the angle atan2(cross, dot) taken in [0, 2π), increasing with it: values in [0, 4]."""
     r = dot / (abs(dot) + abs(cross))
     return 1.0 - r if cross >= 0.0 else 3.0 + r
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _turn_rad(cross, dot):
-    """The angle atan2(cross, dot) taken in [0, 2π) [rad]."""
+    """Return the angle atan2(cross, dot) taken in [0, 2π) [rad]."""
     travel = math.atan2(cross, dot)
     return travel + TWO_PI if travel < 0.0 else travel
 
@@ -68,9 +69,10 @@ _FACE_MARGIN = 1e-7
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _face_crossing(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x):
-    """Pseudo-angle of the turn from the decay point to the crossing at distance ``s`` [m] along the
-    radial direction (ex, ez), its cross and dot products [m²], and whether that crossing lies on a
-    front face and runs downstream.
+    """Return the turn from the decay point to the crossing at distance ``s`` [m] along (ex, ez).
+
+    The result is the turn's pseudo-angle, cross and dot products [m²], and whether that crossing of the
+    radial direction (ex, ez) lies on a front face and runs downstream.
 
     The circle has its centre at (cx, cz) [m] and the decay point at (cx + rx, cz + rz) [m].
     """
@@ -85,8 +87,11 @@ def _face_crossing(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _face_turn(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor):
-    """:func:`_face_crossing`'s pseudo-angle, cross and dot products; the pseudo-angle is 5 (above all
-    others) where that is no downstream front-face crossing turned to beyond ``floor`` and 1e-9 rad."""
+    """Return :func:`_face_crossing`'s pseudo-angle, cross and dot products, the pseudo-angle 5 if not a face crossing.
+
+    The pseudo-angle is 5 (above all others) where that is no downstream front-face crossing turned
+    to beyond ``floor`` and 1e-9 rad.
+    """
     turn, cross, dot, on_face = _face_crossing(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x)
     if turn < _SMALL_TURN and _turn_rad(cross, dot) <= 1e-9:
         turn = 5.0
@@ -96,8 +101,11 @@ def _face_turn(s, ex, ez, cx, cz, rx, rz, radius_m, inner_x, outer_x, floor):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _meets_faces(dc, c2, rho2, s_lo, s_hi):
-    """Whether the circle meets the radial line ê at its far root s = ê·C + √((ê·C)² − |C|² + ρ²)
-    within [``s_lo``, ``s_hi``] [m], without the square root; ``dc`` = ê·C, |C|² = ``c2``, ρ² = ``rho2`` [m²]."""
+    """Return whether the circle meets the radial line ê at its far root within [``s_lo``, ``s_hi``] [m].
+
+    The far root is s = ê·C + √((ê·C)² − |C|² + ρ²), tested without the square root; ``dc`` = ê·C,
+    |C|² = ``c2``, ρ² = ``rho2`` [m²].
+    """
     disc = dc * dc - c2 + rho2
     to_hi, to_lo = s_hi - dc, s_lo - dc
     return (disc >= 0.0) & (to_hi >= 0.0) & (disc <= to_hi * to_hi) & ((to_lo <= 0.0) | (disc >= to_lo * to_lo))
@@ -105,16 +113,21 @@ def _meets_faces(dc, c2, rho2, s_lo, s_hi):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _wall_turn(n, root, r_cross_c, r_dot_c, sgn):
-    """Pseudo-angle, cross and dot products [m⁴] of the turn to the chamber-wall crossing of sign ``sgn``
-    (see :func:`calorimeter_hit`: ``n`` = R_c² − |C|² − ρ², ``root`` = √(4ρ²|C|² − n²), R×C and R·C)."""
+    """Return the pseudo-angle, cross and dot products [m⁴] of the turn to the chamber-wall crossing of sign ``sgn``.
+
+    See :func:`calorimeter_hit`: ``n`` = R_c² − |C|² − ρ², ``root`` = √(4ρ²|C|² − n²), R×C and R·C.
+    """
     cross_c, dot_c = n * r_cross_c + sgn * root * r_dot_c, n * r_dot_c - sgn * root * r_cross_c
     return _pseudo_angle(cross_c, dot_c), cross_c, dot_c
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _face_candidate(ex, ez, cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x, floor):
-    """The crossing of the radial line (ex, ez) seen by :func:`_face_turn`: (pseudo-angle, distance
-    from the ring centre [m], cross and dot products [m²]); |C|² = ``c2``, ρ² = ``rho2`` [m²]."""
+    """Return the crossing of the radial line (ex, ez) seen by :func:`_face_turn`.
+
+    The result is (pseudo-angle, distance from the ring centre [m], cross and dot products [m²]);
+    |C|² = ``c2``, ρ² = ``rho2`` [m²].
+    """
     dc = ex * cx + ez * cz
     root = math.sqrt(max(dc * dc - c2 + rho2, 0.0))
     s = dc + root
@@ -229,10 +242,12 @@ def batch_scratch(n_max):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _batch_candidate(ex, ez, cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_x, s_lo, s_hi):
-    """:func:`_face_candidate` (floor −1) of a station that passes :func:`_meets_faces`, without its rare
-    branches: (pseudo-angle, 5 where none, s [m], cross and dot products [m²], whether the scalar finder
+    """Return :func:`_face_candidate` (floor −1) of a station that passes :func:`_meets_faces`, without its rare branches.
+
+    The result is (pseudo-angle, 5 where none, s [m], cross and dot products [m²], whether the scalar finder
     must decide: the near root runs downstream, a circle touching the radial line, or the turn is below
-    ``_SMALL_TURN``, compared with 1e-9 rad through atan2)."""
+    ``_SMALL_TURN``, compared with 1e-9 rad through atan2).
+    """
     dc = ex * cx + ez * cz
     meets = _meets_faces(dc, c2, rho2, s_lo, s_hi)
     root = math.sqrt(max(dc * dc - c2 + rho2, 0.0))
@@ -245,8 +260,10 @@ def _batch_candidate(ex, ez, cx, cz, rx, rz, c2, rho2, radius_m, inner_x, outer_
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _wall_before(rc, c2, rho2, r_cross_c, r_dot_c, best):
-    """Whether the circle crosses radius ``rc`` [m] turned to at most the pseudo-angle ``best``: beyond
-    1e-9 rad for sure, or maybe (below ``_SMALL_TURN``); see :func:`calorimeter_hit`."""
+    """Return whether the circle crosses radius ``rc`` [m] turned to at most the pseudo-angle ``best``.
+
+    Beyond 1e-9 rad for sure, or maybe (below ``_SMALL_TURN``); see :func:`calorimeter_hit`.
+    """
     wn = rc * rc - c2 - rho2
     disc = 4.0 * rho2 * c2 - wn * wn
     root = math.sqrt(max(disc, 0.0))
@@ -257,8 +274,9 @@ def _wall_before(rc, c2, rho2, r_cross_c, r_dot_c, best):
 
 
 @njit(cache=True, error_model="numpy")
-def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
-                           work, index, station, flight_ns, x_hit, y_hit):
+def calorimeter_hits_batch(
+    px, py, pz, dx, dy, dz, energy_mev, n, field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x, work, index, station, flight_ns, x_hit, y_hit
+):
     """:func:`calorimeter_hit` of positrons 0 … ``n`` − 1 of the rows ``px`` … ``energy_mev``, same results.
 
     Writes (station or −1, flight time [ns], x − R₀ [m], y [m]) to ``station``, ``flight_ns``,
@@ -280,7 +298,8 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     if n_st > VECTOR_STATIONS or s_lo <= 0.0:
         for j in range(n):
             station[j], flight_ns[j], x_hit[j], y_hit[j] = calorimeter_hit(
-                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
+                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x
+            )
         return
     rho_r, slope_r, rise_r, cx_r, cz_r, rx_r, rz_r = work[_W_RHO], work[_W_SLOPE], work[_W_RISE], work[_W_CX], work[_W_CZ], work[_W_RX], work[_W_RZ]
     c2_r, rho2_r, best, s_r, cross_r, dot_r, travel_r = work[_W_C2], work[_W_RHO2], work[_W_BEST], work[_W_S], work[_W_CROSS], work[_W_DOT], work[_W_TRAVEL]
@@ -361,7 +380,8 @@ def calorimeter_hits_batch(px, py, pz, dx, dy, dz, energy_mev, n, field_t, radiu
     for j in range(n):
         if fallback[j]:
             station[j], flight_ns[j], x_hit[j], y_hit[j] = calorimeter_hit(
-                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
+                px[j], py[j], pz[j], dx[j], dy[j], dz[j], energy_mev[j], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x
+            )
 
 
 @njit(cache=True)
@@ -384,10 +404,9 @@ def calorimeter_hits(pos, direction, energy_mev, field_t, radius_m, azimuths, in
     y_hit = np.zeros(n)
     cos_az, sin_az = face_directions(azimuths)
     for i in prange(n):
-        station[i], flight_ns[i], x_hit[i], y_hit[i] = calorimeter_hit(
-            pos[i, 0], pos[i, 1], pos[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i],
-            field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x,
-        )
+        x, y, z = pos[i, 0], pos[i, 1], pos[i, 2]
+        dx, dy, dz = direction[i, 0], direction[i, 1], direction[i, 2]
+        station[i], flight_ns[i], x_hit[i], y_hit[i] = calorimeter_hit(x, y, z, dx, dy, dz, energy_mev[i], field_t, radius_m, cos_az, sin_az, inner_x, outer_x, half_height, chamber_x, chamber_inner_x)
     return station, flight_ns, x_hit, y_hit
 
 

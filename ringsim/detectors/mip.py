@@ -47,7 +47,7 @@ def lost_muon_hits(
     beta: float,
     response: MipResponse = MipResponse(),
 ) -> dict[str, np.ndarray]:
-    """True minimum-ionising hits of the lost muons in the next :data:`MIP_STATIONS` stations.
+    """Return the true minimum-ionising hits of the lost muons in the next :data:`MIP_STATIONS` stations.
 
     ``u_moyal`` (n, MIP_STATIONS): uniform draws in (0, 1) for the deposits (Z = Φ⁻¹(u)), so that a
     muon's hits do not depend on how many muons are drawn with it. Returns ``muon`` (index of the

@@ -25,7 +25,9 @@ def respond(rng: np.random.Generator, det: DetectorConfig, fill: np.ndarray, sta
     return respond_to_draws(det, fill, station, time_ns, energy_mev, z_energy, z_time, rng.random(n))
 
 
-def respond_to_draws(det: DetectorConfig, fill: np.ndarray, station: np.ndarray, time_ns: np.ndarray, energy_mev: np.ndarray, z_energy: np.ndarray, z_time: np.ndarray, u_detect: np.ndarray) -> dict[str, np.ndarray]:
+def respond_to_draws(
+    det: DetectorConfig, fill: np.ndarray, station: np.ndarray, time_ns: np.ndarray, energy_mev: np.ndarray, z_energy: np.ndarray, z_time: np.ndarray, u_detect: np.ndarray
+) -> dict[str, np.ndarray]:
     """:func:`respond` with given standard-normal draws for the energy and the time and uniform draws for the efficiency."""
     e_gev = np.maximum(energy_mev, 1e-6) * 1e-3
     sigma = energy_mev * np.sqrt(det.energy_resolution_stochastic**2 / e_gev + det.energy_resolution_constant**2)

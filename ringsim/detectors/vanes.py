@@ -52,6 +52,7 @@ class VaneGeometry:
     vertical_angle_resolution_rad: float = 1.0e-3
 
     def __post_init__(self):
+        """Check the geometry; ConfigError naming the first field out of range."""
         checks = [
             ("n_vanes", isinstance(self.n_vanes, int) and self.n_vanes >= 1, "an integer ≥ 1"),
             ("r_min_m", 0.0 <= self.r_min_m < self.r_max_m, "0 ≤ r_min_m < r_max_m"),
@@ -91,8 +92,11 @@ class VaneGeometry:
 
     @classmethod
     def from_config(cls, cfg: SimConfig) -> VaneGeometry:
-        """The tracker of a configuration with detector model "vanes": ``ring.n_detectors`` vanes in
-        ``ring.field_t``, per-crossing ``detector.efficiency``, momentum resolution ``detector.energy_resolution_constant``."""
+        """Return the tracker of a configuration with detector model "vanes".
+
+        ``ring.n_detectors`` vanes in ``ring.field_t``, per-crossing ``detector.efficiency``, momentum
+        resolution ``detector.energy_resolution_constant``.
+        """
         det = cfg.detector
         return cls(n_vanes=cfg.ring.n_detectors, field_t=cfg.ring.field_t, efficiency=det.efficiency, momentum_resolution=det.energy_resolution_constant)
 
@@ -143,7 +147,7 @@ class VaneTracks:
 
 @njit(cache=True, inline="always")
 def _pseudo_angle(cos_a, sin_a):
-    """A cheap increasing function of the angle a ∈ [0, 2π) from its cosine and sine, onto [0, 4)."""
+    """Return a cheap increasing function of the angle a ∈ [0, 2π) from its cosine and sine, onto [0, 4)."""
     return 1.0 - cos_a if sin_a >= 0.0 else 3.0 + cos_a
 
 
@@ -223,43 +227,61 @@ def _track_crossings(x0, y0, z0, dx, dy, dz, energy_mev, vane_cos, vane_sin, r_m
     return count
 
 
+@njit(cache=True, inline="always")
+def _crossing_buffers(n_vanes):
+    """Return the scratch arrays (α, vane, r, y) of :func:`_track_crossings` for one block, 2·``n_vanes`` crossings each."""
+    m_max = 2 * n_vanes
+    return np.empty(m_max), np.empty(m_max, dtype=np.int32), np.empty(m_max), np.empty(m_max)
+
+
 @njit(cache=True, parallel=True)
-def _count_kernel(xyz, direction, energy_mev, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, block):
+def _crossings_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, ns_per_rad_per_mev, offsets, block, fill):
+    """Count the vane crossings of each positron, and with ``fill`` record them from ``offsets`` on.
+
+    Returns the counts and the hits' vane, time [ns], radius [m] and height [m] (empty without ``fill``).
+    """
     n = energy_mev.size
     counts = np.zeros(n, dtype=np.int64)
-    n_blocks = (n + block - 1) // block
-    for b in prange(n_blocks):
-        m_max = 2 * vane_cos.size
-        alpha, r_hit, y_hit = np.empty(m_max), np.empty(m_max), np.empty(m_max)
-        vane = np.empty(m_max, dtype=np.int32)
-        for i in range(b * block, min(n, (b + 1) * block)):
-            counts[i] = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, 0)
-    return counts
-
-
-@njit(cache=True, parallel=True)
-def _fill_kernel(xyz, direction, energy_mev, decay_time_ns, vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, ns_per_rad_per_mev, offsets, block):
-    n = energy_mev.size
-    total = offsets[n]
+    total = offsets[n] if fill else 0
     hit_vane = np.empty(total, dtype=np.int32)
     hit_time = np.empty(total)
     hit_r = np.empty(total)
     hit_y = np.empty(total)
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
-        m_max = 2 * vane_cos.size
-        alpha, r_hit, y_hit = np.empty(m_max), np.empty(m_max), np.empty(m_max)
-        vane = np.empty(m_max, dtype=np.int32)
+        alpha, vane, r_hit, y_hit = _crossing_buffers(vane_cos.size)
+        n_angles = alpha.size if fill else 0
         for i in range(b * block, min(n, (b + 1) * block)):
-            m = _track_crossings(xyz[i, 0], xyz[i, 1], xyz[i, 2], direction[i, 0], direction[i, 1], direction[i, 2], energy_mev[i], vane_cos, vane_sin, r_min, r_max, half_height, radius_m_per_mev, alpha, vane, r_hit, y_hit, m_max)
-            ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
-            for j in range(m):
-                o = offsets[i] + j
-                hit_vane[o] = vane[j]
-                hit_time[o] = decay_time_ns[i] + alpha[j] * ns_per_rad
-                hit_r[o] = r_hit[j]
-                hit_y[o] = y_hit[j]
-    return hit_vane, hit_time, hit_r, hit_y
+            m = _track_crossings(
+                xyz[i, 0],
+                xyz[i, 1],
+                xyz[i, 2],
+                direction[i, 0],
+                direction[i, 1],
+                direction[i, 2],
+                energy_mev[i],
+                vane_cos,
+                vane_sin,
+                r_min,
+                r_max,
+                half_height,
+                radius_m_per_mev,
+                alpha,
+                vane,
+                r_hit,
+                y_hit,
+                n_angles,
+            )
+            counts[i] = m
+            if fill:
+                ns_per_rad = ns_per_rad_per_mev * energy_mev[i]
+                for j in range(m):
+                    o = offsets[i] + j
+                    hit_vane[o] = vane[j]
+                    hit_time[o] = decay_time_ns[i] + alpha[j] * ns_per_rad
+                    hit_r[o] = r_hit[j]
+                    hit_y[o] = y_hit[j]
+    return counts, hit_vane, hit_time, hit_r, hit_y
 
 
 def _as_array(name, value, shape_tail, n=None):
@@ -296,11 +318,11 @@ def vane_hits(decay_xyz_m, direction, energy_mev, decay_time_ns, geometry: VaneG
     if np.any(energy <= 0.0):
         raise InputError("vane_hits: energy_mev expected positive values")
     g = geometry
-    args = (*g.unit_vectors(), g.r_min_m, g.r_max_m, g.half_height_m, g.radius_m_per_mev)
-    counts = _count_kernel(xyz, dirs, energy, *args, _BLOCK)
+    args = (xyz, dirs, energy, t0, *g.unit_vectors(), g.r_min_m, g.r_max_m, g.half_height_m, g.radius_m_per_mev, g.flight_ns_per_rad_per_mev)
     offsets = np.zeros(n + 1, dtype=np.int64)
+    counts = _crossings_kernel(*args, offsets, _BLOCK, False)[0]
     np.cumsum(counts, out=offsets[1:])
-    hit_vane, hit_time, hit_r, hit_y = _fill_kernel(xyz, dirs, energy, t0, *args, g.flight_ns_per_rad_per_mev, offsets, _BLOCK)
+    _, hit_vane, hit_time, hit_r, hit_y = _crossings_kernel(*args, offsets, _BLOCK, True)
     has = counts > 0
     first_time = np.full(n, np.nan)
     first_time[has] = hit_time[offsets[:-1][has]]
@@ -329,7 +351,22 @@ def smeared_momentum(energy_mev, momentum_resolution, z_momentum):
 
 
 @njit(cache=True, error_model="numpy")
-def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
+def track_response(
+    hit_time_ns,
+    hit_vane,
+    u_detect,
+    decay_time_ns,
+    energy_mev,
+    vertical_angle_rad,
+    z_momentum,
+    z_angle,
+    efficiency,
+    readout_window_ns,
+    min_vanes,
+    time_bin_ns,
+    momentum_resolution,
+    angle_resolution_rad,
+):
     """Response and reconstruction of one track (the model of :func:`reconstruct`).
 
     Crossing k (times ``hit_time_ns`` [ns] in path order, vanes ``hit_vane``) is detected if
@@ -357,7 +394,8 @@ def track_response(hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, v
 
 
 @njit(cache=True)
-def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad):
+def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns, energy_mev, vertical_angle_rad, z_momentum, z_angle, settings):
+    """Apply :func:`track_response` to every track; ``settings`` are its arguments from ``efficiency`` on."""
     n = energy_mev.size
     n_detected = np.empty(n, dtype=np.int32)
     first_vane = np.empty(n, dtype=np.int32)
@@ -365,8 +403,7 @@ def _reconstruct_kernel(offsets, hit_time_ns, hit_vane, u_detect, decay_time_ns,
     for i in range(n):
         a, b = offsets[i], offsets[i + 1]
         n_detected[i], first_vane[i], momentum[i], time_ns[i], angle[i] = track_response(
-            hit_time_ns[a:b], hit_vane[a:b], u_detect[a:b], decay_time_ns[i], energy_mev[i], vertical_angle_rad[i], z_momentum[i], z_angle[i],
-            efficiency, readout_window_ns, min_vanes, time_bin_ns, momentum_resolution, angle_resolution_rad,
+            hit_time_ns[a:b], hit_vane[a:b], u_detect[a:b], decay_time_ns[i], energy_mev[i], vertical_angle_rad[i], z_momentum[i], z_angle[i], *settings
         )
     return n_detected, first_vane, momentum, time_ns, angle
 
@@ -389,8 +426,16 @@ def reconstruct(hits: VaneHits, geometry: VaneGeometry, seed) -> VaneTracks:
     z_momentum = rng.standard_normal(n)
     z_angle = rng.standard_normal(n)
     n_detected, first_vane, momentum, time_ns, angle = _reconstruct_kernel(
-        hits.hit_offsets, hits.hit_time_ns, hits.hit_vane, u_detect, hits.decay_time_ns, hits.energy_mev, hits.vertical_angle_rad, z_momentum, z_angle,
-        g.efficiency, g.readout_window_ns, g.min_vanes, g.time_bin_ns, g.momentum_resolution, g.vertical_angle_resolution_rad,
+        hits.hit_offsets,
+        hits.hit_time_ns,
+        hits.hit_vane,
+        u_detect,
+        hits.decay_time_ns,
+        hits.energy_mev,
+        hits.vertical_angle_rad,
+        z_momentum,
+        z_angle,
+        (g.efficiency, g.readout_window_ns, g.min_vanes, g.time_bin_ns, g.momentum_resolution, g.vertical_angle_resolution_rad),
     )
     accepted = n_detected >= g.min_vanes
     return VaneTracks(
