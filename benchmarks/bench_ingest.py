@@ -33,7 +33,9 @@ def _write(path: Path, rows: int) -> None:
         f.mktree("events", {"time_ns": np.float64, "energy_mev": np.float64, "calo": np.int16, "fill": np.int64})
         for start in range(0, rows, CHUNK):
             n = min(CHUNK, rows - start)
-            f["events"].extend({"time_ns": rng.exponential(64_400.0, n), "energy_mev": rng.uniform(0.0, 3100.0, n), "calo": rng.integers(0, 24, n).astype(np.int16), "fill": (start + np.arange(n)) // 3000})
+            f["events"].extend(
+                {"time_ns": rng.exponential(64_400.0, n), "energy_mev": rng.uniform(0.0, 3100.0, n), "calo": rng.integers(0, 24, n).astype(np.int16), "fill": (start + np.arange(n)) // 3000}
+            )
 
 
 def _measure(code: str, path: Path) -> tuple[float, float]:

@@ -53,7 +53,10 @@ def main() -> None:
         sel = np.isin(hits["fill"], chunk)
         n = int(np.count_nonzero(sel))
         with uproot.recreate(out / f"clusters_subrun{subrun}.root") as f:
-            f.mktree("clusterTree/clusters", {"time": np.float64, "energy": np.float64, "caloNum": np.uint32, "runNum": np.uint32, "subRunNum": np.uint32, "eventNum": np.uint32, "xtalEnergies": "var * float64"})
+            f.mktree(
+                "clusterTree/clusters",
+                {"time": np.float64, "energy": np.float64, "caloNum": np.uint32, "runNum": np.uint32, "subRunNum": np.uint32, "eventNum": np.uint32, "xtalEnergies": "var * float64"},
+            )
             f["clusterTree/clusters"].extend(
                 {
                     "time": hits["time_ns"][sel] / CLOCK_TICK_NS,

@@ -8,7 +8,6 @@ bare uproot (a small wiggle tree and a histogram) and as plain bytes; nothing is
 every case fails at argument, configuration or file validation.
 """
 
-
 import os
 import subprocess
 import sys
@@ -228,7 +227,21 @@ SET_VALUES = [
 
 
 TOML_FILES = ["syntax", "section", "key", "string", "bool", "list", "table", "negative", "tiny", "bunch", "aperture", "choice", "integer", "element", "latin1"]
-TOML_NAMES = {"section": "nope", "key": "ring.nope", "string": "ring.radius_m", "bool": "ring.radius_m", "list": "ring.radius_m", "table": "ring", "negative": "ring.radius_m", "tiny": "ring.radius_m", "bunch": "beam.bunch_length_ns", "aperture": "ring.aperture_radius_m", "choice": "detector.model", "integer": "ring.n_detectors", "element": "esq.station_start_deg"}
+TOML_NAMES = {
+    "section": "nope",
+    "key": "ring.nope",
+    "string": "ring.radius_m",
+    "bool": "ring.radius_m",
+    "list": "ring.radius_m",
+    "table": "ring",
+    "negative": "ring.radius_m",
+    "tiny": "ring.radius_m",
+    "bunch": "beam.bunch_length_ns",
+    "aperture": "ring.aperture_radius_m",
+    "choice": "detector.model",
+    "integer": "ring.n_detectors",
+    "element": "esq.station_start_deg",
+}
 
 
 COMMANDS = [
