@@ -18,6 +18,9 @@ from ringsim.io import atomic_output
 
 SEGMENT_OFFSET_FACTOR = 0.1  # each successive folded segment is scaled down by this on the log axis
 FFT_PADDING = 4  # zero padding of the residual FFT
+DISPLAY_BINS_PER_PERIOD = 16  # fit bins are merged for display up to this many per g-2 period
+MIN_SHOWN_COUNTS = 10.0  # folded segments whose bins expect fewer counts on average are not drawn
+MIN_RESIDUAL_COUNTS = 25.0  # the residual panel groups bins until each group expects this many
 
 
 def _fit_window(counts, edges_us, fit: FitResult, who: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +157,14 @@ def correlation_plot(fit: FitResult, path) -> None:
     _save(fig, path)
 
 
+def _grouped(n: np.ndarray, mu: np.ndarray, e: np.ndarray, minimum: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge consecutive bins until each group expects at least ``minimum`` counts; return (centres, counts, expected)."""
+    ends = np.searchsorted(np.cumsum(mu), minimum * np.arange(1, int(np.sum(mu) // minimum) + 1))
+    ends = np.unique(np.minimum(ends, mu.size - 1)) + 1
+    starts = np.concatenate([[0], ends[:-1]])
+    return 0.5 * (e[starts] + e[ends]), np.add.reduceat(n, starts), np.add.reduceat(mu, starts)
+
+
 def wiggle_plot(
     counts,
     edges_us,
@@ -162,12 +173,17 @@ def wiggle_plot(
     path,
     *,
     fold_us: float = 100.0,
-) -> None:
-    """Draw the folded "wiggle" plot of a fit and its residuals, and save it as PNG.
+) -> Figure:
+    """Draw the folded "wiggle" plot of a fit and its residuals, save it as PNG and return the figure.
 
     The bins of the fit window are folded every ``fold_us``: segment k (times
     [start + k·fold, start + (k+1)·fold)) is drawn against t − k·fold, scaled by 0.1^k on a
-    log axis, with the fit curve over it. A lower panel shows (data − fit)/√fit against time.
+    log axis, with the fit curve over it; fit bins are merged for display up to
+    :data:`DISPLAY_BINS_PER_PERIOD` per g-2 period (the J-PARC 5 ns bins). Segments whose bins expect fewer than
+    :data:`MIN_SHOWN_COUNTS` counts on average are left out (they show Poisson discreteness, not the
+    wiggle; the fit uses them); a window shorter than ``fold_us`` is one unscaled segment. The lower
+    panel shows (data − fit)/√fit of groups of consecutive bins expecting at least
+    :data:`MIN_RESIDUAL_COUNTS` counts each, over the whole fit window.
 
     Parameters
     ----------
@@ -190,29 +206,47 @@ def wiggle_plot(
         mu = np.asarray(model_callable_or_expected_counts, dtype=float)
     if mu.shape != n.shape:
         raise InputError(f"wiggle_plot: expected counts have shape {mu.shape}, need one per bin of the fit window ({n.size})")
+    # display bins: whole groups of fit bins, at most a sixteenth of the g-2 period wide
+    width_us = float(np.mean(np.diff(e_win)))
+    merge = max(1, int(2.0 * np.pi / fit.omega_a / DISPLAY_BINS_PER_PERIOD / width_us))
+    keep = n.size // merge * merge
+    n, mu, e_win = n[:keep].reshape(-1, merge).sum(axis=1), mu[:keep].reshape(-1, merge).sum(axis=1), e_win[: keep + 1 : merge]
     centre = 0.5 * (e_win[:-1] + e_win[1:])
+    per_bin = f"counts per {merge * width_us:.3g} μs"
+    folded = fit.end_us - fit.start_us > fold_us
+    segment = np.floor((centre - fit.start_us) / fold_us).astype(int) if folded else np.zeros(centre.size, dtype=int)
+    shown = [k for k in np.unique(segment) if np.mean(mu[segment == k]) >= MIN_SHOWN_COUNTS] or [0]
+    state = "blinded " if fit.blinded else ""
 
     fig = Figure(figsize=(9.0, 7.5))
     ax_top, ax_res = fig.subplots(2, 1, height_ratios=[3, 1])
-    segment = np.floor((centre - fit.start_us) / fold_us).astype(int)
-    for k in np.unique(segment):
+    for k in shown:
         sel = segment == k
         scale = SEGMENT_OFFSET_FACTOR**k
         t_fold = centre[sel] - k * fold_us
-        ax_top.plot(t_fold, n[sel] * scale, ".", ms=1.5, color="black")
-        ax_top.plot(t_fold, mu[sel] * scale, "-", lw=0.7, color="tab:red")
+        ax_top.plot(t_fold, n[sel] * scale, ".", ms=1.5, color="black", label="data" if k == shown[0] else None)
+        ax_top.plot(t_fold, mu[sel] * scale, "-", lw=0.7, color="tab:red", label=f"fit: model {fit.model}, {fit.method} method" if k == shown[0] else None)
     ax_top.set_yscale("log")
-    ax_top.set_xlabel(f"time − k·{fold_us:g} μs [μs]")
-    ax_top.set_ylabel("counts per bin (segments scaled by 0.1^k)")
-    state = "blinded " if fit.blinded else ""
-    ax_top.set_title(
-        f"{fit.model}, {fit.method}-method: {state}ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs, χ²/ndf = {fit.chi2:.1f}/{fit.ndf}",
-        fontsize=9,
-    )
+    if folded:
+        ax_top.set_xlabel(f"time − k·{fold_us:g} μs [μs]  (segment k = 0 … {shown[-1]})")
+        ax_top.set_ylabel(f"{per_bin} × 0.1^k")
+        end_shown = min(fit.start_us + (shown[-1] + 1) * fold_us, fit.end_us)
+        span = f"shown {fit.start_us:.0f}–{end_shown:.0f} μs of the fit window {fit.start_us:.0f}–{fit.end_us:.0f} μs (later bins expect < {MIN_SHOWN_COUNTS:g} counts)"
+        if end_shown >= fit.end_us:
+            span = f"fit window {fit.start_us:.0f}–{fit.end_us:.0f} μs, folded every {fold_us:g} μs"
+    else:
+        ax_top.set_xlabel("time [μs]")
+        ax_top.set_ylabel(per_bin)
+        span = f"fit window {fit.start_us:.1f}–{fit.end_us:.1f} μs"
+    ax_top.legend(loc="upper right", fontsize=8)
+    ax_top.set_title(f"Decay positrons against time (wiggle): {state}ω_a = {fit.omega_a:.7f} ± {fit.omega_a_err:.7f} rad/μs, χ²/ndf = {fit.chi2:.1f}/{fit.ndf}\n{span}", fontsize=9)
+    t_group, n_group, mu_group = _grouped(n, mu, e_win, MIN_RESIDUAL_COUNTS)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pull = np.where(mu > 0.0, (n - mu) / np.sqrt(mu), 0.0)
-    ax_res.plot(centre, pull, ".", ms=1.0, color="black")
+        pull = np.where(mu_group > 0.0, (n_group - mu_group) / np.sqrt(mu_group), 0.0)
+    ax_res.plot(t_group, pull, ".", ms=1.5, color="black")
     ax_res.axhline(0.0, color="tab:red", lw=0.7)
+    ax_res.set_xlim(fit.start_us, fit.end_us)
     ax_res.set_xlabel("time [μs]")
-    ax_res.set_ylabel("(data − fit)/√fit")
+    ax_res.set_ylabel(f"(data − fit)/√fit\n(bins of ≥ {MIN_RESIDUAL_COUNTS:g} expected)", fontsize=8)
     _save(fig, path)
+    return fig
