@@ -202,6 +202,8 @@ def test_jparc_run_closes_through_the_silicon_vanes(tmp_path):
     budget = json.loads((out / "budget.json").read_text())
     c_e = [line for line in budget["budget"]["lines"] if line["name"] == "C_e"][0]
     assert c_e["value_ppb"] == 0.0  # no electric field in the J-PARC ring
+    names = {line["name"] for line in budget["budget"]["lines"]}
+    assert "ω_p field maps (mapping probe)" in names and not any("trolley" in n for n in names)  # J-PARC maps with a probe, not a trolley
 
 
 def test_station_histograms_hold_the_events_of_their_station(sample):
@@ -244,3 +246,8 @@ def test_simulate_writes_its_provenance_with_json(tmp_path):
     assert main(["simulate", "--positrons", "20000", "--seed", "4", "-o", str(out), "--json", str(prov)]) == 0
     written = json.loads(prov.read_text())
     assert written["n_positrons"] == 20000 and written["seed"] == 4 and written["config"]["ring"]["name"] == "fnal"
+
+
+def test_a_missing_study_file_is_named_as_missing(tmp_path, capsys):
+    assert main(["scan", str(tmp_path / "my_study.toml"), "-o", str(tmp_path / "out")]) == 2
+    assert "my_study.toml' does not exist" in capsys.readouterr().err

@@ -205,3 +205,14 @@ def test_cli_refuses_a_foreign_folder_and_changes_a_library_study(tmp_path):
     assert other.nominal is None and prepare(other).nominal == 0.108
     with pytest.raises(ConfigError):
         prepare(Study(parameter="esq.model", values=(1.0,)))
+
+
+def test_summary_flags_a_sensitivity_fit_that_does_not_describe_the_points():
+    from workflows.study import summary_table
+
+    dx = np.array([-2.0, -1.0, 1.0, 2.0])
+    curved = fit_sensitivity(dx, 3.0 * dx + 40.0 * dx**2, np.ones(4), 1)  # a line through a parabola, errors 1 ppb
+    summary = {"name": "s", "observable": "omega_a", "parameter": "beam.x", "nominal": 0.0, "seeds": [1], "positrons_per_task": 10, "ring": "fnal", "mode": "fast", "points": [], "sensitivity": curved}
+    assert "does not describe the shifts" in summary_table(summary)
+    straight = fit_sensitivity(dx, 3.0 * dx + np.array([0.3, -0.2, 0.1, -0.4]), np.ones(4), 1)
+    assert "does not describe" not in summary_table(summary | {"sensitivity": straight})

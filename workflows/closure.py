@@ -387,7 +387,7 @@ def simulated_run_budget(
     errs = omega_p.errors_ppb
     lines += [
         BudgetLine("f_calib (probe calibration)", (omega_p.f_calib - 1.0) * ppb, errs["calibration"], "denominator", "f_calib"),
-        BudgetLine("ω_p trolley maps", 0.0, errs["trolley"], "uncertainty"),
+        BudgetLine("ω_p trolley maps" if ring.name == "fnal" else "ω_p field maps (mapping probe)", 0.0, errs["trolley"], "uncertainty"),
         BudgetLine("ω_p fixed-probe tracking", 0.0, errs["fixed_probes"], "uncertainty"),
         BudgetLine("ω_p muon weighting", 0.0, errs["muon_weighting"], "uncertainty"),
     ]

@@ -588,7 +588,13 @@ def summary_table(summary: dict) -> str:
         lines.append(f"{p['value']:>14.6g} {p['shift_ppb']:>13.2f} {p['shift_err_ppb']:>12.2f} {p['band_ppb']:>11.2f} {p['n_seeds']:>6d}")
     terms = ", ".join(f"c{k + 1} = {c:.6g} ± {e:.3g} ppb/unit^{k + 1}" for k, (c, e) in enumerate(zip(s["coefficients_ppb"], s["errors_ppb"])))
     chi2 = "n/a" if s["chi2"] is None else f"{s['chi2']:.2f}"
-    lines.append(f"sensitivity ({s['model']}): {terms}; chi2/ndf = {chi2}/{s['ndf']} ({s['error_method']})")
+    flag = ""
+    if s["chi2"] is not None and s["ndf"] > 0:
+        from scipy.stats import chi2 as chi2_distribution
+
+        p_value = float(chi2_distribution.sf(s["chi2"], s["ndf"]))
+        flag = f", p = {p_value:.2g}" + (": the polynomial does not describe the shifts; raise --degree or check the points" if p_value < 1e-3 else "")
+    lines.append(f"sensitivity ({s['model']}): {terms}; chi2/ndf = {chi2}/{s['ndf']} ({s['error_method']}{flag})")
     return "\n".join(lines) + "\n"
 
 

@@ -107,6 +107,8 @@ def resolve_study(args: argparse.Namespace):
         changes["overrides"] = study.overrides + changes.get("overrides", ())
         return dataclasses.replace(study, **changes)
     if not Path(name).is_file():
+        if name.endswith(".toml") or "/" in name:
+            raise ConfigError(f"CONFIG: study file {name!r} does not exist")
         raise ConfigError(f"CONFIG: {name!r} is neither a ring ({', '.join(RINGS)}), a library study ({', '.join(STUDIES)}) nor a study file")
     return study_from_toml(name, changes)
 
