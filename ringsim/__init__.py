@@ -6,8 +6,10 @@ description), ``jparc_solenoid`` (the J-PARC coil field), ``injection`` (J-PARC 
 ``tracker`` (numba spin–orbit kernel), ``decay`` (Michel decay), ``detectors`` (calorimeters,
 silicon vanes, response, lost-muon hits, sector model), ``fast_generation`` (the fast-mode kernel),
 ``cbo_calibration`` (fast mode's CBO from tracking), ``histogram_experiments`` (histogram-level
-Monte Carlo), ``simulate`` (runs in resumable blocks), ``random_streams`` (the seed rule),
-``vecmath``, ``io``, ``progress``, ``cli`` (the command line). The companion import packages
+Monte Carlo), ``simulate`` (blocks of fills), ``track_mode``, ``lost_muon_clusters``,
+``event_schema``, ``run_parts`` and ``run_file`` (the resumable run file), ``station_histograms``,
+``random_streams`` (the seed rule), ``interrupts`` (SIGINT/SIGTERM), ``locks`` (one writer per
+output), ``vecmath``, ``io``, ``progress``, ``cli`` (the command line). The companion import packages
 ``analysis`` (ω_a fits), ``calibration`` (corrections, a_μ) and ``workflows`` (pipelines) live in
 the same distribution; ``ringsim`` imports none of them outside ``ringsim.cli``.
 """

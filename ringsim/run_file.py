@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ringsim.config import SimConfig
-from ringsim.errors import ConfigError
+from ringsim.errors import ConfigError, InputError
 from ringsim.event_schema import EVENT_BRANCHES, LOST_BRANCHES, TRUTH_BRANCHES
 from ringsim.injection import injection_summary
 from ringsim.io import EventWriter, check_output_path, compression_setting
+from ringsim.locks import exclusive_output
 from ringsim.rings import ring_kinematics
 from ringsim.run_parts import finished_parts, load_part, parts_folder, run_request, save_part
 from ringsim.simulate import block_muons, check_request, generate
@@ -64,6 +66,15 @@ class _RunSummary:
         return {k: np.concatenate(v).astype(np.int64) for k, v in columns.items()}
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space: ENOSPC, or a short write uproot reports, anywhere in the chain."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "requested and" in str(exc) or "No space left" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def simulate_to_file(
     path: str | Path,
     cfg: SimConfig,
@@ -93,47 +104,52 @@ def simulate_to_file(
     check_output_path(path, overwrite)
     compression_setting(compression)  # refused before anything is simulated
     check_request(cfg, mode, n_positrons, n_muons, codata_edition)
-    request = run_request(cfg, mode, n_positrons, n_muons, seed, codata_edition, truth)
-    folder = parts_folder(path)
-    parts = finished_parts(folder, request) if folder.exists() else []
-    if not folder.exists():
-        folder.mkdir()
-        (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    kin = ring_kinematics(cfg, codata_edition)
-    provenance = {
-        "package": "ringsim",
-        **request,
-        "blinding": "simulation truth, unblinded",
-        "a_mu_truth": cfg.muon.a_mu,
-        "omega_a_truth_rad_per_us": kin.omega_a_rad_per_us,
-        **injection_summary(cfg, mode, codata_edition),
-    }
-    t_edges, e_edges = histogram_edges(cfg, codata_edition)
-    summary = _RunSummary(cfg, mode, n_muons, t_edges, e_edges)
-    try:
-        with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression, tmp_dir=folder) as writer:
-            recorded = 0
-            for part in parts:  # blocks finished before an interruption
-                positrons, lost = load_part(part, "e."), load_part(part, "l.")
-                writer.extend(positrons)
-                summary.add(positrons, lost)
-                recorded += int(np.count_nonzero(positrons["truth_mip"] == 0))
-            done = recorded if n_positrons is not None else min(len(parts) * block_muons(cfg, mode), n_muons)
-            for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
-                parts.append(save_part(folder, block))
-                writer.extend(block.positrons)
-                summary.add(block.positrons, block.lost)
-            writer.write_tree("lost_muons", summary.lost_muons())
-            writer.write_tree("fills", summary.fills())
-            if truth:
-                writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (load_part(part, "t.") for part in parts))
-            for station, counts in enumerate(summary.histograms):
-                writer.write_histogram(f"hist/calo_{station:02d}", counts, t_edges, e_edges)
-            writer.provenance["n_positrons"] = writer.n_entries - summary.n_mip
-            writer.provenance["n_mip_clusters"] = summary.n_mip
-    except BaseException as exc:
-        if isinstance(exc, ConfigError) or not any(folder.glob("block-*.part")):  # a request that cannot succeed, or nothing to resume from
-            shutil.rmtree(folder)
-        raise
-    shutil.rmtree(folder)
-    return writer.provenance
+    with exclusive_output(path):  # one writer per run file: a second one is refused, not raced
+        request = run_request(cfg, mode, n_positrons, n_muons, seed, codata_edition, truth)
+        folder = parts_folder(path)
+        parts = finished_parts(folder, request) if folder.exists() else []
+        if not folder.exists():
+            folder.mkdir()
+            (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        kin = ring_kinematics(cfg, codata_edition)
+        provenance = {
+            "package": "ringsim",
+            **request,
+            "blinding": "simulation truth, unblinded",
+            "a_mu_truth": cfg.muon.a_mu,
+            "omega_a_truth_rad_per_us": kin.omega_a_rad_per_us,
+            **injection_summary(cfg, mode, codata_edition),
+        }
+        t_edges, e_edges = histogram_edges(cfg, codata_edition)
+        summary = _RunSummary(cfg, mode, n_muons, t_edges, e_edges)
+        try:
+            with EventWriter(path, "events", branches=EVENT_BRANCHES, provenance=provenance, overwrite=overwrite, compression=compression, tmp_dir=folder) as writer:
+                recorded = 0
+                for part in parts:  # blocks finished before an interruption
+                    positrons, lost = load_part(part, "e."), load_part(part, "l.")
+                    writer.extend(positrons)
+                    summary.add(positrons, lost)
+                    recorded += int(np.count_nonzero(positrons["truth_mip"] == 0))
+                done = recorded if n_positrons is not None else min(len(parts) * block_muons(cfg, mode), n_muons)
+                for block in generate(cfg, mode, n_positrons, n_muons, seed, codata_edition, progress, start_block=len(parts), already_done=done, truth=truth):
+                    parts.append(save_part(folder, block))
+                    writer.extend(block.positrons)
+                    summary.add(block.positrons, block.lost)
+                writer.write_tree("lost_muons", summary.lost_muons())
+                writer.write_tree("fills", summary.fills())
+                if truth:
+                    writer.write_tree_in_chunks("truth", TRUTH_BRANCHES, (load_part(part, "t.") for part in parts))
+                for station, counts in enumerate(summary.histograms):
+                    writer.write_histogram(f"hist/calo_{station:02d}", counts, t_edges, e_edges)
+                writer.provenance["n_positrons"] = writer.n_entries - summary.n_mip
+                writer.provenance["n_mip_clusters"] = summary.n_mip
+        except BaseException as exc:
+            if isinstance(exc, ConfigError) or not any(folder.glob("block-*.part")):  # a request that cannot succeed, or nothing to resume from
+                shutil.rmtree(folder)
+            if isinstance(exc, OSError | InputError) and _disk_full(exc):
+                kept = len(list(folder.glob("block-*.part"))) if folder.exists() else 0
+                where = f"{kept} finished block(s) are kept in {folder}: free space and run the same command to resume" if kept else "nothing was kept"
+                raise InputError(f"{path}: disk full while writing the run; {where}") from None
+            raise
+        shutil.rmtree(folder)
+        return writer.provenance

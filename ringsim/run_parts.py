@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -64,9 +65,16 @@ _PART_PREFIXES = ("e.", "l.", "t.")  # positrons, lost muons, truth
 
 
 def save_part(folder: Path, block: Block) -> Path:
-    """Block ``block`` as one file, written under a temporary name and renamed: the byte length of a JSON list of (table prefix + key, dtype, length) of its arrays, that list, then the arrays' bytes in its order. Returns the file."""
+    """Save block ``block`` as one file, written under a temporary name and renamed; return it.
+
+    Layout: the byte length of a JSON header, the header (``arrays``: (table prefix + key, dtype,
+    length) of each array; ``sha256``: of the arrays' bytes), then the arrays' bytes in its order.
+    """
     arrays = {prefix + k: np.ascontiguousarray(v) for prefix, table in zip(_PART_PREFIXES, (block.positrons, block.lost, block.truth or {})) for k, v in table.items()}
-    contents = json.dumps([[name, a.dtype.str, a.size] for name, a in arrays.items()]).encode()
+    digest = hashlib.sha256()
+    for a in arrays.values():
+        digest.update(a.tobytes())
+    contents = json.dumps({"arrays": [[name, a.dtype.str, a.size] for name, a in arrays.items()], "sha256": digest.hexdigest()}).encode()
     tmp = folder / f".block-{block.number:06d}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(len(contents).to_bytes(8, "little"))
@@ -79,19 +87,29 @@ def save_part(folder: Path, block: Block) -> Path:
 
 
 def _part_contents(part: Path) -> tuple[int, list[tuple[str, np.dtype, int]]] | None:
-    """Where the arrays of a saved block start and its table of contents (name, dtype, length of each), or None if the file is damaged: unreadable, a non-numeric dtype, or lengths that do not add up to its size."""
+    """Return where the arrays of a saved block start and its table of contents (name, dtype, length of each).
+
+    None if the file is damaged: unreadable, a non-numeric dtype, lengths that do not add up to its
+    size, or arrays whose checksum differs from the one saved with them.
+    """
     try:
         with open(part, "rb") as handle:
             file_bytes = os.fstat(handle.fileno()).st_size
             n_header = int.from_bytes(handle.read(8), "little")
             if n_header > file_bytes - 8:
                 return None
-            contents = [(str(name), np.dtype(dtype), size) for name, dtype, size in json.loads(handle.read(n_header))]
-    except (OSError, ValueError, TypeError):
-        return None
-    if any(dtype.kind not in "biuf" or type(size) is not int or size < 0 for _, dtype, size in contents):
-        return None
-    if 8 + n_header + sum(size * dtype.itemsize for _, dtype, size in contents) != file_bytes:
+            header = json.loads(handle.read(n_header))
+            contents = [(str(name), np.dtype(dtype), size) for name, dtype, size in header["arrays"]]
+            if any(dtype.kind not in "biuf" or type(size) is not int or size < 0 for _, dtype, size in contents):
+                return None
+            if 8 + n_header + sum(size * dtype.itemsize for _, dtype, size in contents) != file_bytes:
+                return None
+            digest = hashlib.sha256()
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+            if digest.hexdigest() != header["sha256"]:
+                return None  # a flipped byte anywhere in the arrays
+    except (OSError, ValueError, TypeError, KeyError):
         return None
     return 8 + n_header, contents
 

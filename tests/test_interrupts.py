@@ -69,3 +69,57 @@ def test_run_resumes_after_sigterm(tmp_path):
     assert main(["run", "--positrons", "400000", "--seed", "3", "-o", "again", "--json", "again.json"]) == 0
     again = json.loads((tmp_path / "again.json").read_text())
     assert resumed["omega_a"] == again["omega_a"] and resumed["a_mu"] == again["a_mu"]
+
+
+def test_a_second_writer_of_one_output_is_refused_and_a_stale_lock_taken_over(tmp_path, capsys):
+    target = tmp_path / "run.root"
+    lock = tmp_path / ".run.root.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(str(holder.pid))  # a live writer
+        assert main(["simulate", "--positrons", "1000", "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"process {holder.pid}" in err and not target.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # its writer is gone: the lock is stale, taken over, and removed when the run ends
+    assert main(["simulate", "--positrons", "1000", "-o", str(target)]) == 0
+    assert target.exists() and not lock.exists()
+
+
+def test_a_kept_block_with_flipped_bytes_is_made_again(tmp_path):
+    import numpy as np
+
+    import ringsim.run_parts as parts
+    from ringsim.simulate import Block
+
+    block = Block(0, {"time_ns": np.arange(64.0)}, {"fill": np.arange(3)}, None)
+    part = parts.save_part(tmp_path, block)
+    assert parts.load_part(part, "e.")["time_ns"].tolist() == list(range(64))
+    raw = bytearray(part.read_bytes())
+    raw[-100] ^= 0xFF  # one byte inside the arrays: sizes and header still consistent
+    part.write_bytes(bytes(raw))
+    assert parts._part_contents(part) is None
+    (tmp_path / "request.json").write_text(json.dumps({"r": 1}))
+    assert parts.finished_parts(tmp_path, {"r": 1}) == [] and not part.exists()
+
+
+def test_a_full_disk_says_so_and_keeps_the_finished_blocks(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import ringsim.run_file as rf
+
+    real_save = rf.save_part
+
+    def save_until_full(folder, block):
+        if block.number >= 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(folder, block)
+
+    monkeypatch.setattr(rf, "save_part", save_until_full)
+    target = tmp_path / "full.root"
+    assert main(["simulate", "--positrons", "150000", "--set", "run.muons_per_fill=4000", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk full" in err and "1 finished block(s) are kept" in err and ".full.root.parts" in err
+    assert len(list((tmp_path / ".full.root.parts").glob("block-*.part"))) == 1 and not target.exists()

@@ -116,13 +116,15 @@ def resolve_study(args: argparse.Namespace):
 def cmd_scan(args: argparse.Namespace) -> int:
     """Run the study on dask (resumable) and print its summary table."""
     from ringsim.io import check_distinct_paths, check_output_path, write_json_atomic
+    from ringsim.locks import exclusive_output
     from workflows.study import prepare, run_study, summary_table
 
     prepared = prepare(resolve_study(args))
     if args.json:
         check_output_path(args.json, overwrite=args.force)
     check_distinct_paths({"-o/--output": args.output, "--json": args.json}, {"--config": args.config_path, "STUDY": args.study})
-    summary = run_study(prepared, args.output, scheduler=args.scheduler, n_workers=args.workers, force=args.force)
+    with exclusive_output(args.output):  # one scan per folder: a second one is refused, not run twice
+        summary = run_study(prepared, args.output, scheduler=args.scheduler, n_workers=args.workers, force=args.force)
     print(summary_table(summary), end="")
     tasks = summary["tasks"]
     print(f"{tasks['run']} task(s) run, {tasks['resumed']} resumed; wrote {Path(args.output) / 'summary.json'}, summary.txt, shift.png")
