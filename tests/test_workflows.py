@@ -77,3 +77,18 @@ def test_the_loss_term_names_the_options_it_needs(late_start_file, capsys):
     # the run lost no muons (fast mode without fastmodel.loss_fraction): the message says so
     assert main(["fit", str(late_start_file), "--model", "18", "--loss-tree", "lost_muons"]) == 2
     assert "recorded no lost muons" in capsys.readouterr().err
+
+
+def test_outputs_are_all_or_none_and_frequencies_positive(late_start_file, tmp_path, capsys, monkeypatch):
+    import ringsim.cli.fit as cli_fit
+
+    def disk_gone(args, result):
+        raise OSError(28, "No space left on device", str(tmp_path / "fit.json"))
+
+    monkeypatch.setattr(cli_fit, "_emit", disk_gone)  # the JSON fails after the plot was written
+    plot = tmp_path / "w.png"
+    assert main(["fit", str(late_start_file), "--plot", str(plot), "--json", str(tmp_path / "fit.json")]) == 2
+    assert not plot.exists() and "No space left" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["fit", str(late_start_file), "--frequencies", "cbo=-1"]) == 2
+    assert "positive frequencies" in capsys.readouterr().err

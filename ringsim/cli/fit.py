@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ringsim.cli.commands import _check_outputs, _emit
@@ -113,6 +114,15 @@ def _assignments(text: str | None, option: str) -> dict[str, float]:
     return out
 
 
+def _frequencies(text: str | None) -> dict[str, float]:
+    """``"cbo=0.37,vw=2.3"`` → frequencies in MHz, each positive."""
+    freqs = _assignments(text, "frequencies")
+    bad = [f"{k}={v:g}" for k, v in freqs.items() if not v > 0.0]
+    if bad:
+        raise ConfigError(f"frequencies: expected positive frequencies in MHz, got {', '.join(bad)}")
+    return freqs
+
+
 def _times(text: str | None, option: str) -> np.ndarray | None:
     """Scan times from ``"t1,t2,…"`` or ``"from:to:n"`` (μs)."""
     import numpy as np
@@ -165,7 +175,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         method=args.method,
         model=args.model,
         fixed=_assignments(args.fix, "fix"),
-        frequencies_mhz=_assignments(args.frequencies, "frequencies"),
+        frequencies_mhz=_frequencies(args.frequencies),
         loss_tree=args.loss_tree,
         loss_coincidences=args.loss_coincidences,
         threshold_mev=args.threshold,
@@ -200,8 +210,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"note: analysis configuration from {result.extra['config_source']}", file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    write_fit_plots(result, **{name: getattr(args, name) for name in PLOT_OPTIONS})
-    _emit(args, result.to_dict())
+    plots = {name: getattr(args, name) for name in PLOT_OPTIONS}
+    try:
+        write_fit_plots(result, **plots)
+        _emit(args, result.to_dict())
+    except BaseException:  # all outputs or none: a failed later output takes the earlier ones with it
+        for path in filter(None, plots.values()):
+            Path(path).unlink(missing_ok=True)
+        raise
     print(_summary(result), file=sys.stderr)
     return 0
 
