@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +55,10 @@ def finished_parts(folder: Path, request: dict) -> list[Path]:
         if not part.exists():
             return parts
         if _part_contents(part) is None:  # damaged: made again, with every later block
-            for later in folder.glob("block-*.part"):
-                if int(later.stem.removeprefix("block-")) >= block:
-                    later.unlink()
+            later = [p for p in folder.glob("block-*.part") if int(p.stem.removeprefix("block-")) >= block]
+            for damaged in later:
+                damaged.unlink()
+            print(f"note: {part} is damaged (size, header or checksum); it and {len(later) - 1} later block(s) are made again", file=sys.stderr)
             return parts
         parts.append(part)
 

@@ -88,7 +88,7 @@ def test_a_second_writer_of_one_output_is_refused_and_a_stale_lock_taken_over(tm
     assert target.exists() and not lock.exists()
 
 
-def test_a_kept_block_with_flipped_bytes_is_made_again(tmp_path):
+def test_a_kept_block_with_flipped_bytes_is_made_again(tmp_path, capsys):
     import numpy as np
 
     import ringsim.run_parts as parts
@@ -103,6 +103,7 @@ def test_a_kept_block_with_flipped_bytes_is_made_again(tmp_path):
     assert parts._part_contents(part) is None
     (tmp_path / "request.json").write_text(json.dumps({"r": 1}))
     assert parts.finished_parts(tmp_path, {"r": 1}) == [] and not part.exists()
+    assert "is damaged (size, header or checksum)" in capsys.readouterr().err
 
 
 def test_a_full_disk_says_so_and_keeps_the_finished_blocks(tmp_path, monkeypatch, capsys):
@@ -123,3 +124,14 @@ def test_a_full_disk_says_so_and_keeps_the_finished_blocks(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "disk full" in err and "1 finished block(s) are kept" in err and ".full.root.parts" in err
     assert len(list((tmp_path / ".full.root.parts").glob("block-*.part"))) == 1 and not target.exists()
+
+
+def test_a_second_scan_into_one_folder_is_refused(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".scan.lock").write_text(str(holder.pid))
+        assert main(["scan", "fit_start", "--seeds", "1", "-o", str(tmp_path / "scan")]) == 2
+        assert f"process {holder.pid}" in capsys.readouterr().err and not (tmp_path / "scan").exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prec = _command(sub, "precision")
     prec.add_argument("--ring", choices=tuple(PRESETS), default="fnal", help=RING_HELP)
-    prec.add_argument("--positrons", type=float, required=True, help="positrons in the energy window over all times")
+    prec.add_argument("--positrons", type=positive_count, required=True, help="positrons in the energy window over all times (at most 1e12)")
     prec.add_argument("--polarization", type=float, help="muon polarisation (default: the preset's)")
     prec.add_argument("--energy-window", metavar="LO,HI", help="energy window in MeV (default: the preset's analysis window)")
     prec.add_argument("--start", type=float, default=0.0, help="fit start in μs (default 0)")
