@@ -462,3 +462,18 @@ class EventWriter:
         left = n_rows > written
         self._buffer = {name: [column[written:].copy()] if left else [] for name, column in columns.items()}
         self._n_buffered = n_rows - written
+
+
+@contextmanager
+def all_or_none(*paths: str | os.PathLike | None) -> Iterator[None]:
+    """Write several outputs as one: if the body fails, remove those of ``paths`` it created (files or folders)."""
+    fresh = [Path(p) for p in paths if p is not None and not Path(p).exists()]
+    try:
+        yield
+    except BaseException:
+        for path in fresh:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise

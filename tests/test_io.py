@@ -209,3 +209,17 @@ def test_atomic_output_keeps_the_old_file_on_error(tmp_path):
         assert path.read_bytes() == b"old"
     assert path.read_bytes() == b"new"
     assert os.listdir(tmp_path) == ["plot.png"]
+
+
+def test_outputs_written_together_are_all_or_none(tmp_path):
+    from ringsim.io import all_or_none
+
+    made, existing, folder = tmp_path / "made.tex", tmp_path / "existing.json", tmp_path / "run"
+    existing.write_text("mine")
+    with pytest.raises(OSError):
+        with all_or_none(made, existing, folder, None):
+            made.write_text("half")
+            folder.mkdir()
+            (folder / "events.root").write_bytes(b"x")
+            raise OSError(28, "No space left on device")
+    assert not made.exists() and not folder.exists() and existing.read_text() == "mine"  # what was there before is kept

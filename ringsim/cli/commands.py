@@ -33,7 +33,7 @@ def _emit(args: argparse.Namespace, result: dict) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate into ``--output``; print one summary line (and write the provenance to --json)."""
     from ringsim.config import load_config
-    from ringsim.io import RUN_BYTES_PER_COUNT, RUN_BYTES_PER_COUNT_TRUTH, check_free_space, write_json_atomic
+    from ringsim.io import RUN_BYTES_PER_COUNT, RUN_BYTES_PER_COUNT_TRUTH, all_or_none, check_free_space, write_json_atomic
     from ringsim.run_file import simulate_to_file
 
     _check_outputs(args, "output", "json", inputs={"--config": args.config})
@@ -41,15 +41,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     check_free_space(
         args.output, (args.positrons or args.muons) * (RUN_BYTES_PER_COUNT_TRUTH if args.truth else RUN_BYTES_PER_COUNT), f"{args.positrons or args.muons} {'positrons' if args.positrons else 'muons'}"
     )
-    prov = simulate_to_file(
-        args.output, cfg, args.mode, n_positrons=args.positrons, n_muons=args.muons, seed=args.seed, codata_edition=args.codata, overwrite=args.force, truth=args.truth, compression=args.compression
-    )
+    with all_or_none(args.json):  # the run file is kept (it is resumable and complete); a failed --json is not left half
+        prov = simulate_to_file(
+            args.output,
+            cfg,
+            args.mode,
+            n_positrons=args.positrons,
+            n_muons=args.muons,
+            seed=args.seed,
+            codata_edition=args.codata,
+            overwrite=args.force,
+            truth=args.truth,
+            compression=args.compression,
+        )
+        if args.json:
+            write_json_atomic(args.json, prov, overwrite=args.force)
     mip = f" and {prov['n_mip_clusters']} lost-muon clusters" if prov["n_mip_clusters"] else ""
     print(f"wrote {prov['n_positrons']} positrons{mip} ({args.mode} mode, {args.ring}, seed {args.seed}) to {args.output}")
     if "spiral_injection" in prov:
         print(f"spiral injection: {100 * prov['spiral_injection']['efficiency']:.1f} % of {prov['spiral_injection']['efficiency_muons']} injected muons stored")
-    if args.json:
-        write_json_atomic(args.json, prov, overwrite=args.force)
     return 0
 
 
@@ -104,7 +114,7 @@ def _amu_measurement(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from calibration.measurement import evaluate_measurement
-    from ringsim.io import atomic_output, write_json_atomic
+    from ringsim.io import all_or_none, atomic_output, write_json_atomic
 
     for name, option in (("ratio_err", "--ratio-err"), ("form", "--form"), ("lam", "--lambda")):
         if getattr(args, name) is not None:
@@ -112,15 +122,16 @@ def _amu_measurement(args: argparse.Namespace) -> int:
     _check_outputs(args, "json", "txt", "tex")
     result = evaluate_measurement(args.measurement, codata_edition=args.codata)
     text = result.budget.to_text()
+    with all_or_none(args.txt, args.tex, args.json):
+        for name, content in (("txt", text + result.summary_line() + "\n"), ("tex", result.budget.to_latex())):
+            path = getattr(args, name)
+            if path:
+                with atomic_output(path, overwrite=args.force) as tmp:
+                    Path(tmp).write_text(content, encoding="utf-8")
+        if args.json:
+            write_json_atomic(args.json, result.to_dict(), overwrite=args.force)
     print(text, end="")
     print(result.summary_line())
-    for name, content in (("txt", text + result.summary_line() + "\n"), ("tex", result.budget.to_latex())):
-        path = getattr(args, name)
-        if path:
-            with atomic_output(path, overwrite=args.force) as tmp:
-                Path(tmp).write_text(content, encoding="utf-8")
-    if args.json:
-        write_json_atomic(args.json, result.to_dict(), overwrite=args.force)
     return 0
 
 
