@@ -157,42 +157,27 @@ def _gain(text: str | None) -> tuple[float, float] | None:
 
 def fit_options(args: argparse.Namespace) -> FitOptions:
     """Return the parsed command line as the options of :func:`workflows.fit_file.fit_file`."""
+    import dataclasses
+
     from workflows.fit_file import FitOptions
 
-    return FitOptions(
-        files=tuple(args.files),
-        ring=args.ring,
-        overrides=tuple(args.overrides),
-        tree=args.tree,
-        time_branch=args.time_branch,
-        energy_branch=args.energy_branch,
-        calo_branch=args.calo_branch,
-        time_unit=args.time_unit,
-        fill_branch=args.fill_branch,
-        energy_unit=args.energy_unit,
-        selection=args.selection,
-        hist=args.hist,
-        method=args.method,
-        model=args.model,
-        fixed=_assignments(args.fix, "fix"),
-        frequencies_mhz=_frequencies(args.frequencies),
-        loss_tree=args.loss_tree,
-        loss_coincidences=args.loss_coincidences,
-        threshold_mev=args.threshold,
-        a_weights=args.a_weights,
-        start_us=args.start,
-        end_us=args.end,
-        seed=args.seed,
-        pileup=args.pileup,
-        dead_time_ns=args.dead_time,
-        shadow_gap_ns=args.shadow_gap,
-        shadow_window_ns=args.shadow_window,
-        gain=_gain(args.gain),
-        per_station=args.per_station,
-        scan_start_us=_times(args.scan_start, "scan-start"),
-        scan_end_us=_times(args.scan_end, "scan-end"),
-        blind=args.blind,
-    )
+    same_name = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitOptions) if f.name in vars(args)}
+    parsed = {
+        "files": tuple(args.files),
+        "overrides": tuple(args.overrides),
+        "fixed": _assignments(args.fix, "fix"),
+        "frequencies_mhz": _frequencies(args.frequencies),
+        "threshold_mev": args.threshold,
+        "start_us": args.start,
+        "end_us": args.end,
+        "dead_time_ns": args.dead_time,
+        "shadow_gap_ns": args.shadow_gap,
+        "shadow_window_ns": args.shadow_window,
+        "gain": _gain(args.gain),
+        "scan_start_us": _times(args.scan_start, "scan-start"),
+        "scan_end_us": _times(args.scan_end, "scan-end"),
+    }
+    return FitOptions(**same_name | parsed)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
