@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Bad input (a RingsimError, an argument error, an unwritable path) ends in one line ``error: …``
     on stderr and status 2, with the warnings of the failed command left out; a closed stdout
-    (``ringsim fit … | head``) ends quietly with status 141; SIGINT and SIGTERM end in one line and
+    (``ringsim fit … | head``) ends with one line and status 141; SIGINT and SIGTERM end in one line and
     status 130 and 143 (:mod:`ringsim.interrupts`).
     """
     from ringsim.interrupts import install_handlers, restore_handlers
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signum
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        print("error: standard output was closed (broken pipe); the files the command wrote are complete", file=sys.stderr)
         return 141
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
