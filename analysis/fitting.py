@@ -746,7 +746,7 @@ def result_from_minimum(
     best, errors, free_names, covariance, fval, blinder, omega_ref_rad_per_us, *, ndf, edges_us, n_entries, method, model, expected_counts, chi2_definition, fixed, omega_sensitivity=None
 ) -> FitResult:
     """Return the FitResult of a minimum found in the true parameterisation; blinding applied to what is reported."""
-    reported = dict(best)
+    reported = {k: math.remainder(v, 2.0 * math.pi) if k.startswith("phi") else v for k, v in best.items()}  # phases in (−π, π]
     if blinder is not None:
         reported["R_ppm"] = blinder.blind_r(best["R_ppm"])
     scale = np.sqrt(np.diag(covariance))

@@ -100,8 +100,8 @@ def residual_fft_plot(counts, edges_us, fit: FitResult, path, *, frequencies_mhz
     _save(fig, path)
 
 
-def scan_plot(scan: ScanResult, path) -> None:
-    """ω_a − ω_a(first point) versus start (or end) time with the allowed band ±√|σ_i² − σ_0²|."""
+def scan_plot(scan: ScanResult, path) -> Figure:
+    """Draw ω_a − ω_a(first point) versus start (or end) time with the allowed band ±√|σ_i² − σ_0²|; return the figure."""
     fig = Figure(figsize=(8.0, 5.0))
     ax = fig.subplots()
     dev_ppm = scan.deviation / scan.omega_a[0] * 1e6
@@ -111,10 +111,12 @@ def scan_plot(scan: ScanResult, path) -> None:
     ax.fill_between(scan.times_us, -2 * band_ppm, 2 * band_ppm, color="tab:green", alpha=0.12, label="±2σ allowed")
     ax.errorbar(scan.times_us, dev_ppm, yerr=err_ppm, fmt="o", ms=3, color="black", lw=0.8)
     ax.axhline(0.0, color="black", lw=0.5)
+    ax.set_title(f"ω_a against the fit {scan.kind} time, with the statistically allowed band" + (" (blinded)" if scan.blinded else ""), fontsize=9)
     ax.set_xlabel(f"fit {scan.kind} time [μs]")
     ax.set_ylabel(f"ω_a − ω_a({scan.times_us[0]:g} μs) [ppm]")
     ax.legend(fontsize=8)
     _save(fig, path)
+    return fig
 
 
 def pulls_plot(pulls, path, *, title: str = "pulls") -> None:
@@ -136,13 +138,13 @@ def pulls_plot(pulls, path, *, title: str = "pulls") -> None:
     _save(fig, path)
 
 
-def correlation_plot(fit: FitResult, path) -> None:
-    """Draw the fit's correlation matrix of the free parameters as a colour map with values."""
+def correlation_plot(fit: FitResult, path) -> Figure:
+    """Draw the fit's correlation matrix of the free parameters as a colour map with values; return the figure."""
     names = list(fit.correlation)
     if not names:
         raise InputError("correlation_plot: the fit has no free parameters")
     corr = np.array([[fit.correlation[a][b] for b in names] for a in names])
-    size = 2.0 + 0.38 * len(names)
+    size = 2.5 + 0.55 * len(names)  # room for two-decimal values in every cell
     fig = Figure(figsize=(size + 1.5, size))
     ax = fig.subplots()
     image = ax.imshow(corr, vmin=-1.0, vmax=1.0, cmap="RdBu_r")
@@ -151,10 +153,11 @@ def correlation_plot(fit: FitResult, path) -> None:
     if len(names) <= 30:
         for i in range(len(names)):
             for j in range(len(names)):
-                ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=5)
+                ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if abs(corr[i, j]) > 0.6 else "black")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_title(f"correlations, {fit.model} ({fit.method}-method)", fontsize=9)
+    ax.set_title(f"Correlations of the fitted parameters: model {fit.model}, {fit.method} method", fontsize=9)
     _save(fig, path)
+    return fig
 
 
 def _grouped(n: np.ndarray, mu: np.ndarray, e: np.ndarray, minimum: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

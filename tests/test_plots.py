@@ -48,3 +48,27 @@ def test_a_short_window_is_one_unscaled_segment_in_display_bins(tmp_path):
     display_bin_us = float(np.median(np.diff(data)))
     assert 0.05 < display_bin_us <= 2 * math.pi / omega / 16 + 1e-9  # merged 5 ns bins, ≥ 16 per g-2 period
     assert top.get_ylabel() == f"counts per {display_bin_us:.3g} μs"
+
+
+def test_fitted_phases_are_reported_in_minus_pi_to_pi():
+    omega, bin_us = 1.4393, 0.1492
+    edges = bin_us * np.arange(4000)
+    t = 0.5 * (edges[:-1] + edges[1:])
+    mu = 3.0e4 * bin_us * np.exp(-t / 64.4) * (1.0 + 0.4 * np.cos(omega * t + 0.3))
+    counts = np.random.default_rng(3).poisson(mu).astype(float)
+    # started four turns away, the fit lands on the same phase 0.3 rad, reported in (−π, π]
+    fit = fit_wiggle(counts, edges, "5", start_us=30.2, end_us=590.0, omega_ref_rad_per_us=omega, tau_guess_us=64.4, start={"phi": 0.3 + 4 * math.pi})
+    assert -math.pi < fit.params["phi"] <= math.pi
+    assert fit.params["phi"] == pytest.approx(0.3, abs=5 * fit.errors["phi"])
+
+
+def test_correlation_and_scan_plots_say_what_they_show(tmp_path):
+    from analysis.plots import correlation_plot, scan_plot
+    from analysis.scans import start_time_scan
+
+    counts, edges, fit = _fitted(3.0e4, 64.4, 1.4393, 0.1492, 650.0, 30.2)
+    corr_ax = correlation_plot(fit, tmp_path / "c.png").axes[0]
+    assert corr_ax.get_title().startswith("Correlations of the fitted parameters") and min(t.get_fontsize() for t in corr_ax.texts) >= 7
+    scan = start_time_scan(counts, edges, [30.2, 50.0, 80.0], end_us=650.0, model="5", omega_ref_rad_per_us=1.4393, tau_guess_us=64.4)
+    title = scan_plot(scan, tmp_path / "s.png").axes[0].get_title()
+    assert title.startswith("ω_a against the fit start time")

@@ -216,3 +216,14 @@ def test_summary_flags_a_sensitivity_fit_that_does_not_describe_the_points():
     assert "does not describe the shifts" in summary_table(summary)
     straight = fit_sensitivity(dx, 3.0 * dx + np.array([0.3, -0.2, 0.1, -0.4]), np.ones(4), 1)
     assert "does not describe" not in summary_table(summary | {"sensitivity": straight})
+
+
+def test_shift_plot_title_states_the_sensitivity_with_its_unit(tmp_path):
+    from workflows.study import shift_plot
+
+    dx = np.array([-2.0, -1.0, 1.0, 2.0])
+    sens = fit_sensitivity(dx, 3.0 * dx + 0.5 * dx**2, np.ones(4), 2)
+    points = [{"value": v, "shift_ppb": 3.0 * v + 0.5 * v**2, "shift_err_ppb": 1.0, "band_ppb": 0.5, "n_seeds": 2} for v in dx]
+    summary = {"name": "spread", "observable": "omega_a", "parameter": "beam.momentum_spread", "nominal": 0.0, "seeds": [1, 2], "points": points, "sensitivity": sens}
+    title = shift_plot(summary, tmp_path / "s.png").axes[0].get_title()
+    assert "unit^k" not in title and "ppb/(momentum_spread)^2" in title and title.startswith("omega_a shift against beam.momentum_spread")

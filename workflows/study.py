@@ -39,6 +39,7 @@ import math
 import os
 import re
 import shutil
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -598,8 +599,8 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def shift_plot(summary: dict, path) -> None:
-    """Shift versus parameter with error bars and the fitted sensitivity curve (PNG, atomic)."""
+def shift_plot(summary: dict, path):
+    """Draw the shift versus parameter with error bars and the fitted sensitivity curve (PNG, atomic); return the figure."""
     from matplotlib.figure import Figure
 
     v = np.array([p["value"] for p in summary["points"]])
@@ -617,12 +618,14 @@ def shift_plot(summary: dict, path) -> None:
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.set_xlabel(summary["parameter"])
     ax.set_ylabel(f"{summary['observable']} shift [ppb]")
-    terms = ", ".join(f"c{k + 1} = {c:.4g} ± {e:.2g}" for k, (c, e) in enumerate(zip(s["coefficients_ppb"], s["errors_ppb"])))
-    ax.set_title(f"{summary['name']} ({len(summary['seeds'])} seeds): {terms} ppb per unit^k", fontsize=9)
+    unit = summary["parameter"].rsplit(".", 1)[-1]
+    terms = "; ".join(f"c{k + 1} = {c:.4g} ± {e:.2g} ppb/({unit}){'' if k == 0 else f'^{k + 1}'}" for k, (c, e) in enumerate(zip(s["coefficients_ppb"], s["errors_ppb"])))
+    ax.set_title(textwrap.fill(f"{summary['observable']} shift against {summary['parameter']} ({summary['name']}, {len(summary['seeds'])} seeds): {terms}", 90), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
+    return fig
 
 
 def study_from_toml(path: str | os.PathLike, changes: dict | None = None) -> Study:
