@@ -227,7 +227,11 @@ def test_config_show_prints_every_key_as_toml_that_loads_back(capsys):
     from ringsim.config import config_from_dict
 
     assert main(["config", "show", "--ring", "fnal-run1", "--set", "beam.polarization=0.9"]) == 0
-    shown = tomllib.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    shown = tomllib.loads(printed)
+    lines = {line.split(" = ")[0]: line for line in printed.splitlines() if " = " in line}
+    assert "[m]" in lines["radius_m"] and "fnal.toml: R0" in lines["radius_m"]  # unit and source
+    assert "fnal-run1.toml" in lines["momentum_offset"] and lines["polarization"].endswith("# --set")
     assert config_from_dict(shown) == load_config("fnal-run1", overrides=["beam.polarization=0.9"])
     assert shown["beam"]["polarization"] == 0.9 and "pileup_correction" in shown["analysis"]
 

@@ -68,12 +68,41 @@ def cmd_config(args: argparse.Namespace) -> int:
     from ringsim.config import load_config
 
     cfg = load_config(args.ring, args.config, args.overrides)
+    sources = _preset_comments(args.ring)
+    given = {item.split("=", 1)[0].strip() for item in args.overrides}
     print(f"# ringsim configuration: preset {args.ring}" + (f", {args.config}" if args.config else "") + "".join(f", --set {o}" for o in args.overrides))
+    print("# after each value: its unit (from the key's suffix) and its source (the preset's comment, or --set)")
     for section, values in cfg.to_dict().items():
         print(f"\n[{section}]")
         for key, value in values.items():
-            print(f"{key} = {_toml_value(value)}")
+            source = "--set" if f"{section}.{key}" in given else sources.get((section, key), "")
+            unit = next((u for suffix, u in _UNITS.items() if key.endswith(suffix)), "")
+            note = "  ".join(part for part in (f"[{unit}]" if unit else "", source) if part)
+            print(f"{key} = {_toml_value(value)}" + (f"  # {note}" if note else ""))
     return 0
+
+
+_UNITS = {"_m": "m", "_t": "T", "_ns": "ns", "_us": "μs", "_mev": "MeV", "_mhz": "MHz", "_deg": "degrees", "_rad": "rad", "_c": "°C", "_ppb": "ppb", "_m2": "m²"}
+
+
+def _preset_comments(preset: str) -> dict[tuple[str, str], str]:
+    """Return the comment of every key line of a preset (and of its base ring's), keyed by (section, key)."""
+    from importlib import resources
+
+    from ringsim.config import PRESETS
+
+    comments: dict[tuple[str, str], str] = {}
+    for name in dict.fromkeys((PRESETS[preset], preset)):
+        section = ""
+        for line in resources.files("ringsim.presets").joinpath(f"{name}.toml").read_text(encoding="utf-8").splitlines():
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                section = stripped[1:-1]
+            elif "=" in stripped and not stripped.startswith("#"):
+                key = stripped.split("=", 1)[0].strip()
+                comment = stripped.split("#", 1)[1].strip() if "#" in stripped else ""
+                comments[(section, key)] = f"{name}.toml: {comment}" if comment else f"{name}.toml"
+    return comments
 
 
 def _toml_value(value) -> str:
