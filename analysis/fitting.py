@@ -655,12 +655,6 @@ def fit_wiggle(
         raise ConfigError(f"{label}: tau_guess_us must be finite and > 0, got {tau_guess_us!r}")
     if blinder is not None and not math.isclose(blinder.omega_ref_rad_per_us, omega_ref_rad_per_us, rel_tol=1e-12):
         raise ConfigError(f"{label}: blinder omega_ref {blinder.omega_ref_rad_per_us!r} differs from omega_ref_rad_per_us {omega_ref_rad_per_us!r}")
-    # a weighted histogram with negative bins (e.g. after pileup subtraction) is fitted by least squares
-    cost_name = cost or ("poisson" if variance is None else "scaled_poisson" if np.all(n_all >= 0.0) else "least_squares")
-    if cost_name not in COSTS:
-        raise ConfigError(f"{label}: unknown cost {cost_name!r}; costs: {', '.join(COSTS)}")
-    if (cost_name == "poisson") != (variance is None):
-        raise ConfigError(f"{label}: cost {cost_name!r} needs {'no variance' if cost_name == 'poisson' else 'a variance'}")
     fixed = true_space(fixed, blinder)
     start = true_space(start, blinder)
     unknown = sorted(set(fixed) - set(model.names)) + sorted(set(start) - set(model.names))
@@ -669,6 +663,12 @@ def fit_wiggle(
     if "loss" in model.terms and loss is None:
         raise ConfigError(f"{label}: the loss term needs a lost-muon spectrum")
     window = window_slice(e_all, start_us, end_us)
+    # a weighted histogram with negative bins in the window (e.g. after pileup subtraction) is fitted by least squares
+    cost_name = cost or ("poisson" if variance is None else "scaled_poisson" if np.all(n_all[window] >= 0.0) else "least_squares")
+    if cost_name not in COSTS:
+        raise ConfigError(f"{label}: unknown cost {cost_name!r}; costs: {', '.join(COSTS)}")
+    if (cost_name == "poisson") != (variance is None):
+        raise ConfigError(f"{label}: cost {cost_name!r} needs {'no variance' if cost_name == 'poisson' else 'a variance'}")
     n, e = n_all[window], e_all[window.start : window.stop + 1]
     var = None if var_all is None else var_all[window]
     n_free = model.n_parameters - len(fixed)

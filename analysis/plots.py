@@ -161,10 +161,20 @@ def correlation_plot(fit: FitResult, path) -> Figure:
 
 
 def _grouped(n: np.ndarray, mu: np.ndarray, e: np.ndarray, minimum: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge consecutive bins until each group expects at least ``minimum`` counts; return (centres, counts, expected)."""
-    ends = np.searchsorted(np.cumsum(mu), minimum * np.arange(1, int(np.sum(mu) // minimum) + 1))
-    ends = np.unique(np.minimum(ends, mu.size - 1)) + 1
-    starts = np.concatenate([[0], ends[:-1]])
+    """Merge consecutive bins into groups expecting at least ``minimum`` counts each (a short remainder joins the last group).
+
+    Returns the groups' centres, counts and expected counts.
+    """
+    starts, expected = [0], 0.0
+    for i, m in enumerate(mu[:-1]):
+        expected += m
+        if expected >= minimum:
+            starts.append(i + 1)
+            expected = 0.0
+    if len(starts) > 1 and expected + mu[-1] < minimum:  # a short last group joins the one before
+        starts.pop()
+    starts = np.asarray(starts)
+    ends = np.append(starts[1:], mu.size)
     return 0.5 * (e[starts] + e[ends]), np.add.reduceat(n, starts), np.add.reduceat(mu, starts)
 
 

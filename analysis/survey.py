@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.ingest import TREE_CLASSES
+from analysis.units import ns_per_time_unit
 from ringsim.errors import InputError
 from ringsim.io import open_root
 
@@ -27,9 +28,17 @@ _ROLE_NAMES = {  # role → branch names in order of preference (compared case-i
     "calo": ("calo", "calonum", "caloindex", "calorimeter", "station", "detector", "vane"),
 }
 _FILL_KEYS = (("runnum", "subrunnum", "eventnum"), ("runindex", "subrunindex", "fillindex"), ("run", "subrun", "event"), ("fill",), ("fillnum",), ("fillindex",))  # composite keys first
-# candidate time units (ns per unit) and the rings' γτ in ns (docs/physics.md §3 and §5)
-_TIME_UNITS = {"ns": 1.0, "ct": 1.25, "us": 1e3, "s": 1e9}
-_GAMMA_TAU_NS = {"fnal": 64.4e3, "jparc": 6.6e3}
+_CANDIDATE_TIME_UNITS = ("ns", "ct", "us", "s")
+
+
+def _gamma_tau_ns() -> dict[str, float]:
+    """Return the dilated muon lifetime γτ of each ring preset, ns (docs/physics.md §3, §5)."""
+    from ringsim.config import RINGS, load_config
+    from ringsim.rings import ring_kinematics
+
+    return {ring: ring_kinematics(load_config(ring)).gamma_tau_us * 1e3 for ring in RINGS}
+
+
 _SAMPLE_ROWS = 200_000
 
 
@@ -73,8 +82,9 @@ def _time_unit(times: np.ndarray) -> tuple[str, str, str]:
     lifetime = float(np.mean(tail) - start)
     if not lifetime > 0.0:
         return "ns", "fnal", "the hit times do not decay; check the time branch"
-    unit, ring = min(((u, r) for u in _TIME_UNITS for r in _GAMMA_TAU_NS), key=lambda ur: abs(math.log(lifetime * _TIME_UNITS[ur[0]] / _GAMMA_TAU_NS[ur[1]])))
-    return unit, ring, f"apparent lifetime {lifetime:.4g} (file units) = {lifetime * _TIME_UNITS[unit] * 1e-3:.3g} μs if the unit is {unit}: γτ of {ring} is {_GAMMA_TAU_NS[ring] * 1e-3:.3g} μs"
+    gamma_tau_ns = _gamma_tau_ns()
+    unit, ring = min(((u, r) for u in _CANDIDATE_TIME_UNITS for r in gamma_tau_ns), key=lambda ur: abs(math.log(lifetime * ns_per_time_unit(ur[0]) / gamma_tau_ns[ur[1]])))
+    return unit, ring, f"apparent lifetime {lifetime:.4g} (file units) = {lifetime * ns_per_time_unit(unit) * 1e-3:.3g} μs if the unit is {unit}: γτ of {ring} is {gamma_tau_ns[ring] * 1e-3:.3g} μs"
 
 
 def _energy_unit(energies: np.ndarray) -> str:

@@ -75,7 +75,7 @@ def save_part(folder: Path, block: Block) -> Path:
     arrays = {prefix + k: np.ascontiguousarray(v) for prefix, table in zip(_PART_PREFIXES, (block.positrons, block.lost, block.truth or {})) for k, v in table.items()}
     digest = hashlib.sha256()
     for a in arrays.values():
-        digest.update(a.tobytes())
+        digest.update(a)  # contiguous: hashed in place, no copy
     contents = json.dumps({"arrays": [[name, a.dtype.str, a.size] for name, a in arrays.items()], "sha256": digest.hexdigest()}).encode()
     tmp = folder / f".block-{block.number:06d}.tmp"
     with open(tmp, "wb") as handle:

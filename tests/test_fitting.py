@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.fitting import fit_five_parameter
+from analysis.fitting import fit_five_parameter, fit_wiggle
 from analysis.histograms import time_histogram
 from analysis.models import five_parameter, five_parameter_binned
 from analysis.plots import wiggle_plot
@@ -193,7 +193,6 @@ def test_wiggle_plot_writes_a_png(tmp_path):
 
 from analysis import pseudo_data as toy  # noqa: E402
 from analysis.blinding import Blinder  # noqa: E402
-from analysis.fitting import fit_wiggle  # noqa: E402
 from analysis.models import LossSpectrum, beam_frequencies_mhz, parse_model  # noqa: E402
 from analysis.plots import correlation_plot, pulls_plot, residual_fft_plot, scan_plot  # noqa: E402
 from analysis.scans import end_time_scan, start_time_scan  # noqa: E402
@@ -371,3 +370,21 @@ def test_analysis_plots_write_pngs_atomically(tmp_path):
     with pytest.raises(InputError, match="pulls_plot"):
         pulls_plot([np.nan, 1.0], tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_negative_bins_in_the_window_are_fitted_by_least_squares_and_outside_it_ignored():
+    """A subtracted (weighted) histogram may go negative where it expects almost nothing; the cost follows the window."""
+    edges = 0.1492 * np.arange(4001)
+    t = 0.5 * (edges[:-1] + edges[1:])
+    mu = 2.0e4 * 0.1492 * np.exp(-t / 64.4) * (1.0 + 0.4 * np.cos(1.4393 * t))
+    counts = np.random.default_rng(8).poisson(mu).astype(float)
+    variance = np.maximum(mu, 0.5)  # the subtraction's variances
+    counts[:10] = -1.0  # negative bins before the window
+    kw = {"start_us": 30.2, "end_us": 590.0, "omega_ref_rad_per_us": 1.4393, "tau_guess_us": 64.4, "variance": variance}
+    outside = fit_wiggle(counts, edges, "5", **kw)
+    assert outside.chi2_definition == "scaled_poisson_deviance"
+    late = np.flatnonzero((t > 500.0) & (counts == 0.0))[:5]
+    counts[late] = -1.0  # a few late bins, expecting < 1 count, pushed below zero
+    negative = fit_wiggle(counts, edges, "5", **kw)
+    assert negative.chi2_definition == "least_squares"
+    assert abs(negative.omega_a - outside.omega_a) < 0.5 * outside.omega_a_err

@@ -72,3 +72,17 @@ def test_correlation_and_scan_plots_say_what_they_show(tmp_path):
     scan = start_time_scan(counts, edges, [30.2, 50.0, 80.0], end_us=650.0, model="5", omega_ref_rad_per_us=1.4393, tau_guess_us=64.4)
     title = scan_plot(scan, tmp_path / "s.png").axes[0].get_title()
     assert title.startswith("ω_a against the fit start time")
+
+
+def test_residual_groups_reach_their_minimum_and_keep_every_count():
+    from analysis.plots import _grouped
+
+    mu = np.random.default_rng(2).exponential(3.0, 1000)
+    n = np.random.default_rng(3).poisson(mu).astype(float)
+    edges = np.arange(1001.0)
+    centres, n_groups, mu_groups = _grouped(n, mu, edges, MIN_RESIDUAL_COUNTS)
+    assert mu_groups.min() >= MIN_RESIDUAL_COUNTS and n_groups.sum() == n.sum() and mu_groups.sum() == pytest.approx(mu.sum(), rel=1e-12)
+    assert np.all(np.diff(centres) > 0) and centres[0] > edges[0] and centres[-1] < edges[-1]
+    # fewer counts than one group: one group over everything
+    c, ng, mg = _grouped(n[:5], np.full(5, 0.1), edges[:6], MIN_RESIDUAL_COUNTS)
+    assert c.tolist() == [2.5] and ng.sum() == n[:5].sum()
